@@ -1,0 +1,52 @@
+/*
+ * mesh: one binary, several roles. This file only parses argv and dispatches
+ * through the mode table; every mode lives in its module.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "proxy.h"
+
+struct mode {
+	const char *name;
+	int (*run)(int argc, char **argv);  /* argv[0] is the mode name */
+	const char *usage;                  /* one line for --help */
+};
+
+static const struct mode modes[] = {
+	{ "proxy",   proxy_main,   "proxy -c proxy.ini     sidecar data plane (inbound, outbound, admin listeners)" },
+	{ "version", cli_version,  "version                mesh and library versions" },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: mesh <mode> [-c file.ini] [flags]\n\nmodes:\n");
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		fprintf(f, "  mesh %s\n", modes[i].usage);
+	fprintf(f, "\nmesh <mode> --help describes a mode's flags; docs/config.md describes the INI files.\n");
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version"))
+		return cli_version(1, argv + 1);
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(argv[1], modes[i].name))
+			return modes[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "mesh: unknown mode '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
