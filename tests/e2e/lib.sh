@@ -228,6 +228,11 @@ body() { curl -s --max-time "${CURL_TIME:-10}" "$@"; }
 backend_stat() {
 	curl -s --max-time 5 "http://127.0.0.1:$1/stats" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
+# backend_stats PORT : prints "connections requests open" (one /stats call = one new connection)
+backend_stats() {
+	curl -s --max-time 5 "http://127.0.0.1:$1/stats" \
+		| sed -n 's/^connections=\([0-9]*\) requests=\([0-9]*\) open=\([0-9]*\).*/\1 \2 \3/p'
+}
 # metric_sum ADMIN_PORT REGEX : sum of the values of /metrics lines matching REGEX
 metric_sum() {
 	curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | grep -E -- "$2" | grep -v '^#' \

@@ -124,7 +124,7 @@ class Response:
         return "<%d %r %d bytes>" % (self.status, self.headers, len(self.body))
 
 
-def _head(r):
+def read_head(r):
     line = r.line()
     parts = line.decode("latin-1").split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
@@ -146,7 +146,7 @@ def read_response(r, head=False, keep_interim=True):
     """Reads one response (skipping and recording 1xx) from a Reader."""
     interim = []
     for _ in range(10):
-        resp = _head(r)
+        resp = read_head(r)
         if 100 <= resp.status < 200 and resp.status != 101:
             interim.append(resp)
             continue
