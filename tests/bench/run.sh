@@ -1,0 +1,546 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh - the same HTTP/1.1 job four ways: direct to the origin, via mesh,
+# via HAProxy, via nginx. A benchmark, not a test: it measures and prints, never asserts.
+#
+#   bash tests/bench/run.sh [--quick] [--targets "direct mesh haproxy nginx"] [--keep]
+#   ./build.sh bench [--quick]        (builds ./mesh first)
+#
+# What it does (docs/benchmarks.md explains why):
+#   - installs what it lacks with plain apt-get (wrk, haproxy, nginx, gcc, util-linux);
+#   - builds tests/bench/origin.c (the backend) and rate.c (fixed-rate client) into a
+#     temp dir, writes every config there, picks free loopback ports;
+#   - pins each proxy (one worker / one thread) to CPU 1, wrk / rate / origin to CPU 0;
+#   - wrk -t1 -c50 --latency, REPS rounds interleaved over the targets -> median req/s,
+#     p50, p99; rate.c at 1,000 req/s -> median p50/p99 and each proxy's added p99;
+#     VmRSS idle after start and mid-run under wrk -c1000; stripped size of ./mesh;
+#   - prints a table, ratios, and last the key=value figures.
+# Everything it started is killed on exit, failure included.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+MESH=${MESH:-$ROOT/mesh}
+
+ARGS=("$@")
+QUICK=0 KEEP=0
+TARGETS="direct mesh haproxy nginx"
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) QUICK=1 ;;
+	--keep) KEEP=1 ;;
+	--targets) TARGETS=$2; shift ;;
+	-h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+# durations in seconds; defaults finish in about 4 minutes
+if [ "$QUICK" = 1 ]; then
+	REPS=1 DUR=3 WARM=1 RATE_DUR=3 RATE_WARM=1 RSS_DUR=5
+else
+	REPS=3 DUR=10 WARM=1 RATE_DUR=4 RATE_WARM=1 RSS_DUR=8
+fi
+CONNS=50          # wrk connections for the throughput runs
+RATE=1000         # fixed rate for the latency runs (req/s)
+RATE_CONNS=20     # rate.c keep-alive connections
+BIG_CONNS=1000    # connections for the RSS-under-load run
+CPU_LOAD=0        # wrk, rate.c, origin
+CPU_PROXY=1       # the proxy under test
+# Everything the bench starts runs at the same raised priority, so a compiler running
+# beside it on a shared machine takes less from the measured processes (BENCH_NICE=0: off).
+NICE=${BENCH_NICE:--10}
+# With autogroup scheduling (the default) niceness only counts inside a session, so the
+# bench re-runs itself in a session of its own and lowers that group's nice value.
+if [ "$NICE" != 0 ] && [ "${BENCH_SESSION:-}" != 1 ] && command -v setsid >/dev/null 2>&1 \
+	&& [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
+	BENCH_SESSION=1 setsid -w bash "$ROOT/tests/bench/run.sh" "${ARGS[@]}" &
+	child=$!
+	trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 130' INT TERM
+	wait "$child"
+	exit $?
+fi
+[ "${BENCH_SESSION:-}" = 1 ] && { echo "$NICE" >/proc/self/autogroup; } 2>/dev/null || true
+# command prefixes; nice and taskset exec, so $! of a background job is the process itself
+ON_LOAD=(nice -n "$NICE" taskset -c "$CPU_LOAD")
+ON_PROXY=(nice -n "$NICE" taskset -c "$CPU_PROXY")
+TICK=$(getconf CLK_TCK)
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tools
+need_tools() { # cmd:package ...
+	local missing=() t pkg
+	for t in "$@"; do
+		pkg=${t#*:}; t=${t%%:*}
+		command -v "$t" >/dev/null 2>&1 || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing Debian packages: ${missing[*]}"
+	[ "$(id -u)" -eq 0 ] || die "need root to apt-get install ${missing[*]} (or install them yourself)"
+	apt-get update -qq || die "apt-get update failed: check the machine's apt sources"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+		|| die "apt-get install ${missing[*]} failed"
+}
+need_tools wrk:wrk haproxy:haproxy gcc:gcc taskset:util-linux strip:binutils curl:curl
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+	need_tools nginx:nginx-light
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_tools nginx:nginx
+fi
+PATH=$PATH:/usr/sbin
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (proxy on CPU 1, load on CPU 0); nproc says $(nproc)"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# ---------------------------------------------------------------- temp dir, cleanup
+TMP=$(mktemp -d /tmp/mesh-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	sleep 0.3
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ "$KEEP" = 1 ]; then echo "(kept $TMP)" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- ports
+USED_PORTS=" "
+port_busy() { # any local TCP socket (v4 or v6) on port $1?
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+free_port() { # below the ephemeral range, so our own client sockets never take it
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + RANDOM % 12000))
+		case "$USED_PORTS" in *" $p "*) continue ;; esac
+		port_busy "$p" && continue
+		USED_PORTS="$USED_PORTS$p "
+		echo "$p"; return 0
+	done
+	die "no free loopback port found"
+}
+
+wait_port() { # port, pid, name
+	local i
+	for i in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- /proc helpers
+pids_of() { # target -> pids whose RSS/CPU count (nginx: master and worker)
+	case "$1" in
+	direct) echo "$ORIGIN_PID" ;;
+	nginx) echo "$NGINX_PID $(pgrep -P "$NGINX_PID" 2>/dev/null | tr '\n' ' ')" ;;
+	*) eval echo "\$${1^^}_PID" ;;
+	esac
+}
+rss_kb() { # sum of VmRSS over pids
+	local p s=0 v
+	for p in "$@"; do
+		v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+		s=$((s + ${v:-0}))
+	done
+	echo "$s"
+}
+cpu_ticks() { # utime + stime over pids
+	local p s=0 v
+	for p in "$@"; do
+		v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0)
+		s=$((s + ${v:-0}))
+	done
+	echo "$s"
+}
+sock_count() { # sockets open in pids
+	local p s=0 v
+	for p in "$@"; do
+		v=$(find "/proc/$p/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+		s=$((s + v))
+	done
+	echo "$s"
+}
+cpu_stat() { # "busy steal total" jiffies of CPU $1
+	awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, $9, t }' /proc/stat
+}
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }'; }
+median() { # numbers on stdin -> median ("na" if none)
+	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "na"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+to_us() { # wrk latency "601.00us" / "0.90ms" / "1.20s" -> microseconds
+	awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000; else m = 1; printf "%.0f", n * m }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "na" || b == "na" || b == 0) print "na"; else printf "%.2f", a / b }'; }
+diff_us() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "na" || b == "na") print "na"; else printf "%.0f", a - b }'; }
+
+# ---------------------------------------------------------------- build helpers
+say "building origin and rate client into $TMP"
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$TMP/origin" tests/bench/origin.c || die "cannot build origin.c"
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$TMP/rate" tests/bench/rate.c || die "cannot build rate.c"
+
+P_ORIGIN=$(free_port)
+declare -A PORT
+for t in $TARGETS; do
+	case "$t" in
+	direct) PORT[direct]=$P_ORIGIN ;;
+	mesh | haproxy | nginx) PORT[$t]=$(free_port) ;;
+	*) die "unknown target '$t' (direct mesh haproxy nginx)" ;;
+	esac
+done
+
+# ---------------------------------------------------------------- configs
+write_haproxy() {
+	cat >"$TMP/haproxy.cfg" <<EOF
+# written by tests/bench/run.sh
+global
+	nbthread 1
+	maxconn 4000
+	# no logging at all: the same as access_log = off
+
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+	timeout http-keep-alive 60s
+	option http-keep-alive
+	http-reuse always
+	option forwardfor
+
+frontend bench
+	bind 127.0.0.1:${PORT[haproxy]}
+	default_backend origin
+
+backend origin
+	server origin1 127.0.0.1:$P_ORIGIN
+EOF
+}
+
+write_nginx() {
+	mkdir -p "$TMP/nginx/tmp"
+	cat >"$TMP/nginx/nginx.conf" <<EOF
+# written by tests/bench/run.sh
+worker_processes 1;
+daemon off;
+master_process on;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+worker_rlimit_nofile 16384;
+events {
+	worker_connections 8000;
+	use epoll;
+}
+http {
+	access_log off;
+	client_body_temp_path $TMP/nginx/tmp/body;
+	proxy_temp_path $TMP/nginx/tmp/proxy;
+	fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
+	uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+	scgi_temp_path $TMP/nginx/tmp/scgi;
+	upstream origin {
+		server 127.0.0.1:$P_ORIGIN;
+		keepalive 1024;
+		keepalive_requests 1000000;
+		keepalive_timeout 60s;
+	}
+	server {
+		listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+		keepalive_requests 1000000;
+		keepalive_timeout 60s;
+		location / {
+			proxy_pass http://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+		}
+	}
+}
+EOF
+}
+
+write_mesh() {
+	P_OUTBOUND=$(free_port)
+	P_ADMIN=$(free_port)
+	cat >"$TMP/proxy.ini" <<EOF
+; written by tests/bench/run.sh
+[listen]
+outbound = 127.0.0.1:$P_OUTBOUND
+admin = 127.0.0.1:$P_ADMIN
+service.origin = 127.0.0.1:${PORT[mesh]}
+
+[log]
+access_log = off
+
+[service origin]
+port = 80
+endpoint = 127.0.0.1:$P_ORIGIN
+EOF
+}
+
+# ---------------------------------------------------------------- start
+declare -A RSS_IDLE RSS_BIG SOCKS_BIG RPS_BIG RSS_AFTER NOTE
+say "origin on 127.0.0.1:$P_ORIGIN (CPU $CPU_LOAD)"
+"${ON_LOAD[@]}" "$TMP/origin" "$P_ORIGIN" >"$TMP/origin.log" 2>&1 &
+ORIGIN_PID=$!; PIDS+=("$ORIGIN_PID")
+wait_port "$P_ORIGIN" "$ORIGIN_PID" || die "origin did not start: $(cat "$TMP/origin.log")"
+
+LIVE=""
+start_target() { # target -> 0 when it answers 200 on its port
+	local t=$1 pid code
+	case "$t" in
+	direct) LIVE="$LIVE direct"; return 0 ;;
+	haproxy)
+		write_haproxy
+		haproxy -c -q -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 || { NOTE[$t]="config rejected: $(head -3 "$TMP/haproxy.log")"; return 1; }
+		"${ON_PROXY[@]}" haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 &
+		pid=$!; HAPROXY_PID=$pid ;;
+	nginx)
+		write_nginx
+		"${ON_PROXY[@]}" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.log" 2>&1 &
+		pid=$!; NGINX_PID=$pid ;;
+	mesh)
+		if [ ! -x "$MESH" ]; then NOTE[$t]="no binary at $MESH (./build.sh first)"; return 1; fi
+		write_mesh
+		"${ON_PROXY[@]}" "$MESH" proxy -c "$TMP/proxy.ini" >"$TMP/mesh.log" 2>&1 &
+		pid=$!; MESH_PID=$pid ;;
+	esac
+	PIDS+=("$pid")
+	if ! wait_port "${PORT[$t]}" "$pid"; then
+		NOTE[$t]="did not start: $(tail -3 "$TMP/$t.log" 2>/dev/null | tr '\n' ' ')"
+		return 1
+	fi
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: origin' "http://127.0.0.1:${PORT[$t]}/" || true)
+	if [ "$code" != 200 ]; then
+		NOTE[$t]="answers $code instead of 200: $(tail -3 "$TMP/$t.log" 2>/dev/null | tr '\n' ' ')"
+		return 1
+	fi
+	LIVE="$LIVE $t"
+}
+for t in $TARGETS; do
+	if start_target "$t"; then
+		sleep 0.5   # settle before the idle reading
+		[ "$t" = direct ] || RSS_IDLE[$t]=$(rss_kb $(pids_of "$t"))
+		say "$t on 127.0.0.1:${PORT[$t]}${RSS_IDLE[$t]:+, idle RSS ${RSS_IDLE[$t]} kB}"
+	else
+		say "$t: NOT MEASURED - ${NOTE[$t]}"
+	fi
+done
+LIVE=${LIVE# }
+[ -n "$LIVE" ] || die "no target could be started"
+N_LIVE=$(echo "$LIVE" | wc -w)
+
+# ---------------------------------------------------------------- wrk rounds
+URL_PATH=/
+run_wrk() { # target conns secs outfile -> wrk output in outfile, "user sys" in outfile.time
+	local TIMEFORMAT='%U %S'
+	{ time "${ON_LOAD[@]}" wrk -t1 -c"$2" -d"${3}s" --latency -H 'Host: origin' \
+		"http://127.0.0.1:${PORT[$1]}$URL_PATH" >"$4" 2>&1; } 2>"$4.time" || true
+}
+
+say "warm-up: wrk ${WARM}s per target"
+for t in $LIVE; do run_wrk "$t" "$CONNS" "$WARM" "$TMP/warm-$t.txt"; done
+
+say "throughput: wrk -t1 -c$CONNS -d${DUR}s --latency, $REPS round(s) interleaved over: $LIVE"
+declare -A RPS P50 P99 ERRS CPU_P CPU_W CPU_O CPU0 CPU1 STEAL OTHER
+rot=0
+for r in $(seq 1 "$REPS"); do
+	# rotate the order each round so no target always follows the same one
+	order=$(echo "$LIVE" | tr ' ' '\n' | awk -v k="$rot" -v n="$N_LIVE" '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) print a[(i + k) % n] }')
+	rot=$((rot + 1))
+	for t in $order; do
+		out=$TMP/wrk-$t-$r.txt
+		ppids=$(pids_of "$t")
+		p0=$(cpu_ticks $ppids); o0=$(cpu_ticks "$ORIGIN_PID")
+		read -r b0 s0 t0 < <(cpu_stat "$CPU_LOAD"); read -r b1 s1 u1 < <(cpu_stat "$CPU_PROXY")
+		run_wrk "$t" "$CONNS" "$DUR" "$out"
+		p1=$(cpu_ticks $ppids); o1=$(cpu_ticks "$ORIGIN_PID")
+		read -r b0e s0e t0e < <(cpu_stat "$CPU_LOAD"); read -r b1e s1e u1e < <(cpu_stat "$CPU_PROXY")
+		rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+		p50=$(awk '$1 == "50%" { print $2 }' "$out"); p99=$(awk '$1 == "99%" { print $2 }' "$out")
+		errs=$(awk '/Non-2xx/ { e += $NF } /Socket errors/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 } END { print e + 0 }' "$out")
+		wcpu=$(awk -v d="$DUR" '{ printf "%.0f", 100 * ($1 + $2) / d }' "$out.time")
+		RPS[$t]+="${rps:-0} "; P50[$t]+="$(to_us "${p50:-0}") "; P99[$t]+="$(to_us "${p99:-0}") "
+		ERRS[$t]=$(( ${ERRS[$t]:-0} + errs ))
+		CPU_W[$t]+="$wcpu "
+		CPU_P[$t]+="$(pct $((p1 - p0)) $((DUR * TICK))) "
+		CPU_O[$t]+="$(pct $((o1 - o0)) $((DUR * TICK))) "
+		CPU0[$t]+="$(pct $((b0e - b0)) $((t0e - t0))) "; CPU1[$t]+="$(pct $((b1e - b1)) $((u1e - u1))) "
+		STEAL[$t]+="$(pct $((s0e - s0 + s1e - s1)) $((t0e - t0 + u1e - u1))) "
+		# CPU used by anything else on the machine (other users' builds, kernel threads)
+		other=$(( $(pct $((b0e - b0)) $((t0e - t0))) + $(pct $((b1e - b1)) $((u1e - u1))) - wcpu \
+			- $(pct $((o1 - o0)) $((DUR * TICK))) - $( [ "$t" = direct ] && echo 0 || pct $((p1 - p0)) $((DUR * TICK))) ))
+		[ "$other" -ge 0 ] || other=0
+		OTHER[$t]+="$other "
+		printf '    round %d %-8s %10s req/s  p50 %6s us  p99 %6s us  errors %s  cpu: wrk %s%% origin %s%% proxy %s%% other %s%%\n' \
+			"$r" "$t" "${rps:-?}" "$(to_us "${p50:-0}")" "$(to_us "${p99:-0}")" "$errs" "$wcpu" \
+			"$(pct $((o1 - o0)) $((DUR * TICK)))" "$( [ "$t" = direct ] && echo - || pct $((p1 - p0)) $((DUR * TICK)))" "$other"
+	done
+done
+med() { echo "$1" | tr ' ' '\n' | awk NF | median; }
+
+# ---------------------------------------------------------------- fixed rate
+# Two placements. As pinned above (proxy on CPU 1): every hop crosses CPUs, and on a
+# VM an idle vCPU's wake-up goes through the hypervisor, which is most of what a proxy
+# seems to add at a low rate. Then with the proxy moved onto CPU 0 beside rate.c and
+# the origin: no cross-CPU wake-ups, so the difference to direct is the proxy's own
+# work plus two loopback hops. Direct is the same in both (client and origin on CPU 0).
+declare -A FP50 FP99 FMAX FERR FLATE SP50 SP99
+rate_round() { # target outfile -> "p50 p99 max errors" or "" on failure
+	"${ON_LOAD[@]}" "$TMP/rate" -p "${PORT[$1]}" -H origin -r "$RATE" -d "$RATE_DUR" \
+		-w "$RATE_WARM" -c "$RATE_CONNS" >"$2" 2>&1 || true
+	tail -1 "$2" | tr ' ' '\n' | awk -F= '{ v[$1] = $2 } END { if ("sent" in v) print v["p50_us"], v["p99_us"], v["max_us"], v["errors"] }'
+}
+pin() { # cpu target
+	local p
+	for p in $(pids_of "$2"); do taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true; done
+}
+say "latency at a fixed $RATE req/s: rate.c, $RATE_CONNS connections, ${RATE_DUR}s (+${RATE_WARM}s warm-up), $REPS round(s)"
+rot=0
+for r in $(seq 1 "$REPS"); do
+	order=$(echo "$LIVE" | tr ' ' '\n' | awk -v k="$rot" -v n="$N_LIVE" '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) print a[(i + k) % n] }')
+	rot=$((rot + 1))
+	for t in $order; do
+		out=$TMP/rate-$t-$r.txt
+		res=$(rate_round "$t" "$out")
+		if [ -z "$res" ]; then echo "    rate.c failed for $t: $(tail -1 "$out")"; continue; fi
+		read -r a b c d <<<"$res"
+		FP50[$t]+="$a "; FP99[$t]+="$b "; FMAX[$t]+="$c "; FERR[$t]=$(( ${FERR[$t]:-0} + d ))
+		FLATE[$t]+="$(awk '/lateness/ { sub("p99=", "", $5); print $5 }' "$out") "
+		printf '    round %d %-8s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "$t" "$a" "$b" "$c" "$d"
+	done
+done
+say "the same with the proxy moved to CPU $CPU_LOAD (no cross-CPU wake-ups)"
+rot=0
+for r in $(seq 1 "$REPS"); do
+	order=$(echo "$LIVE" | tr ' ' '\n' | awk -v k="$rot" -v n="$N_LIVE" '$0 != "direct" { a[c++] = $0 } END { for (i = 0; i < c; i++) print a[(i + k) % c] }')
+	rot=$((rot + 1))
+	for t in $order; do
+		out=$TMP/rate-same-$t-$r.txt
+		pin "$CPU_LOAD" "$t"
+		res=$(rate_round "$t" "$out")
+		pin "$CPU_PROXY" "$t"
+		if [ -z "$res" ]; then echo "    rate.c failed for $t: $(tail -1 "$out")"; continue; fi
+		read -r a b c d <<<"$res"
+		SP50[$t]+="$a "; SP99[$t]+="$b "; FERR[$t]=$(( ${FERR[$t]:-0} + d ))
+		printf '    round %d %-8s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "$t" "$a" "$b" "$c" "$d"
+	done
+done
+
+# ---------------------------------------------------------------- RSS under 1000 connections
+say "RSS under $BIG_CONNS keep-alive connections: wrk -t1 -c$BIG_CONNS -d${RSS_DUR}s, VmRSS read mid-run"
+for t in $LIVE; do
+	[ "$t" = direct ] && continue
+	out=$TMP/big-$t.txt
+	"${ON_LOAD[@]}" wrk -t1 -c"$BIG_CONNS" -d"${RSS_DUR}s" -H 'Host: origin' \
+		"http://127.0.0.1:${PORT[$t]}/" >"$out" 2>&1 &
+	wpid=$!; PIDS+=("$wpid")
+	sleep "$(awk -v d="$RSS_DUR" 'BEGIN { print d * 0.6 }')"
+	RSS_BIG[$t]=$(rss_kb $(pids_of "$t"))
+	SOCKS_BIG[$t]=$(sock_count $(pids_of "$t"))
+	wait "$wpid" || true
+	RPS_BIG[$t]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+	sleep 0.5
+	RSS_AFTER[$t]=$(rss_kb $(pids_of "$t"))
+	printf '    %-8s RSS %6s kB with %s sockets open (%s req/s at %s conns); idle again after: %s kB\n' \
+		"$t" "${RSS_BIG[$t]}" "${SOCKS_BIG[$t]}" "${RPS_BIG[$t]:-?}" "$BIG_CONNS" "${RSS_AFTER[$t]}"
+done
+
+# ---------------------------------------------------------------- binary size
+BIN_BYTES=na
+if [ -x "$MESH" ]; then
+	strip -o "$TMP/mesh.stripped" "$MESH" && BIN_BYTES=$(stat -c %s "$TMP/mesh.stripped")
+fi
+
+# ---------------------------------------------------------------- report
+get() { # array-name target -> value or na
+	local -n a=$1
+	if [ -n "${a[$2]+x}" ] && [ -n "${a[$2]}" ]; then echo "${a[$2]}"; else echo na; fi
+}
+mget() { local -n a=$1; if [ -n "${a[$2]+x}" ]; then med "${a[$2]}"; else echo na; fi; }
+is_live() { case " $LIVE " in *" $1 "*) return 0 ;; esac; return 1; }
+errs_of() { echo $(( $(get ERRS "$1" | sed 's/na/0/') + $(get FERR "$1" | sed 's/na/0/') )); }
+# proxy CPU time per request in microseconds: (proxy CPU %) / (req/s), both medians
+us_per_req() { awk -v c="$(mget CPU_P "$1")" -v r="$(mget RPS "$1")" 'BEGIN { if (c == "na" || r == "na" || r == 0) print "na"; else printf "%.1f", c / 100 / r * 1e6 }'; }
+
+echo
+echo "mesh benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "wrk -t1 -c$CONNS ${DUR}s x $REPS; rate.c $RATE req/s ${RATE_DUR}s x $REPS; medians; proxy on CPU $CPU_PROXY, wrk/rate.c/origin on CPU $CPU_LOAD"
+echo
+echo "throughput (wrk)                              | CPU busy during the wrk runs, %"
+printf '%-8s %9s %7s %7s %6s %6s | %5s %5s | %5s %5s %5s | %5s\n' target "req/s" p50_us p99_us errors "us/req" cpu1 proxy cpu0 wrk origin other
+for t in $TARGETS; do
+	if ! is_live "$t"; then printf '%-8s not measured: %s\n' "$t" "$(get NOTE "$t")"; continue; fi
+	printf '%-8s %9.0f %7s %7s %6s %6s | %5s %5s | %5s %5s %5s | %5s\n' "$t" \
+		"$(mget RPS "$t")" "$(mget P50 "$t")" "$(mget P99 "$t")" "$(get ERRS "$t")" "$(us_per_req "$t")" \
+		"$(mget CPU1 "$t")" "$( [ "$t" = direct ] && echo - || mget CPU_P "$t")" \
+		"$(mget CPU0 "$t")" "$(mget CPU_W "$t")" "$(mget CPU_O "$t")" "$(mget OTHER "$t")"
+done
+echo "(us/req: the proxy's CPU time per request, user + kernel; cpu0/cpu1: whole CPU busy;"
+echo " other: CPU used by processes not in the bench, summed over both CPUs: noise when not ~0)"
+echo
+echo "latency at $RATE req/s (rate.c), us     | memory, kB (VmRSS)"
+printf '%-8s %7s %7s %7s %7s %6s | %8s %8s %7s\n' target p50 p99 p50_1cpu p99_1cpu errors idle "${BIG_CONNS}conn" sockets
+for t in $TARGETS; do
+	is_live "$t" || continue
+	if [ "$t" = direct ]; then
+		printf '%-8s %7s %7s %7s %7s %6s | %8s %8s %7s\n' "$t" "$(mget FP50 "$t")" "$(mget FP99 "$t")" \
+			"$(mget FP50 "$t")" "$(mget FP99 "$t")" "$(get FERR "$t")" - - -
+	else
+		printf '%-8s %7s %7s %7s %7s %6s | %8s %8s %7s\n' "$t" "$(mget FP50 "$t")" "$(mget FP99 "$t")" \
+			"$(mget SP50 "$t")" "$(mget SP99 "$t")" "$(get FERR "$t")" \
+			"$(get RSS_IDLE "$t")" "$(get RSS_BIG "$t")" "$(get SOCKS_BIG "$t")"
+	fi
+done
+echo "(p50/p99: proxy on CPU $CPU_PROXY; *_1cpu: proxy moved to CPU $CPU_LOAD; rss: nginx = master + worker,"
+echo " haproxy and mesh = their one process; sockets: held by the proxy mid-run at $BIG_CONNS conns)"
+printf 'client send lateness p99 (rate.c timer wake-up, not counted in latency): %s\n' \
+	"$(for t in $LIVE; do printf '%s %s us  ' "$t" "$(mget FLATE "$t")"; done)"
+printf 'CPU steal during the wrk runs (both CPUs): %s\n' "$(for t in $LIVE; do printf '%s %s%%  ' "$t" "$(mget STEAL "$t")"; done)"
+
+echo
+echo "ratios and differences (of medians):"
+RD=$(mget RPS direct); RM=$(mget RPS mesh); RH=$(mget RPS haproxy); RN=$(mget RPS nginx)
+FD=$(mget FP99 direct); FD50=$(mget FP50 direct)
+added() { diff_us "$(mget "$1" "$2")" "$3"; }
+printf '  req/s         mesh/haproxy %s   mesh/nginx %s   mesh/direct %s   haproxy/direct %s   nginx/direct %s\n' \
+	"$(ratio "$RM" "$RH")" "$(ratio "$RM" "$RN")" "$(ratio "$RM" "$RD")" "$(ratio "$RH" "$RD")" "$(ratio "$RN" "$RD")"
+printf '  CPU us/req    mesh %s   haproxy %s   nginx %s   (mesh/haproxy %s)\n' "$(us_per_req mesh)" "$(us_per_req haproxy)" \
+	"$(us_per_req nginx)" "$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")"
+printf '  added p99 at %s req/s vs direct, us:   mesh %s   haproxy %s   nginx %s\n' "$RATE" \
+	"$(added FP99 mesh "$FD")" "$(added FP99 haproxy "$FD")" "$(added FP99 nginx "$FD")"
+printf '  added p50 at %s req/s vs direct, us:   mesh %s   haproxy %s   nginx %s\n' "$RATE" \
+	"$(added FP50 mesh "$FD50")" "$(added FP50 haproxy "$FD50")" "$(added FP50 nginx "$FD50")"
+printf '  same, proxy on CPU %s: added p99   mesh %s   haproxy %s   nginx %s\n' "$CPU_LOAD" \
+	"$(added SP99 mesh "$FD")" "$(added SP99 haproxy "$FD")" "$(added SP99 nginx "$FD")"
+printf '  same, proxy on CPU %s: added p50   mesh %s   haproxy %s   nginx %s\n' "$CPU_LOAD" \
+	"$(added SP50 mesh "$FD50")" "$(added SP50 haproxy "$FD50")" "$(added SP50 nginx "$FD50")"
+
+echo
+for t in direct mesh haproxy nginx; do
+	printf 'rps_%s=%s\n' "$t" "$(mget RPS "$t" | awk '{ if ($1 == "na") print "na"; else printf "%.0f\n", $1 }')"
+done
+for t in direct mesh haproxy nginx; do printf 'p50_us_%s=%s\np99_us_%s=%s\n' "$t" "$(mget P50 "$t")" "$t" "$(mget P99 "$t")"; done
+for t in mesh haproxy nginx; do printf 'cpu_us_per_req_%s=%s\n' "$t" "$(us_per_req "$t")"; done
+for t in direct mesh haproxy nginx; do printf 'fixed_rate_p99_us_%s=%s\n' "$t" "$(mget FP99 "$t")"; done
+for t in haproxy nginx; do
+	printf 'added_p99_us_fixed_rate_%s=%s\n' "$t" "$(added FP99 "$t" "$FD")"
+	printf 'added_p99_us_fixed_rate_1cpu_%s=%s\n' "$t" "$(added SP99 "$t" "$FD")"
+	printf 'rss_idle_kb_%s=%s\nrss_1000conn_kb_%s=%s\n' "$t" "$(get RSS_IDLE "$t")" "$t" "$(get RSS_BIG "$t")"
+done
+printf 'added_p99_us_fixed_rate_1cpu=%s\n' "$(added SP99 mesh "$FD")"
+printf 'errors_total=%s\n' "$(for t in $LIVE; do errs_of "$t"; done | awk '{ s += $1 } END { print s + 0 }')"
+printf 'rps_ratio_haproxy=%s\n' "$(ratio "$RM" "$RH")"
+printf 'rps_ratio_nginx=%s\n' "$(ratio "$RM" "$RN")"
+printf 'p99_us_mesh=%s\n' "$(mget P99 mesh)"
+printf 'added_p99_us_fixed_rate=%s\n' "$(added FP99 mesh "$FD")"
+printf 'rss_idle_kb=%s\n' "$(get RSS_IDLE mesh)"
+printf 'rss_1000conn_kb=%s\n' "$(get RSS_BIG mesh)"
+printf 'binary_bytes=%s\n' "$BIN_BYTES"
