@@ -319,7 +319,11 @@ static int read_head(struct conn *c, struct req *r)
 			return -400;
 		r->body = BODY_CHUNKED;
 	} else if (cl) {
-		if (hcount(r, "content-length") != 1 || !*cl)
+		/* identical duplicates are allowed (RFC 9112 6.3), anything else is not */
+		for (int i = 0; i < r->nh; i++)
+			if (!strcasecmp(r->h[i].name, "content-length") && strcmp(r->h[i].value, cl))
+				return -400;
+		if (!*cl || strlen(cl) > 18)
 			return -400;
 		for (const char *q = cl; *q; q++)
 			if (!isdigit((unsigned char)*q))
