@@ -128,8 +128,9 @@ for who, port, reporter in (("client", ADM, "source"), ("reviews", ADM_B, "desti
         l = req[0][1]
         expect("%s labels name the workloads (%s -> %s %s)" % (who, l.get("source_workload"), l.get("destination_workload"),
                                                                l.get("destination_version")),
-               (reporter == "destination" or l.get("source_workload") == "productpage")
-               and (reporter == "source" or (l.get("destination_workload") == "reviews" and l.get("destination_version") == "v2")),
+               # workload names are <service>-<version> (docs/proxy.md)
+               l.get("source_workload") in ("productpage", "productpage-v1")
+               and l.get("destination_workload") in ("reviews", "reviews-v2") and l.get("destination_version") == "v2",
                "%r" % l)
     for h in ("istio_request_duration_milliseconds", "istio_request_bytes", "istio_response_bytes"):
         buckets = [s for s in samples if s[0] == h + "_bucket"]

@@ -24,6 +24,7 @@ PASSES=0
 FAILS=0
 PIDS=()       # everything to kill on exit
 MESH_LOGS=()  # logs to scan for sanitizer reports
+MESH_PIDS=()  # every mesh started
 # a test must never go through a proxy the machine is configured with
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 # leak reports at exit are failures; keep them readable
@@ -150,10 +151,23 @@ start_mesh() {
 	"$MESH" "$@" >>"$log" 2>&1 &
 	MESH_PID=$!
 	PIDS+=("$MESH_PID")
+	MESH_PIDS+=("$MESH_PID")
 	MESH_LOGS+=("$log")
 }
-# wait_ready ADMIN_PORT [secs] : until the proxy's /ready answers 200
-wait_ready() { wait_http "http://127.0.0.1:$1/ready" "${2:-10}"; }
+# wait_ready ADMIN_PORT [secs] : until the proxy's /ready answers 200; gives up
+# at once when the last mesh started has exited
+wait_ready() {
+	local i n=$(( ${2:-10} * 5 ))
+	for ((i = 0; i < n; i++)); do
+		if curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$1/ready" 2>/dev/null; then return 0; fi
+		if [ -n "${MESH_PID:-}" ] && ! _alive "$MESH_PID"; then
+			echo "note: mesh (pid $MESH_PID) exited before /ready on port $1 answered"
+			return 1
+		fi
+		sleep 0.2
+	done
+	return 1
+}
 
 # bg CMD... : runs a helper in the background, killed on exit; BG_PID
 bg() {
