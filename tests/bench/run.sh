@@ -2,7 +2,7 @@
 # tests/bench/run.sh - the same HTTP/1.1 job four ways: direct to the origin, via mesh,
 # via HAProxy, via nginx. A benchmark, not a test: it measures and prints, never asserts.
 #
-#   bash tests/bench/run.sh [--quick] [--targets "direct mesh haproxy nginx"] [--keep]
+#   bash tests/bench/run.sh [--quick] [--targets "direct mesh haproxy nginx"] [--syscalls] [--keep]
 #   ./build.sh bench [--quick]        (builds ./mesh first)
 #
 # What it does (docs/benchmarks.md explains why):
@@ -13,6 +13,8 @@
 #   - wrk -t1 -c50 --latency, REPS rounds interleaved over the targets -> median req/s,
 #     p50, p99; rate.c at 1,000 req/s -> median p50/p99 and each proxy's added p99;
 #     VmRSS idle after start and mid-run under wrk -c1000; stripped size of ./mesh;
+#   - --syscalls: also counts each proxy's system calls per request (strace -c -f during
+#     a short wrk run; strace slows the proxy, so only the counts mean anything);
 #   - prints a table, ratios, and last the key=value figures.
 # Everything it started is killed on exit, failure included.
 set -euo pipefail
@@ -21,12 +23,13 @@ ROOT=$PWD
 MESH=${MESH:-$ROOT/mesh}
 
 ARGS=("$@")
-QUICK=0 KEEP=0
+QUICK=0 KEEP=0 SYSCALLS=0
 TARGETS="direct mesh haproxy nginx"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
 	--keep) KEEP=1 ;;
+	--syscalls) SYSCALLS=1 ;;
 	--targets) TARGETS=$2; shift ;;
 	-h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
@@ -34,11 +37,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-# durations in seconds; defaults finish in about 4 minutes
+# durations in seconds; defaults finish in about 4.5 minutes
 if [ "$QUICK" = 1 ]; then
 	REPS=1 DUR=3 WARM=1 RATE_DUR=3 RATE_WARM=1 RSS_DUR=5
 else
-	REPS=3 DUR=10 WARM=1 RATE_DUR=4 RATE_WARM=1 RSS_DUR=8
+	REPS=3 DUR=10 WARM=1 RATE_DUR=4 RATE_WARM=0.5 RSS_DUR=6
 fi
 CONNS=50          # wrk connections for the throughput runs
 RATE=1000         # fixed rate for the latency runs (req/s)
@@ -276,6 +279,10 @@ outbound = 127.0.0.1:$P_OUTBOUND
 admin = 127.0.0.1:$P_ADMIN
 service.origin = 127.0.0.1:${PORT[mesh]}
 
+[proxy]
+; the same idle upstream pool as nginx's "keepalive 1024" (HAProxy keeps all)
+max_idle_per_endpoint = 1024
+
 [log]
 access_log = off
 
@@ -393,6 +400,8 @@ med() { echo "$1" | tr ' ' '\n' | awk NF | median; }
 # the origin: no cross-CPU wake-ups, so the difference to direct is the proxy's own
 # work plus two loopback hops. Direct is the same in both (client and origin on CPU 0).
 declare -A FP50 FP99 FMAX FERR FLATE SP50 SP99
+XP50="" XP99=""
+is_live() { case " $LIVE " in *" $1 "*) return 0 ;; esac; return 1; }
 rate_round() { # target outfile -> "p50 p99 max errors" or "" on failure
 	"${ON_LOAD[@]}" "$TMP/rate" -p "${PORT[$1]}" -H origin -r "$RATE" -d "$RATE_DUR" \
 		-w "$RATE_WARM" -c "$RATE_CONNS" >"$2" 2>&1 || true
@@ -433,6 +442,21 @@ for r in $(seq 1 "$REPS"); do
 		printf '    round %d %-8s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "$t" "$a" "$b" "$c" "$d"
 	done
 done
+# The control: no proxy at all, only the origin moved to CPU 1. What this adds over
+# direct is the price of crossing CPUs on this machine, the floor under any proxy's
+# "added" latency as pinned above.
+if is_live direct; then
+	say "control: direct with the origin moved to CPU $CPU_PROXY (the cost of crossing CPUs, no proxy)"
+	for r in $(seq 1 "$REPS"); do
+		pin "$CPU_PROXY" direct
+		res=$(rate_round direct "$TMP/rate-xcpu-$r.txt")
+		pin "$CPU_LOAD" direct
+		[ -n "$res" ] || { echo "    rate.c failed: $(tail -1 "$TMP/rate-xcpu-$r.txt")"; continue; }
+		read -r a b c d <<<"$res"
+		XP50+="$a "; XP99+="$b "
+		printf '    round %d %-8s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "direct" "$a" "$b" "$c" "$d"
+	done
+fi
 
 # ---------------------------------------------------------------- RSS under 1000 connections
 say "RSS under $BIG_CONNS keep-alive connections: wrk -t1 -c$BIG_CONNS -d${RSS_DUR}s, VmRSS read mid-run"
@@ -453,6 +477,30 @@ for t in $LIVE; do
 		"$t" "${RSS_BIG[$t]}" "${SOCKS_BIG[$t]}" "${RPS_BIG[$t]:-?}" "$BIG_CONNS" "${RSS_AFTER[$t]}"
 done
 
+# ---------------------------------------------------------------- syscalls per request
+declare -A SYSC
+if [ "$SYSCALLS" = 1 ]; then
+	need_tools strace:strace
+	say "system calls per request: strace -c -f on the proxy during wrk -t1 -c$CONNS -d3s"
+	for t in $LIVE; do
+		[ "$t" = direct ] && continue
+		args=()
+		for p in $(pids_of "$t"); do args+=(-p "$p"); done
+		strace -c -f -o "$TMP/strace-$t.txt" "${args[@]}" 2>/dev/null &
+		spid=$!; PIDS+=("$spid")
+		sleep 0.5
+		run_wrk "$t" "$CONNS" 3 "$TMP/strace-wrk-$t.txt"
+		kill -INT "$spid" 2>/dev/null || true
+		wait "$spid" 2>/dev/null || true
+		reqs=$(awk '/requests in/ { print $1 }' "$TMP/strace-wrk-$t.txt")
+		[ -n "$reqs" ] && [ "$reqs" -gt 0 ] || { echo "    $t: no requests completed under strace"; continue; }
+		SYSC[$t]=$(awk -v n="$reqs" '$NF == "total" { printf "%.2f", $4 / n }' "$TMP/strace-$t.txt")
+		printf '    %-8s %s syscalls/request over %s requests: %s\n' "$t" "${SYSC[$t]:-?}" "$reqs" \
+			"$(awk -v n="$reqs" '$1 ~ /^[0-9.]+$/ && $NF != "total" && $4 / n >= 0.01 {
+				printf "%s %.2f%s  ", $NF, $4 / n, (NF == 6 && $5 > 0 ? sprintf(" (%.2f failed)", $5 / n) : "") }' "$TMP/strace-$t.txt")"
+	done
+fi
+
 # ---------------------------------------------------------------- binary size
 BIN_BYTES=na
 if [ -x "$MESH" ]; then
@@ -465,7 +513,6 @@ get() { # array-name target -> value or na
 	if [ -n "${a[$2]+x}" ] && [ -n "${a[$2]}" ]; then echo "${a[$2]}"; else echo na; fi
 }
 mget() { local -n a=$1; if [ -n "${a[$2]+x}" ]; then med "${a[$2]}"; else echo na; fi; }
-is_live() { case " $LIVE " in *" $1 "*) return 0 ;; esac; return 1; }
 errs_of() { echo $(( $(get ERRS "$1" | sed 's/na/0/') + $(get FERR "$1" | sed 's/na/0/') )); }
 # proxy CPU time per request in microseconds: (proxy CPU %) / (req/s), both medians
 us_per_req() { awk -v c="$(mget CPU_P "$1")" -v r="$(mget RPS "$1")" 'BEGIN { if (c == "na" || r == "na" || r == 0) print "na"; else printf "%.1f", c / 100 / r * 1e6 }'; }
@@ -505,6 +552,13 @@ printf 'client send lateness p99 (rate.c timer wake-up, not counted in latency):
 	"$(for t in $LIVE; do printf '%s %s us  ' "$t" "$(mget FLATE "$t")"; done)"
 printf 'CPU steal during the wrk runs (both CPUs): %s\n' "$(for t in $LIVE; do printf '%s %s%%  ' "$t" "$(mget STEAL "$t")"; done)"
 
+for t in $LIVE; do
+	[ "$t" = direct ] && p=$ORIGIN_PID || p=$(pids_of "$t" | awk '{ print $1 }')
+	if ! kill -0 "$p" 2>/dev/null; then
+		echo "WARNING: $t (pid $p) exited during the run; the last lines of its log:"
+		tail -5 "$TMP/$t.log" 2>/dev/null | sed 's/^/    /'
+	fi
+done
 echo
 echo "ratios and differences (of medians):"
 RD=$(mget RPS direct); RM=$(mget RPS mesh); RH=$(mget RPS haproxy); RN=$(mget RPS nginx)
@@ -518,6 +572,8 @@ printf '  added p99 at %s req/s vs direct, us:   mesh %s   haproxy %s   nginx %s
 	"$(added FP99 mesh "$FD")" "$(added FP99 haproxy "$FD")" "$(added FP99 nginx "$FD")"
 printf '  added p50 at %s req/s vs direct, us:   mesh %s   haproxy %s   nginx %s\n' "$RATE" \
 	"$(added FP50 mesh "$FD50")" "$(added FP50 haproxy "$FD50")" "$(added FP50 nginx "$FD50")"
+printf '  control, no proxy, origin on CPU %s: added p50 %s  p99 %s  (the cost of crossing CPUs here)\n' "$CPU_PROXY" \
+	"$(diff_us "$(med "$XP50")" "$FD50")" "$(diff_us "$(med "$XP99")" "$FD")"
 printf '  same, proxy on CPU %s: added p99   mesh %s   haproxy %s   nginx %s\n' "$CPU_LOAD" \
 	"$(added SP99 mesh "$FD")" "$(added SP99 haproxy "$FD")" "$(added SP99 nginx "$FD")"
 printf '  same, proxy on CPU %s: added p50   mesh %s   haproxy %s   nginx %s\n' "$CPU_LOAD" \
@@ -536,6 +592,8 @@ for t in haproxy nginx; do
 	printf 'rss_idle_kb_%s=%s\nrss_1000conn_kb_%s=%s\n' "$t" "$(get RSS_IDLE "$t")" "$t" "$(get RSS_BIG "$t")"
 done
 printf 'added_p99_us_fixed_rate_1cpu=%s\n' "$(added SP99 mesh "$FD")"
+printf 'added_p99_us_cross_cpu_control=%s\n' "$(diff_us "$(med "$XP99")" "$FD")"
+if [ "$SYSCALLS" = 1 ]; then for t in mesh haproxy nginx; do printf 'syscalls_per_req_%s=%s\n' "$t" "$(get SYSC "$t")"; done; fi
 printf 'errors_total=%s\n' "$(for t in $LIVE; do errs_of "$t"; done | awk '{ s += $1 } END { print s + 0 }')"
 printf 'rps_ratio_haproxy=%s\n' "$(ratio "$RM" "$RH")"
 printf 'rps_ratio_nginx=%s\n' "$(ratio "$RM" "$RN")"
