@@ -141,7 +141,8 @@ dep_versions() { # -D flags carrying the library versions for `mesh version`
 }
 
 # ---------------------------------------------------------------- mesh
-WARN="-Wall -Wextra -Werror -Wshadow -Wno-unused-parameter"
+# libev's watcher macros need -fno-strict-aliasing (as its manual says)
+WARN="-Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -fno-strict-aliasing"
 SRCS() { echo mesh.c modules/*.c; }
 
 build_mesh() {

@@ -1,0 +1,208 @@
+/*
+ * admin: listener plus short-lived connections. A connection reads one request
+ * head (bounded by ADMIN_MAX_HEAD, and by ADMIN_TIMEOUT), calls the handler,
+ * writes the whole response and closes. Bodies of requests are ignored (the
+ * endpoints are read-only), so only GET and HEAD are accepted.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "admin.h"
+#include "http1.h"
+#include "net.h"
+
+#define ADMIN_MAX_HEAD 8192
+#define ADMIN_TIMEOUT 10.0
+
+struct admin_conn {
+	ev_io io;                  /* read, then write */
+	ev_timer timer;            /* whole-exchange deadline */
+	struct admin *owner;
+	struct admin_conn *next;   /* in owner->conns */
+	int fd;
+	size_t in_len;
+	char in[ADMIN_MAX_HEAD];
+	struct strbuf out;         /* head + body */
+	size_t out_off;
+};
+
+struct admin {
+	ev_io io;                  /* the listener */
+	struct ev_loop *loop;
+	admin_handler_fn handler;
+	void *ctx;
+	struct admin_conn *conns;
+};
+
+static void conn_close(struct admin_conn *c)
+{
+	struct admin_conn **pp;
+
+	ev_io_stop(c->owner->loop, &c->io);
+	ev_timer_stop(c->owner->loop, &c->timer);
+	close(c->fd);
+	for (pp = &c->owner->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	strbuf_free(&c->out);
+	free(c);
+}
+
+static const char *reason_of(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+static void respond(struct admin_conn *c, int status, const char *ctype, struct strbuf *body,
+                    int head_only)
+{
+	strbuf_printf(&c->out, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+	              "cache-control: no-store\r\nconnection: close\r\n\r\n",
+	              status, reason_of(status), ctype, body->len);
+	if (!head_only && body->len)
+		strbuf_append(&c->out, body->p, body->len);
+	strbuf_free(body);
+	ev_io_stop(c->owner->loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_WRITE);
+	ev_io_start(c->owner->loop, &c->io);
+}
+
+static void handle(struct admin_conn *c)
+{
+	struct http1_header hdrs[64];
+	struct http1_limits lim = { ADMIN_MAX_HEAD, ADMIN_MAX_HEAD, 64 };
+	struct http1_msg m;
+	struct strbuf body = { 0 };
+	const char *ctype = "text/plain; charset=utf-8";
+	int r, status, head;
+
+	memset(&m, 0, sizeof(m));
+	r = http1_parse_request(c->in, c->in_len, &m, hdrs, &lim);
+	if (r == -2) {
+		if (c->in_len == sizeof(c->in))
+			goto bad;
+		return;
+	}
+	if (r < 0)
+		goto bad;
+	head = http1_ieq(m.method, m.method_len, "head");
+	if (!head && !http1_ieq(m.method, m.method_len, "get")) {
+		strbuf_puts(&body, "admin endpoints are read-only: use GET\n");
+		respond(c, 405, ctype, &body, 0);
+		return;
+	}
+	status = c->owner->handler(c->owner->ctx, m.method, m.method_len, m.target, m.target_len,
+	                           &body, &ctype);
+	respond(c, status, ctype, &body, head);
+	return;
+bad:
+	strbuf_puts(&body, "bad request\n");
+	respond(c, 400, ctype, &body, 0);
+}
+
+static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct admin_conn *c = (struct admin_conn *)w;
+	ssize_t n;
+
+	if (c->out.len) {
+		n = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			conn_close(c);
+			return;
+		}
+		c->out_off += (size_t)n;
+		if (c->out_off == c->out.len)
+			conn_close(c);
+		return;
+	}
+	n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	handle(c);
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	conn_close((struct admin_conn *)((char *)w - offsetof(struct admin_conn, timer)));
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct admin *a = (struct admin *)w;
+	struct admin_conn *c;
+	char ip[46];
+	int fd, i;
+
+	for (i = 0; i < 16; i++) {
+		fd = net_accept(a->io.fd, ip);
+		if (fd < 0)
+			return;
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			return;
+		}
+		c->fd = fd;
+		c->owner = a;
+		c->next = a->conns;
+		a->conns = c;
+		ev_io_init(&c->io, conn_cb, fd, EV_READ);
+		ev_io_start(loop, &c->io);
+		ev_timer_init(&c->timer, timeout_cb, ADMIN_TIMEOUT, 0.);
+		ev_timer_start(loop, &c->timer);
+	}
+}
+
+struct admin *admin_start(struct ev_loop *loop, const struct sockaddr *sa, socklen_t len,
+                          admin_handler_fn h, void *ctx)
+{
+	struct admin *a;
+	int fd;
+
+	fd = net_listen(sa, len);
+	if (fd < 0)
+		return NULL;
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		close(fd);
+		return NULL;
+	}
+	a->loop = loop;
+	a->handler = h;
+	a->ctx = ctx;
+	ev_io_init(&a->io, accept_cb, fd, EV_READ);
+	ev_io_start(loop, &a->io);
+	return a;
+}
+
+void admin_stop(struct admin *a)
+{
+	if (!a)
+		return;
+	while (a->conns)
+		conn_close(a->conns);
+	ev_io_stop(a->loop, &a->io);
+	close(a->io.fd);
+	free(a);
+}

@@ -1,0 +1,192 @@
+/*
+ * buf: the block free list. Blocks of BUF_SIZE are recycled through a short
+ * LIFO (hot in cache); larger buffers, only needed for heads above BUF_SIZE,
+ * are plain malloc/free. The pool keeps at most BUF_POOL_MAX spare blocks so a
+ * burst does not pin memory forever.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define BUF_POOL_MAX 64
+
+static void *pool[BUF_POOL_MAX];
+static size_t pool_n;
+size_t buf_blocks_in_use;
+
+static char *block_get(void)
+{
+	buf_blocks_in_use++;
+	if (pool_n)
+		return pool[--pool_n];
+	return malloc(BUF_SIZE);
+}
+
+static void block_put(char *p, uint32_t cap)
+{
+	buf_blocks_in_use--;
+	if (cap == BUF_SIZE && pool_n < BUF_POOL_MAX)
+		pool[pool_n++] = p;
+	else
+		free(p);
+}
+
+int buf_reserve(struct buf *b, size_t need)
+{
+	char *p;
+	size_t size;
+
+	if (!b->p) {
+		size = need > BUF_SIZE ? need : BUF_SIZE;
+		if (size == BUF_SIZE)
+			p = block_get();
+		else {
+			p = malloc(size);
+			if (p)
+				buf_blocks_in_use++;
+		}
+		if (!p) {
+			if (size == BUF_SIZE)
+				buf_blocks_in_use--;
+			return -1;
+		}
+		b->p = p;
+		b->cap = (uint32_t)size;
+		b->off = b->len = 0;
+		return 0;
+	}
+	if (b->cap - b->off - b->len >= need)
+		return 0;
+	if (b->cap - b->len >= need) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+		return 0;
+	}
+	size = b->len + need;
+	p = malloc(size);
+	if (!p)
+		return -1;
+	memcpy(p, b->p + b->off, b->len);
+	block_put(b->p, b->cap);
+	buf_blocks_in_use++;
+	b->p = p;
+	b->cap = (uint32_t)size;
+	b->off = 0;
+	return 0;
+}
+
+size_t buf_prepare(struct buf *b)
+{
+	if (!b->p) {
+		if (buf_reserve(b, BUF_SIZE) < 0)
+			return 0;
+	} else if (b->off && b->cap - b->off - b->len < BUF_SIZE / 2) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	return b->cap - b->off - b->len;
+}
+
+void buf_consume(struct buf *b, size_t n)
+{
+	b->off += (uint32_t)n;
+	b->len -= (uint32_t)n;
+	if (!b->len)
+		b->off = 0;
+}
+
+int buf_append(struct buf *b, const void *data, size_t n)
+{
+	if (buf_reserve(b, n) < 0)
+		return -1;
+	memcpy(buf_tail(b), data, n);
+	b->len += (uint32_t)n;
+	return 0;
+}
+
+void buf_release(struct buf *b)
+{
+	if (b->p && !b->len) {
+		block_put(b->p, b->cap);
+		b->p = NULL;
+		b->off = b->cap = 0;
+	}
+}
+
+void buf_free(struct buf *b)
+{
+	if (b->p) {
+		block_put(b->p, b->cap);
+		b->p = NULL;
+	}
+	b->off = b->len = b->cap = 0;
+}
+
+static int strbuf_grow(struct strbuf *s, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (s->oom)
+		return -1;
+	if (s->len + n + 1 <= s->cap)
+		return 0;
+	cap = s->cap ? s->cap : 256;
+	while (cap < s->len + n + 1)
+		cap *= 2;
+	p = realloc(s->p, cap);
+	if (!p) {
+		s->oom = 1;
+		return -1;
+	}
+	s->p = p;
+	s->cap = cap;
+	return 0;
+}
+
+void strbuf_append(struct strbuf *s, const char *data, size_t n)
+{
+	if (strbuf_grow(s, n) < 0)
+		return;
+	memcpy(s->p + s->len, data, n);
+	s->len += n;
+	s->p[s->len] = 0;
+}
+
+void strbuf_puts(struct strbuf *s, const char *str)
+{
+	strbuf_append(s, str, strlen(str));
+}
+
+void strbuf_printf(struct strbuf *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (strbuf_grow(s, 128) < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= s->cap - s->len) {
+		if (strbuf_grow(s, (size_t)n) < 0)
+			return;
+		va_start(ap, fmt);
+		vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
+		va_end(ap);
+	}
+	s->len += (size_t)n;
+}
+
+void strbuf_free(struct strbuf *s)
+{
+	free(s->p);
+	s->p = NULL;
+	s->len = s->cap = 0;
+	s->oom = 0;
+}

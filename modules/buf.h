@@ -1,0 +1,52 @@
+/*
+ * buf: byte buffers for connections. An all-zero struct buf is a valid empty
+ * buffer with no storage; storage comes from a free list of BUF_SIZE blocks
+ * when data arrives and goes back when the buffer drains, so an idle
+ * keep-alive connection holds no buffer memory at all.
+ */
+#ifndef MESH_BUF_H
+#define MESH_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUF_SIZE 16384
+
+struct buf {
+	char *p;        /* storage, NULL when none */
+	uint32_t off;   /* start of unread data */
+	uint32_t len;   /* bytes of unread data */
+	uint32_t cap;   /* storage size (BUF_SIZE, or larger for an oversized head) */
+};
+
+static inline char *buf_data(const struct buf *b) { return b->p + b->off; }
+static inline char *buf_tail(const struct buf *b) { return b->p + b->off + b->len; }
+static inline size_t buf_space(const struct buf *b) { return b->p ? b->cap - b->off - b->len : 0; }
+
+/* makes at least `need` bytes writable at the tail (allocates, compacts or grows); 0 / -1 */
+int buf_reserve(struct buf *b, size_t need);
+/* writable room after making the buffer as roomy as a standard block allows */
+size_t buf_prepare(struct buf *b);
+void buf_consume(struct buf *b, size_t n);
+int buf_append(struct buf *b, const void *data, size_t n);
+/* returns the storage to the pool when the buffer is empty */
+void buf_release(struct buf *b);
+/* frees the storage whatever it holds */
+void buf_free(struct buf *b);
+/* number of blocks currently allocated (for /metrics) */
+extern size_t buf_blocks_in_use;
+
+/* strbuf: a growable NUL-terminated string for rendering (metrics, config, logs) */
+struct strbuf {
+	char *p;        /* NULL until the first append */
+	size_t len;
+	size_t cap;
+	int oom;        /* set when an allocation failed; the content is then truncated */
+};
+
+void strbuf_append(struct strbuf *s, const char *data, size_t n);
+void strbuf_puts(struct strbuf *s, const char *str);
+void strbuf_printf(struct strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_free(struct strbuf *s);
+
+#endif

@@ -1,0 +1,2155 @@
+/*
+ * proxy: connections, streams and upstream pools of `mesh proxy`.
+ *
+ * One libev loop. A downstream connection (struct client) carries one stream
+ * (request/response exchange) at a time; pipelined requests wait in its input
+ * buffer and are parsed only when the previous response is complete, so they
+ * are answered in order. A stream borrows an upstream connection from the
+ * endpoint's pool (or opens one) and returns it when both messages are
+ * complete and the connection is reusable.
+ *
+ * Data moves through four bounded buffers: client->in -> up->out (request) and
+ * up->in -> client->out (response). A reader is enabled only while its input
+ * buffer has room, and input is moved only while the output has room, so
+ * memory per stream is bounded whatever the body size (backpressure). Bodies
+ * are re-framed, never trusted: Content-Length bodies are counted, chunked
+ * bodies are decoded and re-encoded, so an ambiguous message cannot pass.
+ *
+ * client_pump() is the one place that makes progress; every event handler
+ * does its I/O and calls it. Functions that may free the client return -1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "admin.h"
+#include "buf.h"
+#include "conf.h"
+#include "http1.h"
+#include "log.h"
+#include "metrics.h"
+#include "net.h"
+#include "proxy.h"
+
+#define POOL_BUCKETS 64
+#define MAX_TRAILER 8192
+#define LINGER_TIME 2.0     /* discard input this long after an error before closing */
+#define PEER_HEADER "x-mesh-peer"
+
+#define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
+
+enum lkind { L_INBOUND, L_OUTBOUND, L_SERVICE };
+
+struct listener {
+	ev_io io;                   /* accept watcher; fd is the listening socket */
+	enum lkind kind;
+	char service[64];           /* L_SERVICE: the service this port leads to */
+	char addr[64];              /* normalised address text, to match across reloads */
+	int keep;                   /* reload bookkeeping */
+	struct listener *next;
+};
+
+struct upstream;
+
+struct pool {                       /* connections to one endpoint address */
+	char key[64];               /* address text */
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct upstream *idle;      /* LIFO of idle connections */
+	size_t n_idle;
+	struct pool *next;          /* hash chain */
+};
+
+#define U_CONNECTING 0x01
+#define U_EOF        0x02           /* peer closed */
+#define U_ERR        0x04           /* read/write error */
+
+struct upstream {
+	ev_io io;
+	ev_timer timer;             /* connect timeout, or idle timeout while pooled */
+	int fd;
+	int io_events;              /* events io is registered for */
+	unsigned flags;             /* U_* */
+	uint32_t requests;          /* requests sent on this connection */
+	int err;                    /* errno of a failed connect/read/write */
+	struct pool *pool;
+	struct client *client;      /* owner while in use; NULL when idle */
+	struct upstream *next_idle;
+	struct buf in, out;
+};
+
+/* what goes out: bytes as they are, chunk-encoded, or raw until close */
+enum out_mode { OUT_RAW = 0, OUT_CHUNKED };
+
+struct body {                       /* one direction's body framing */
+	enum http1_body in;         /* framing on the input side */
+	enum out_mode out;
+	uint64_t left;              /* HTTP1_BODY_LENGTH: bytes still to come */
+	struct http1_chunked ch;    /* HTTP1_BODY_CHUNKED decoder */
+	uint64_t bytes;             /* body bytes moved (decoded) */
+	int done;
+};
+
+enum cstate { CS_HEAD = 0, CS_STREAM, CS_TUNNEL };
+
+#define C_EOF         0x01          /* client closed its side */
+#define C_CLOSE_AFTER 0x02          /* close once the current response is written */
+#define C_LINGER      0x04          /* response written, write side shut, discarding input */
+
+struct stream {
+	struct conf *conf;          /* config the stream started with (ref held) */
+	const struct conf_service *svc;
+	const struct conf_endpoint *ep;
+	struct upstream *up;
+	double t_start;             /* head parsed */
+	double t_up;                /* upstream response head received */
+	size_t head_len;            /* request head kept in client->in until the response starts (for a retry) */
+	struct body req, resp;
+	unsigned head_req : 1;      /* HEAD: no response body */
+	unsigned upgrade : 1;       /* request asked for an upgrade */
+	unsigned http10 : 1;        /* HTTP/1.0 client */
+	unsigned retried : 1;
+	unsigned resp_head : 1;     /* final response head written to client->out */
+	unsigned up_close : 1;      /* upstream said Connection: close */
+	unsigned inbound : 1;
+	int status;
+	const char *flags;          /* Envoy-style response flag, "-" when none */
+	char peer[3][64];           /* inbound: source app, namespace, version from x-mesh-peer */
+	/* for the access log */
+	char method[16];
+	char authority[128];
+	char path[256];
+	char request_id[64];
+	char xff[64];
+	char user_agent[128];
+};
+
+struct client {
+	ev_io io;
+	ev_timer timer;
+	int fd;
+	int io_events;
+	unsigned flags;             /* C_* */
+	enum cstate state;
+	enum lkind kind;            /* the listener it came from */
+	char service[64];           /* L_SERVICE */
+	char ip[46];
+	double last_active;
+	double head_start;          /* first byte of the current head */
+	double timer_at;            /* when the timer is armed to fire */
+	struct buf in, out;
+	struct stream st;
+	struct client *prev, *next;
+};
+
+static struct {
+	struct ev_loop *loop;
+	const char *conf_path;
+	struct conf *conf;
+	struct listener *listeners;
+	struct admin *admin;
+	char admin_addr[64];
+	struct client *clients;
+	size_t n_clients;
+	struct pool *pools[POOL_BUCKETS];
+	uint32_t *rr;               /* round-robin position per service of conf */
+	size_t rr_n;
+	int draining;
+	ev_signal sighup, sigterm, sigint;
+	ev_timer drain_timer;
+	int access_fd;              /* -1 = off */
+	int access_json;
+	struct strbuf access_buf;
+	ev_timer access_flush;
+	uint64_t rng;
+	struct http1_header *hdrs;  /* scratch for the parser */
+	size_t hdrs_cap;
+	char workload[128];         /* this workload's name for metrics */
+	/* counters for /metrics */
+	uint64_t cx_total, up_cx_total, up_cx_active, up_reused, rejected, retries;
+} P;
+
+static int client_pump(struct client *c);
+static void upstream_close(struct upstream *u);
+static void client_close(struct client *c);
+
+/* ------------------------------------------------------------------ utils */
+
+static uint64_t rnd(void)
+{
+	/* xorshift64*: request ids and jitter only, not secrets */
+	P.rng ^= P.rng >> 12;
+	P.rng ^= P.rng << 25;
+	P.rng ^= P.rng >> 27;
+	return P.rng * 2685821657736338717ULL;
+}
+
+static void copy_slice(char *dst, size_t cap, const char *s, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, s, n);
+	dst[n] = 0;
+}
+
+static void make_request_id(char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t a = rnd(), b = rnd();
+	int i, j = 0;
+
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			out[i] = '-';
+			continue;
+		}
+		uint64_t *src = j < 16 ? &a : &b;
+		out[i] = hex[*src & 15];
+		*src >>= 4;
+		j++;
+	}
+	out[14] = '4';                             /* UUID version 4 */
+	out[19] = hex[8 | (b & 3)];                /* variant 10xx */
+	out[36] = 0;
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+/* a workload name the way Istio's labels show it: <service>-<version> */
+static void workload_name(char *out, size_t cap, const char *service, const char *version)
+{
+	if (!service)
+		snprintf(out, cap, "unknown");
+	else if (version)
+		snprintf(out, cap, "%s-%s", service, version);
+	else
+		snprintf(out, cap, "%s", service);
+}
+
+/* ------------------------------------------------------------------ io helpers */
+
+static void set_io(struct ev_loop *loop, ev_io *io, int *cur, int fd, int want)
+{
+	if (*cur == want)
+		return;
+	ev_io_stop(loop, io);
+	if (want) {
+		ev_io_set(io, fd, want);
+		ev_io_start(loop, io);
+	}
+	*cur = want;
+}
+
+/* reads what fits into b; returns bytes read, 0 on EOF, -1 on error, -2 on EAGAIN */
+static ssize_t read_into(int fd, struct buf *b, size_t limit)
+{
+	size_t room;
+	ssize_t n;
+
+	room = buf_prepare(b);
+	if (!room)
+		return -2;
+	if (limit && room > limit)
+		room = limit;
+	n = read(fd, buf_tail(b), room);
+	if (n > 0) {
+		b->len += (uint32_t)n;
+		return n;
+	}
+	buf_release(b);
+	if (n == 0)
+		return 0;
+	return (errno == EAGAIN || errno == EINTR) ? -2 : -1;
+}
+
+/* writes as much of b as the socket takes; 0 ok (maybe partial), -1 on error */
+static int flush_buf(int fd, struct buf *b)
+{
+	ssize_t n;
+
+	while (b->len) {
+		n = send(fd, buf_data(b), b->len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return -1;
+		}
+		buf_consume(b, (size_t)n);
+	}
+	buf_release(b);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ body framing */
+
+/*
+ * Moves body bytes from src to dst as b says. Returns 1 if anything moved, 0 if
+ * nothing could (need input or output room), -1 on bad framing (*err set).
+ * eof: the input side has closed (ends an EOF-delimited body).
+ */
+static int body_move(struct body *b, struct buf *src, struct buf *dst, int eof, const char **err)
+{
+	int moved = 0;
+
+	while (!b->done) {
+		size_t room = buf_prepare(dst), n;
+
+		if (room < 64)
+			return moved;
+		if (b->in == HTTP1_BODY_LENGTH) {
+			n = src->len;
+			if (n > b->left)
+				n = (size_t)b->left;
+			if (n > room)
+				n = room;
+			if (!n)
+				return moved;
+			memcpy(buf_tail(dst), buf_data(src), n);
+			dst->len += (uint32_t)n;
+			buf_consume(src, n);
+			b->left -= n;
+			b->bytes += n;
+			if (!b->left)
+				b->done = 1;
+			moved = 1;
+		} else if (b->in == HTTP1_BODY_CHUNKED) {
+			const char *data, *tr;
+			size_t dlen, tlen, avail = src->len;
+			ssize_t r;
+
+			/* leave room for our own chunk framing around the data */
+			if (avail > room - 32)
+				avail = room - 32;
+			r = http1_chunked_decode(&b->ch, buf_data(src), avail, &data, &dlen, &tr, &tlen,
+			                         MAX_TRAILER);
+			if (r < 0) {
+				*err = b->ch.err_reason ? b->ch.err_reason : "bad chunked encoding";
+				return -1;
+			}
+			if (r == 0) {
+				/* need more input, unless we limited it for lack of room */
+				if (avail < src->len && avail < MAX_TRAILER + 64 && room < BUF_SIZE) {
+					return moved;
+				}
+				if (src->len >= MAX_TRAILER + 64 && avail == src->len) {
+					*err = "chunk framing too long";
+					return -1;
+				}
+				return moved;
+			}
+			if (dlen) {
+				char hdr[24];
+				int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
+
+				if (b->out == OUT_CHUNKED) {
+					memcpy(buf_tail(dst), hdr, (size_t)hl);
+					dst->len += (uint32_t)hl;
+				}
+				memcpy(buf_tail(dst), data, dlen);
+				dst->len += (uint32_t)dlen;
+				if (b->out == OUT_CHUNKED) {
+					memcpy(buf_tail(dst), "\r\n", 2);
+					dst->len += 2;
+				}
+				b->bytes += dlen;
+			}
+			buf_consume(src, (size_t)r);
+			moved = 1;
+			if (b->ch.done) {
+				if (b->out == OUT_CHUNKED) {
+					if (buf_reserve(dst, tlen + 8) < 0) {
+						*err = "out of memory";
+						return -1;
+					}
+					buf_append(dst, "0\r\n", 3);
+					if (tlen)
+						buf_append(dst, tr, tlen);
+					buf_append(dst, "\r\n", 2);
+				}
+				b->done = 1;
+			}
+		} else if (b->in == HTTP1_BODY_EOF) {
+			n = src->len;
+			if (b->out == OUT_CHUNKED && n > room - 32)
+				n = room - 32;
+			else if (n > room)
+				n = room;
+			if (n) {
+				if (b->out == OUT_CHUNKED) {
+					char hdr[24];
+					int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+					memcpy(buf_tail(dst), hdr, (size_t)hl);
+					dst->len += (uint32_t)hl;
+				}
+				memcpy(buf_tail(dst), buf_data(src), n);
+				dst->len += (uint32_t)n;
+				if (b->out == OUT_CHUNKED) {
+					memcpy(buf_tail(dst), "\r\n", 2);
+					dst->len += 2;
+				}
+				buf_consume(src, n);
+				b->bytes += n;
+				moved = 1;
+			} else if (eof) {
+				if (b->out == OUT_CHUNKED)
+					buf_append(dst, "0\r\n\r\n", 5);
+				b->done = 1;
+				moved = 1;
+			} else {
+				return moved;
+			}
+		} else {
+			b->done = 1;
+			moved = 1;
+		}
+	}
+	return moved;
+}
+
+/* ------------------------------------------------------------------ header rewriting */
+
+static int is_hop_by_hop(const char *n, size_t l)
+{
+	switch (l) {
+	case 2: return http1_ieq(n, l, "te");
+	case 7: return http1_ieq(n, l, "upgrade");
+	case 10: return http1_ieq(n, l, "connection") || http1_ieq(n, l, "keep-alive");
+	case 16: return http1_ieq(n, l, "proxy-connection");
+	case 17: return http1_ieq(n, l, "transfer-encoding");
+	case 19: return http1_ieq(n, l, "proxy-authorization");
+	case 18: return http1_ieq(n, l, "proxy-authenticate");
+	default: return 0;
+	}
+}
+
+/* is header name n listed in the Connection header value(s)? */
+static int listed_in_connection(const struct http1_msg *m, const char *n, size_t l)
+{
+	size_t i;
+
+	for (i = 0; i < m->num_headers; i++) {
+		const struct http1_header *h = &m->headers[i];
+		const char *p, *end, *tok;
+
+		if (!http1_ieq(h->name, h->name_len, "connection"))
+			continue;
+		p = h->value;
+		end = h->value + h->value_len;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			tok = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if ((size_t)(p - tok) == l && !strncasecmp(tok, n, l))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int has_connection_tokens(const struct http1_msg *m)
+{
+	int i = http1_find_header(m, "connection");
+	return i >= 0;
+}
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+	memcpy(buf_tail(b), s, n);
+	b->len += (uint32_t)n;
+}
+
+#define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+static int valid_peer_field(const char *s, size_t n)
+{
+	size_t i;
+
+	if (!n || n > 63)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '_' || ch == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/* inbound: "app;namespace;version" from the calling proxy, for source labels */
+static void parse_peer(struct stream *st, const char *v, size_t n)
+{
+	const char *p = v, *end = v + n;
+	int f;
+
+	for (f = 0; f < 3; f++) {
+		const char *s = p;
+		while (p < end && *p != ';')
+			p++;
+		if (!valid_peer_field(s, (size_t)(p - s)))
+			break;
+		copy_slice(st->peer[f], sizeof(st->peer[f]), s, (size_t)(p - s));
+		if (p < end)
+			p++;
+	}
+	if (f < 3)
+		memset(st->peer, 0, sizeof(st->peer));
+}
+
+/*
+ * Writes the request head for the upstream into up->out. target/target_len is
+ * the origin-form target, authority the Host to send.
+ */
+static int build_request_head(struct client *c, const struct http1_msg *m, const char *target,
+                              size_t target_len, const char *authority, size_t authority_len)
+{
+	struct stream *st = &c->st;
+	struct buf *o = &st->up->out;
+	const char *xff = NULL, *reqid = NULL;
+	size_t xff_len = 0, reqid_len = 0, need, i;
+	int conn_tokens = has_connection_tokens(m), has_xfp = 0;
+	const struct conf_workload *w = &st->conf->workload;
+
+	need = m->method_len + target_len + authority_len + 512 + (sizeof(st->xff)) + 2 * 64;
+	for (i = 0; i < m->num_headers; i++)
+		need += m->headers[i].name_len + m->headers[i].value_len + 4;
+	if (buf_reserve(o, need) < 0)
+		return -1;
+	put(o, m->method, m->method_len);
+	PUTS(o, " ");
+	put(o, target, target_len);
+	PUTS(o, " HTTP/1.1\r\nhost: ");
+	if (authority_len)
+		put(o, authority, authority_len);
+	else if (st->svc)
+		put(o, st->svc->name, strlen(st->svc->name));
+	else
+		PUTS(o, "localhost");
+	PUTS(o, "\r\n");
+	for (i = 0; i < m->num_headers; i++) {
+		const struct http1_header *h = &m->headers[i];
+
+		if (is_hop_by_hop(h->name, h->name_len) || http1_ieq(h->name, h->name_len, "host"))
+			continue;
+		if (conn_tokens && listed_in_connection(m, h->name, h->name_len))
+			continue;
+		if (http1_ieq(h->name, h->name_len, "x-forwarded-for")) {
+			xff = h->value;
+			xff_len = h->value_len;
+			continue;
+		}
+		if (http1_ieq(h->name, h->name_len, PEER_HEADER)) {
+			if (st->inbound)
+				parse_peer(st, h->value, h->value_len);
+			continue;
+		}
+		if (http1_ieq(h->name, h->name_len, "x-request-id")) {
+			reqid = h->value;
+			reqid_len = h->value_len;
+		}
+		if (http1_ieq(h->name, h->name_len, "x-forwarded-proto"))
+			has_xfp = 1;
+		if (http1_ieq(h->name, h->name_len, "user-agent"))
+			copy_slice(st->user_agent, sizeof(st->user_agent), h->value, h->value_len);
+		put(o, h->name, h->name_len);
+		PUTS(o, ": ");
+		put(o, h->value, h->value_len);
+		PUTS(o, "\r\n");
+	}
+	/* x-forwarded-for: the previous hops, then the address that connected to us */
+	PUTS(o, "x-forwarded-for: ");
+	if (xff_len) {
+		put(o, xff, xff_len);
+		PUTS(o, ", ");
+	}
+	put(o, c->ip, strlen(c->ip));
+	PUTS(o, "\r\n");
+	copy_slice(st->xff, sizeof(st->xff), xff_len ? xff : c->ip, xff_len ? xff_len : strlen(c->ip));
+	if (!has_xfp)
+		PUTS(o, "x-forwarded-proto: http\r\n");
+	if (reqid_len) {
+		copy_slice(st->request_id, sizeof(st->request_id), reqid, reqid_len);
+	} else {
+		make_request_id(st->request_id);
+		PUTS(o, "x-request-id: ");
+		put(o, st->request_id, 36);
+		PUTS(o, "\r\n");
+	}
+	if (!st->inbound && w->service) {
+		/* who is calling, for the destination's metrics (Istio's peer metadata) */
+		char v[200];
+		int n = snprintf(v, sizeof(v), PEER_HEADER ": %s;%s;%s\r\n", w->service, w->namespace,
+		                 w->version ? w->version : "unknown");
+		if (n > 0 && n < (int)sizeof(v))
+			put(o, v, (size_t)n);
+	}
+	if (st->req.in == HTTP1_BODY_CHUNKED)
+		PUTS(o, "transfer-encoding: chunked\r\n");
+	if (st->upgrade) {
+		int u = http1_find_header(m, "upgrade");
+		PUTS(o, "connection: upgrade\r\nupgrade: ");
+		put(o, m->headers[u].value, m->headers[u].value_len);
+		PUTS(o, "\r\n");
+	}
+	PUTS(o, "\r\n");
+	return 0;
+}
+
+/* Writes the client's response head into c->out from the upstream's. */
+static int build_response_head(struct client *c, const struct http1_msg *m, int final)
+{
+	struct stream *st = &c->st;
+	struct buf *o = &c->out;
+	size_t need = 256 + m->reason_len, i;
+	int conn_tokens = has_connection_tokens(m);
+
+	for (i = 0; i < m->num_headers; i++)
+		need += m->headers[i].name_len + m->headers[i].value_len + 4;
+	if (buf_reserve(o, need) < 0)
+		return -1;
+	{
+		char line[48];
+		int n = snprintf(line, sizeof(line), "HTTP/1.%d %d ", st->http10 ? 0 : 1, m->status);
+		put(o, line, (size_t)n);
+	}
+	if (m->reason_len)
+		put(o, m->reason, m->reason_len);
+	else
+		put(o, reason_phrase(m->status), strlen(reason_phrase(m->status)));
+	PUTS(o, "\r\n");
+	for (i = 0; i < m->num_headers; i++) {
+		const struct http1_header *h = &m->headers[i];
+
+		if (is_hop_by_hop(h->name, h->name_len))
+			continue;
+		if (conn_tokens && listed_in_connection(m, h->name, h->name_len))
+			continue;
+		put(o, h->name, h->name_len);
+		PUTS(o, ": ");
+		put(o, h->value, h->value_len);
+		PUTS(o, "\r\n");
+	}
+	if (!final) {
+		PUTS(o, "\r\n");
+		return 0;
+	}
+	if (m->status == 101) {
+		int u = http1_find_header(m, "upgrade");
+		PUTS(o, "connection: upgrade\r\n");
+		if (u >= 0) {
+			PUTS(o, "upgrade: ");
+			put(o, m->headers[u].value, m->headers[u].value_len);
+			PUTS(o, "\r\n");
+		}
+	} else {
+		if (st->resp.out == OUT_CHUNKED)
+			PUTS(o, "transfer-encoding: chunked\r\n");
+		if (c->flags & C_CLOSE_AFTER)
+			PUTS(o, "connection: close\r\n");
+		else if (st->http10)
+			PUTS(o, "connection: keep-alive\r\n");
+	}
+	PUTS(o, "\r\n");
+	return 0;
+}
+
+/* ------------------------------------------------------------------ access log, metrics */
+
+static void access_flush_now(void)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < P.access_buf.len) {
+		n = write(P.access_fd, P.access_buf.p + off, P.access_buf.len - off);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;  /* a full disk or closed stderr must not stop the proxy */
+		}
+		off += (size_t)n;
+	}
+	P.access_buf.len = 0;
+}
+
+static void access_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	access_flush_now();
+}
+
+static void json_str(struct strbuf *s, const char *v)
+{
+	const unsigned char *p;
+
+	strbuf_append(s, "\"", 1);
+	for (p = (const unsigned char *)v; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			strbuf_append(s, "\\", 1);
+			strbuf_append(s, (const char *)p, 1);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			strbuf_printf(s, "\\u%04x", *p);
+		} else {
+			strbuf_append(s, (const char *)p, 1);
+		}
+	}
+	strbuf_append(s, "\"", 1);
+}
+
+/* text fields come from the network: keep the line one line */
+static void text_str(struct strbuf *s, const char *v)
+{
+	const unsigned char *p;
+
+	strbuf_append(s, "\"", 1);
+	for (p = (const unsigned char *)v; *p; p++)
+		strbuf_append(s, (*p < 0x20 || *p == '"' || *p == 0x7f) ? "?" : (const char *)p, 1);
+	strbuf_append(s, "\"", 1);
+}
+
+static void access_log(struct client *c, double now)
+{
+	struct stream *st = &c->st;
+	struct strbuf *s = &P.access_buf;
+	char ts[32], upstream[80] = "-", cluster[160];
+	long dur = (long)((now - st->t_start) * 1000.0);
+	long updur = st->t_up ? (long)((st->t_up - st->t_start) * 1000.0) : -1;
+	const char *dir = st->inbound ? "inbound" : "outbound";
+
+	log_timestamp(ts);
+	if (st->ep)
+		snprintf(upstream, sizeof(upstream), "%s", st->ep->addr.text);
+	else if (st->inbound && st->conf->workload.app.set)
+		snprintf(upstream, sizeof(upstream), "%s", st->conf->workload.app.text);
+	if (st->svc)
+		snprintf(cluster, sizeof(cluster), "%s|%u||%s.%s.svc.%s", dir, st->svc->port, st->svc->name,
+		         st->svc->namespace, st->conf->mesh.domain);
+	else
+		snprintf(cluster, sizeof(cluster), "%s|app", dir);
+	if (P.access_json) {
+		strbuf_puts(s, "{\"start_time\":");
+		json_str(s, ts);
+		strbuf_puts(s, ",\"method\":");
+		json_str(s, st->method);
+		strbuf_puts(s, ",\"path\":");
+		json_str(s, st->path);
+		strbuf_printf(s, ",\"protocol\":\"HTTP/1.%d\",\"response_code\":%d,\"response_flags\":\"%s\","
+		              "\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration\":%ld,"
+		              "\"upstream_service_time\":%ld,\"x_forwarded_for\":",
+		              st->http10 ? 0 : 1, st->status, st->flags, (unsigned long long)st->req.bytes,
+		              (unsigned long long)st->resp.bytes, dur, updur);
+		json_str(s, st->xff);
+		strbuf_puts(s, ",\"user_agent\":");
+		json_str(s, st->user_agent);
+		strbuf_puts(s, ",\"request_id\":");
+		json_str(s, st->request_id);
+		strbuf_puts(s, ",\"authority\":");
+		json_str(s, st->authority);
+		strbuf_puts(s, ",\"upstream_host\":");
+		json_str(s, upstream);
+		strbuf_puts(s, ",\"upstream_cluster\":");
+		json_str(s, cluster);
+		strbuf_printf(s, ",\"direction\":\"%s\"}\n", dir);
+	} else {
+		strbuf_printf(s, "[%s] \"%s ", ts, st->method);
+		{
+			/* path: printable only */
+			const unsigned char *p;
+			for (p = (const unsigned char *)st->path; *p; p++)
+				strbuf_append(s, (*p < 0x21 || *p == '"' || *p > 0x7e) ? "?" : (const char *)p, 1);
+		}
+		strbuf_printf(s, " HTTP/1.%d\" %d %s %llu %llu %ld %ld ", st->http10 ? 0 : 1, st->status,
+		              st->flags, (unsigned long long)st->req.bytes,
+		              (unsigned long long)st->resp.bytes, dur, updur);
+		text_str(s, st->xff);
+		strbuf_append(s, " ", 1);
+		text_str(s, st->user_agent[0] ? st->user_agent : "-");
+		strbuf_append(s, " ", 1);
+		text_str(s, st->request_id);
+		strbuf_append(s, " ", 1);
+		text_str(s, st->authority);
+		strbuf_append(s, " ", 1);
+		text_str(s, upstream);
+		strbuf_printf(s, " %s\n", cluster);
+	}
+	if (P.access_buf.len >= 8192)
+		access_flush_now();
+	else if (!ev_is_active(&P.access_flush))
+		ev_timer_start(P.loop, &P.access_flush);
+}
+
+static void record(struct client *c)
+{
+	struct stream *st = &c->st;
+	struct conf *cf = st->conf;
+	const struct conf_workload *w = &cf->workload;
+	double now = ev_now(P.loop);
+	struct metrics_req r;
+	char fqdn[256], src_wl[128], dst_wl[128];
+	const char *ep_version = NULL;
+
+	memset(&r, 0, sizeof(r));
+	r.code = st->status;
+	r.flags = st->flags;
+	r.security = "none";
+	if (st->inbound) {
+		r.reporter = "destination";
+		if (st->peer[0][0]) {
+			workload_name(src_wl, sizeof(src_wl), st->peer[0],
+			              strcmp(st->peer[2], "unknown") ? st->peer[2] : NULL);
+			r.src_workload = src_wl;
+			r.src_app = st->peer[0];
+			r.src_namespace = st->peer[1];
+			r.src_version = st->peer[2];
+		}
+		r.dst_workload = P.workload;
+		r.dst_app = w->service;
+		r.dst_namespace = w->namespace;
+		r.dst_version = w->version;
+		r.dst_service_name = w->service;
+		r.dst_service_namespace = w->namespace;
+		if (w->service) {
+			snprintf(fqdn, sizeof(fqdn), "%s.%s.svc.%s", w->service, w->namespace, cf->mesh.domain);
+			r.dst_service = fqdn;
+		}
+	} else {
+		r.reporter = "source";
+		r.src_workload = P.workload;
+		r.src_app = w->service;
+		r.src_namespace = w->namespace;
+		r.src_version = w->version;
+		if (st->svc) {
+			snprintf(fqdn, sizeof(fqdn), "%s.%s.svc.%s", st->svc->name, st->svc->namespace,
+			         cf->mesh.domain);
+			r.dst_service = fqdn;
+			r.dst_service_name = st->svc->name;
+			r.dst_service_namespace = st->svc->namespace;
+			r.dst_app = st->svc->name;
+			r.dst_namespace = st->svc->namespace;
+			if (st->ep) {
+				ep_version = conf_label(&st->ep->labels, "version");
+				workload_name(dst_wl, sizeof(dst_wl), st->svc->name, ep_version);
+				r.dst_workload = dst_wl;
+				r.dst_version = ep_version;
+			}
+		}
+	}
+	metrics_request(&r, (uint64_t)((now - st->t_start) * 1e6), st->req.bytes, st->resp.bytes);
+	if (P.access_fd >= 0)
+		access_log(c, now);
+}
+
+/* ------------------------------------------------------------------ timers */
+
+static double client_deadline(struct client *c)
+{
+	const struct conf_proxy *px = &P.conf->proxy;
+	double d;
+
+	if (c->flags & C_LINGER)
+		return c->last_active + LINGER_TIME;
+	if (c->state == CS_HEAD) {
+		if (c->in.len && c->head_start)
+			return c->head_start + px->header_timeout / 1000.0;
+		return c->last_active + px->idle_timeout / 1000.0;
+	}
+	d = c->last_active + (c->st.conf ? c->st.conf->proxy.stream_idle_timeout : px->stream_idle_timeout) / 1000.0;
+	if (c->state == CS_STREAM && c->st.conf && c->st.conf->proxy.request_timeout) {
+		double r = c->st.t_start + c->st.conf->proxy.request_timeout / 1000.0;
+		if (r < d)
+			d = r;
+	}
+	return d;
+}
+
+static void client_arm(struct client *c)
+{
+	double d = client_deadline(c), now = ev_now(P.loop);
+
+	/* lazy: only move the timer earlier; a late firing re-checks and re-arms */
+	if (ev_is_active(&c->timer) && c->timer_at <= d)
+		return;
+	ev_timer_stop(P.loop, &c->timer);
+	ev_timer_set(&c->timer, d > now ? d - now : 0.001, 0.);
+	ev_timer_start(P.loop, &c->timer);
+	c->timer_at = d;
+}
+
+/* ------------------------------------------------------------------ pools, upstreams */
+
+static struct pool *pool_get(const struct conf_addr *a)
+{
+	uint32_t h = 2166136261u;
+	const char *p;
+	struct pool *pl;
+
+	for (p = a->text; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (pl = P.pools[h % POOL_BUCKETS]; pl; pl = pl->next)
+		if (!strcmp(pl->key, a->text))
+			return pl;
+	pl = calloc(1, sizeof(*pl));
+	if (!pl)
+		return NULL;
+	snprintf(pl->key, sizeof(pl->key), "%s", a->text);
+	memcpy(&pl->ss, &a->ss, sizeof(pl->ss));
+	pl->sslen = a->len;
+	pl->next = P.pools[h % POOL_BUCKETS];
+	P.pools[h % POOL_BUCKETS] = pl;
+	return pl;
+}
+
+static void upstream_update_io(struct upstream *u)
+{
+	int want = 0;
+
+	if (u->flags & U_CONNECTING)
+		want = EV_WRITE;
+	else {
+		if (!(u->flags & (U_EOF | U_ERR)) && u->in.len < (u->in.cap > BUF_SIZE ? u->in.cap : BUF_SIZE))
+			want |= EV_READ;
+		if (u->out.len)
+			want |= EV_WRITE;
+	}
+	set_io(P.loop, &u->io, &u->io_events, u->fd, want);
+}
+
+static void pool_unlink(struct upstream *u)
+{
+	struct upstream **pp;
+
+	for (pp = &u->pool->idle; *pp; pp = &(*pp)->next_idle)
+		if (*pp == u) {
+			*pp = u->next_idle;
+			u->pool->n_idle--;
+			return;
+		}
+}
+
+static void upstream_close(struct upstream *u)
+{
+	if (!u->client)
+		pool_unlink(u);
+	ev_io_stop(P.loop, &u->io);
+	ev_timer_stop(P.loop, &u->timer);
+	close(u->fd);
+	buf_free(&u->in);
+	buf_free(&u->out);
+	P.up_cx_active--;
+	free(u);
+}
+
+static void upstream_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct upstream *u = container_of(w, struct upstream, timer);
+	struct client *c = u->client;
+
+	if (!c) {                       /* idle too long in the pool */
+		upstream_close(u);
+		return;
+	}
+	/* connect timeout */
+	u->flags |= U_ERR;
+	u->err = ETIMEDOUT;
+	client_pump(c);
+}
+
+static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct upstream *u = (struct upstream *)w;
+	struct client *c = u->client;
+	ssize_t n;
+
+	if (!c) {
+		/* idle in the pool: data or EOF means the server is done with it */
+		upstream_close(u);
+		return;
+	}
+	if (u->flags & U_CONNECTING) {
+		if ((u->err = net_connect_result(u->fd))) {
+			u->flags |= U_ERR;
+		} else {
+			u->flags &= ~U_CONNECTING;
+			ev_timer_stop(loop, &u->timer);
+		}
+	} else if (revents & EV_READ) {
+		n = read_into(u->fd, &u->in, 0);
+		if (n == 0)
+			u->flags |= U_EOF;
+		else if (n == -1) {
+			u->flags |= U_ERR;
+			u->err = errno;
+		}
+	}
+	c->last_active = ev_now(loop);
+	client_pump(c);
+}
+
+/* a connection to the endpoint: an idle one from the pool, or a new one */
+static struct upstream *upstream_get(const struct conf_addr *a, int fresh)
+{
+	struct pool *pl = pool_get(a);
+	struct upstream *u;
+	int in_progress, fd;
+
+	if (!pl)
+		return NULL;
+	if (!fresh && pl->idle) {
+		u = pl->idle;
+		pl->idle = u->next_idle;
+		pl->n_idle--;
+		u->next_idle = NULL;
+		ev_timer_stop(P.loop, &u->timer);
+		P.up_reused++;
+		return u;
+	}
+	fd = net_connect((const struct sockaddr *)&a->ss, a->len, &in_progress);
+	if (fd < 0)
+		return NULL;
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		close(fd);
+		return NULL;
+	}
+	u->fd = fd;
+	u->pool = pl;
+	ev_init(&u->io, upstream_io_cb);
+	ev_init(&u->timer, upstream_timer_cb);
+	if (in_progress) {
+		u->flags |= U_CONNECTING;
+		ev_timer_set(&u->timer, P.conf->proxy.connect_timeout / 1000.0, 0.);
+		ev_timer_start(P.loop, &u->timer);
+	}
+	P.up_cx_total++;
+	P.up_cx_active++;
+	return u;
+}
+
+static void upstream_release(struct upstream *u, int reusable)
+{
+	const struct conf_proxy *px = &P.conf->proxy;
+
+	u->client = NULL;
+	if (!reusable || u->in.len || u->out.len || (u->flags & (U_EOF | U_ERR | U_CONNECTING)) ||
+	    u->pool->n_idle >= px->max_idle_per_endpoint || P.draining) {
+		upstream_close(u);
+		return;
+	}
+	buf_release(&u->in);
+	buf_release(&u->out);
+	u->next_idle = u->pool->idle;
+	u->pool->idle = u;
+	u->pool->n_idle++;
+	set_io(P.loop, &u->io, &u->io_events, u->fd, EV_READ);
+	ev_timer_set(&u->timer, px->upstream_idle_timeout / 1000.0, 0.);
+	ev_timer_start(P.loop, &u->timer);
+}
+
+/* ------------------------------------------------------------------ client lifecycle */
+
+static void client_update_io(struct client *c)
+{
+	int want = 0;
+	size_t limit = c->state == CS_HEAD ? P.conf->proxy.max_header_size + 1 : BUF_SIZE;
+
+	if (c->flags & C_LINGER)
+		want = EV_READ;
+	else {
+		if (!(c->flags & C_EOF) && c->in.len < limit &&
+		    !(c->state == CS_HEAD && (c->flags & C_CLOSE_AFTER)))
+			want |= EV_READ;
+		if (c->out.len)
+			want |= EV_WRITE;
+	}
+	set_io(P.loop, &c->io, &c->io_events, c->fd, want);
+	client_arm(c);
+}
+
+static void stream_reset(struct client *c)
+{
+	if (c->st.conf)
+		conf_unref(c->st.conf);
+	memset(&c->st, 0, sizeof(c->st));
+	c->state = CS_HEAD;
+	c->head_start = 0;
+}
+
+static void client_close(struct client *c)
+{
+	if (c->st.up) {
+		c->st.up->client = NULL;
+		upstream_release(c->st.up, 0);
+		c->st.up = NULL;
+	}
+	stream_reset(c);
+	ev_io_stop(P.loop, &c->io);
+	ev_timer_stop(P.loop, &c->timer);
+	close(c->fd);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		P.clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	P.n_clients--;
+	free(c);
+	if (P.draining && !P.n_clients)
+		ev_break(P.loop, EVBREAK_ALL);
+}
+
+/* the response is written and the socket's write side shut: read and drop what
+ * the client still sends for a moment, so our error reply is not lost in a RST */
+static int client_linger(struct client *c)
+{
+	c->flags |= C_LINGER;
+	shutdown(c->fd, SHUT_WR);
+	buf_free(&c->in);
+	return 0;
+}
+
+/*
+ * Answers the current stream with an error made by the proxy. Before the
+ * response head went out: a short text body and x-mesh-error; after: the only
+ * honest thing is to cut the connection.
+ */
+static int stream_fail(struct client *c, int status, const char *flags, const char *fmt, ...)
+{
+	struct stream *st = &c->st;
+	char msg[256], head[512];
+	va_list ap;
+	int n, hn;
+
+	if (st->up) {
+		st->up->client = NULL;
+		upstream_release(st->up, 0);
+		st->up = NULL;
+	}
+	if (st->resp_head) {
+		st->status = st->status ? st->status : status;
+		st->flags = flags;
+		record(c);
+		client_close(c);
+		return -1;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n > (int)sizeof(msg) - 2)
+		n = (int)sizeof(msg) - 2;
+	msg[n++] = '\n';
+	msg[n] = 0;
+	if (!st->req.done)
+		c->flags |= C_CLOSE_AFTER;  /* the rest of the request body cannot be skipped safely */
+	if (st->head_len) {
+		buf_consume(&c->in, st->head_len);
+		st->head_len = 0;
+	}
+	hn = snprintf(head, sizeof(head),
+	              "HTTP/1.%d %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
+	              "x-mesh-error: %.*s\r\n%s\r\n",
+	              st->http10 ? 0 : 1, status, reason_phrase(status), st->head_req ? 0 : n, n - 1, msg,
+	              (c->flags & C_CLOSE_AFTER) ? "connection: close\r\n" : "");
+	if (buf_append(&c->out, head, (size_t)hn) < 0 ||
+	    (!st->head_req && buf_append(&c->out, msg, (size_t)n) < 0)) {
+		client_close(c);
+		return -1;
+	}
+	st->status = status;
+	st->flags = flags;
+	st->resp_head = 1;
+	st->resp.done = 1;
+	st->req.done = 1;
+	return 0;
+}
+
+/* a malformed request: answer, then close (nothing after it can be trusted) */
+static int client_reject(struct client *c, int status, const char *reason)
+{
+	char resp[512];
+	int n;
+
+	P.rejected++;
+	log_debug("rejected request from %s: %d %s", c->ip, status, reason);
+	n = snprintf(resp, sizeof(resp),
+	             "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n"
+	             "x-mesh-error: %s\r\nconnection: close\r\n\r\n%s\n",
+	             status, reason_phrase(status), strlen(reason) + 1, reason, reason);
+	buf_free(&c->in);
+	if (buf_append(&c->out, resp, (size_t)n) < 0) {
+		client_close(c);
+		return -1;
+	}
+	c->flags |= C_CLOSE_AFTER | C_EOF;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ streams */
+
+static const struct conf_service *find_service_by_name(const struct conf *cf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cf->n_services; i++)
+		if (!strcmp(cf->services[i].name, name))
+			return &cf->services[i];
+	return NULL;
+}
+
+/* parses the head in c->in and connects the stream; 1 started, 0 need more, -1 freed */
+static int stream_start(struct client *c, int retry)
+{
+	struct stream *st = &c->st;
+	struct conf *cf = retry ? st->conf : P.conf;
+	const struct conf_proxy *px = &cf->proxy;
+	struct http1_limits lim = { px->max_request_line, px->max_header_size, px->max_headers };
+	struct http1_msg m;
+	const char *target, *authority;
+	size_t target_len, authority_len;
+	const struct conf_addr *dest;
+	int r;
+
+	if (P.hdrs_cap < px->max_headers) {
+		free(P.hdrs);
+		P.hdrs = calloc(px->max_headers, sizeof(*P.hdrs));
+		P.hdrs_cap = P.hdrs ? px->max_headers : 0;
+		if (!P.hdrs) {
+			client_close(c);
+			return -1;
+		}
+	}
+	memset(&m, 0, sizeof(m));
+	r = http1_parse_request(buf_data(&c->in), c->in.len, &m, P.hdrs, &lim);
+	if (r == -2)
+		return 0;
+	if (r < 0)
+		return client_reject(c, m.err_status ? m.err_status : 400,
+		                     m.err_reason ? m.err_reason : "bad request") < 0 ? -1 : 0;
+	if (!retry) {
+		st->conf = conf_ref(cf);
+		st->t_start = ev_now(P.loop);
+		st->flags = "-";
+		st->inbound = c->kind == L_INBOUND;
+		st->http10 = m.minor_version == 0;
+		st->head_req = http1_ieq(m.method, m.method_len, "head");
+		st->upgrade = !!(m.flags & HTTP1_F_UPGRADE);
+		st->req.in = m.body;
+		st->req.left = m.content_length;
+		st->req.out = m.body == HTTP1_BODY_CHUNKED ? OUT_CHUNKED : OUT_RAW;
+		if (m.flags & HTTP1_F_CONN_CLOSE)
+			c->flags |= C_CLOSE_AFTER;
+		if (P.draining)
+			c->flags |= C_CLOSE_AFTER;
+		copy_slice(st->method, sizeof(st->method), m.method, m.method_len);
+		c->state = CS_STREAM;
+		/* the head stays in client->in until it is consumed: on an error reply
+		 * below, or once the upstream is chosen */
+		st->head_len = (size_t)r;
+		st->req.done = m.body == HTTP1_BODY_NONE;
+	}
+	/* the target: origin-form as is; absolute-form (we are the app's http_proxy) split */
+	target = m.target;
+	target_len = m.target_len;
+	authority = m.host;
+	authority_len = (m.flags & HTTP1_F_HAS_HOST) ? m.host_len : 0;
+	if (target_len > 7 && !strncasecmp(target, "http://", 7)) {
+		const char *a = target + 7, *end = target + target_len, *p = a;
+		while (p < end && *p != '/' && *p != '?')
+			p++;
+		authority = a;
+		authority_len = (size_t)(p - a);
+		target = p < end ? p : "/";
+		target_len = p < end ? (size_t)(end - p) : 1;
+		if (*target == '?') {   /* "http://host?x" has an empty path */
+			target = "/";
+			target_len = 1;
+		}
+	} else if (target[0] != '/' && !(target_len == 1 && target[0] == '*')) {
+		if (http1_ieq(m.method, m.method_len, "connect"))
+			return stream_fail(c, 405, "-", "CONNECT is not supported by the mesh proxy");
+		return stream_fail(c, 400, "DPE", "unsupported request-target form");
+	}
+	if (!retry) {
+		copy_slice(st->path, sizeof(st->path), target, target_len);
+		copy_slice(st->authority, sizeof(st->authority), authority, authority_len);
+	}
+	/* where it goes */
+	if (c->kind == L_INBOUND) {
+		if (!cf->workload.app.set)
+			return stream_fail(c, 503, "UH", "no local app configured for this workload");
+		dest = &cf->workload.app;
+	} else {
+		if (!retry) {
+			if (c->kind == L_SERVICE) {
+				st->svc = find_service_by_name(cf, c->service);
+				if (!st->svc)
+					return stream_fail(c, 404, "NR", "service '%s' is no longer configured",
+					                   c->service);
+			} else {
+				int port_ok = 1;
+				if (!authority_len)
+					return stream_fail(c, 400, "DPE", "no Host: the outbound listener routes by Host");
+				st->svc = conf_find_service(cf, authority, authority_len, &port_ok);
+				if (!st->svc)
+					return stream_fail(c, 404, "NR", "no route: '%s' is not a mesh service",
+					                   st->authority);
+				if (!port_ok)
+					return stream_fail(c, 404, "NR", "no route: service %s listens on port %u",
+					                   st->svc->name, st->svc->port);
+			}
+			if (!st->svc->n_endpoints)
+				return stream_fail(c, 503, "UH", "no healthy upstream for service %s",
+				                   st->svc->name);
+			if (cf == P.conf && (size_t)(st->svc - cf->services) < P.rr_n) {
+				uint32_t *rr = &P.rr[st->svc - cf->services];
+				st->ep = &st->svc->endpoints[(*rr)++ % st->svc->n_endpoints];
+			} else {
+				st->ep = &st->svc->endpoints[rnd() % st->svc->n_endpoints];
+			}
+		}
+		dest = &st->ep->addr;
+	}
+	st->up = upstream_get(dest, retry);
+	if (!st->up)
+		return stream_fail(c, 502, "UF", "upstream connect error: %s (%s)",
+		                   st->svc ? st->svc->name : "local app", strerror(errno));
+	st->up->client = c;
+	st->up->requests++;
+	if (build_request_head(c, &m, target, target_len, authority, authority_len) < 0) {
+		client_close(c);
+		return -1;
+	}
+	/* keep a bodiless head until the response starts, so a stale pooled
+	 * connection can be retried on a fresh one */
+	if (m.body != HTTP1_BODY_NONE || st->upgrade) {
+		buf_consume(&c->in, st->head_len);
+		st->head_len = 0;
+	}
+	upstream_update_io(st->up);
+	return 1;
+}
+
+/* the upstream failed before any response byte: retry once if safe, else 502 */
+static int upstream_failed(struct client *c)
+{
+	const char *what = strerror(c->st.up->err ? c->st.up->err : ECONNRESET);
+	struct stream *st = &c->st;
+	struct upstream *u = st->up;
+	int was_connecting = (u->flags & U_CONNECTING) != 0;
+
+	if (!st->retried && st->head_len && u->requests > 1 && !u->in.len) {
+		/* a pooled connection the server had closed: not the request's fault */
+		st->retried = 1;
+		P.retries++;
+		u->client = NULL;
+		upstream_release(u, 0);
+		st->up = NULL;
+		return stream_start(c, 1) < 0 ? -1 : 1;
+	}
+	if (was_connecting)
+		return stream_fail(c, 502, "UF", "upstream connect error: %s %s (%s)",
+		                   st->svc ? st->svc->name : "local app",
+		                   st->ep ? st->ep->addr.text : st->conf->workload.app.text, what);
+	return stream_fail(c, 502, "UC", "upstream connection closed before the response (%s)",
+	                   st->svc ? st->svc->name : "local app");
+}
+
+/* response side: parse heads, move the body; 1 progress, 0 none, -1 freed */
+static int stream_response(struct client *c)
+{
+	struct stream *st = &c->st;
+	struct upstream *u = st->up;
+	const struct conf_proxy *px = &st->conf->proxy;
+	struct http1_limits lim = { px->max_header_size, px->max_header_size, px->max_headers };
+	struct http1_msg m;
+	const char *err = NULL;
+	int r, progress = 0;
+
+	while (!st->resp_head) {
+		if (!u->in.len) {
+			if (u->flags & (U_EOF | U_ERR))
+				return upstream_failed(c);
+			return progress;
+		}
+		memset(&m, 0, sizeof(m));
+		r = http1_parse_response(buf_data(&u->in), u->in.len, &m, P.hdrs, &lim, st->head_req);
+		if (r == -2) {
+			if (u->flags & (U_EOF | U_ERR))
+				return stream_fail(c, 502, "UPE", "upstream sent an incomplete response head");
+			if (u->in.len == u->in.cap && buf_reserve(&u->in, BUF_SIZE) < 0)
+				return stream_fail(c, 502, "UPE", "out of memory for a large response head");
+			return progress;
+		}
+		if (r < 0)
+			return stream_fail(c, 502, "UPE", "upstream sent an invalid response: %s",
+			                   m.err_reason ? m.err_reason : "bad response");
+		if (st->head_len) {     /* the response started: no retry any more */
+			buf_consume(&c->in, st->head_len);
+			st->head_len = 0;
+		}
+		if (m.status >= 100 && m.status < 200 && m.status != 101) {
+			/* interim (100 Continue, 103): pass to HTTP/1.1 clients */
+			if (!st->http10 && build_response_head(c, &m, 0) < 0) {
+				client_close(c);
+				return -1;
+			}
+			buf_consume(&u->in, (size_t)r);
+			progress = 1;
+			continue;
+		}
+		if (m.status == 101 && !st->upgrade)
+			return stream_fail(c, 502, "UPE", "upstream switched protocols unasked");
+		st->t_up = ev_now(P.loop);
+		st->status = m.status;
+		st->up_close = !!(m.flags & HTTP1_F_CONN_CLOSE);
+		st->resp.in = m.body;
+		st->resp.left = m.content_length;
+		if (m.body == HTTP1_BODY_CHUNKED || m.body == HTTP1_BODY_EOF) {
+			if (st->http10) {
+				st->resp.out = OUT_RAW;   /* HTTP/1.0: raw bytes, end by closing */
+				c->flags |= C_CLOSE_AFTER;
+			} else {
+				st->resp.out = OUT_CHUNKED;
+			}
+		}
+		if (m.body == HTTP1_BODY_EOF)
+			st->up_close = 1;
+		if (build_response_head(c, &m, 1) < 0) {
+			client_close(c);
+			return -1;
+		}
+		buf_consume(&u->in, (size_t)r);
+		st->resp_head = 1;
+		progress = 1;
+		if (m.status == 101) {
+			c->state = CS_TUNNEL;
+			st->req.done = st->resp.done = 1;
+			return 1;
+		}
+	}
+	if (!st->resp.done) {
+		r = body_move(&st->resp, &u->in, &c->out, (u->flags & (U_EOF | U_ERR)) != 0, &err);
+		if (r < 0)
+			return stream_fail(c, 502, "UPE", "upstream sent a bad body: %s", err);
+		if (r > 0)
+			progress = 1;
+		if (!st->resp.done && !r && (u->flags & (U_EOF | U_ERR)) && !u->in.len) {
+			/* the upstream died mid-body: the client must see a cut, not a short body */
+			return stream_fail(c, 502, "UC", "upstream closed mid-response");
+		}
+	}
+	return progress;
+}
+
+/* the exchange is over: metrics, log, upstream back to the pool, next request */
+static int stream_finish(struct client *c)
+{
+	struct stream *st = &c->st;
+	int reusable;
+
+	if (st->up) {
+		reusable = !st->up_close && st->req.done && st->resp.done;
+		st->up->client = NULL;
+		upstream_release(st->up, reusable);
+		st->up = NULL;
+	}
+	record(c);
+	stream_reset(c);
+	if (c->flags & C_CLOSE_AFTER) {
+		c->flags |= C_EOF;     /* read no further requests */
+		buf_free(&c->in);
+	}
+	return 0;
+}
+
+static int tunnel_step(struct client *c)
+{
+	struct upstream *u = c->st.up;
+	int progress = 0;
+	size_t n;
+
+	/* raw bytes both ways */
+	if (c->in.len && buf_prepare(&u->out)) {
+		n = c->in.len < buf_space(&u->out) ? c->in.len : buf_space(&u->out);
+		memcpy(buf_tail(&u->out), buf_data(&c->in), n);
+		u->out.len += (uint32_t)n;
+		buf_consume(&c->in, n);
+		c->st.req.bytes += n;
+		progress = 1;
+	}
+	if (u->in.len && buf_prepare(&c->out)) {
+		n = u->in.len < buf_space(&c->out) ? u->in.len : buf_space(&c->out);
+		memcpy(buf_tail(&c->out), buf_data(&u->in), n);
+		c->out.len += (uint32_t)n;
+		buf_consume(&u->in, n);
+		c->st.resp.bytes += n;
+		progress = 1;
+	}
+	return progress;
+}
+
+/*
+ * Makes all the progress possible for client c and its upstream, then sets
+ * the watchers. Returns -1 when c was freed.
+ */
+static int client_pump(struct client *c)
+{
+	int rounds, progress, r;
+
+	for (rounds = 0; rounds < 64; rounds++) {
+		progress = 0;
+		if (c->state == CS_HEAD) {
+			if (c->flags & C_LINGER)
+				break;
+			if (c->in.len && !(c->flags & C_CLOSE_AFTER) && !c->out.len) {
+				r = stream_start(c, 0);
+				if (r < 0)
+					return -1;
+				/* a head larger than one block: give it room, up to the limit */
+				if (r == 0 && c->state == CS_HEAD && c->in.len == c->in.cap &&
+				    buf_reserve(&c->in, BUF_SIZE) < 0) {
+					client_close(c);
+					return -1;
+				}
+				if (r == 0 && c->state == CS_HEAD && !c->head_start)
+					c->head_start = ev_now(P.loop);
+				progress = r;
+			}
+		}
+		if (c->state == CS_STREAM && c->st.up) {
+			struct upstream *u = c->st.up;
+			const char *err = NULL;
+
+			if (!(u->flags & U_CONNECTING)) {
+				if (!c->st.req.done) {
+					r = body_move(&c->st.req, &c->in, &u->out, 0, &err);
+					if (r < 0) {
+						c->flags |= C_CLOSE_AFTER;
+						if (stream_fail(c, 400, "DPE", "bad request body: %s", err) < 0)
+							return -1;
+						continue;
+					}
+					progress |= r;
+				}
+				if (u->out.len && !(u->flags & (U_EOF | U_ERR)) && flush_buf(u->fd, &u->out) < 0)
+					u->flags |= U_ERR;
+			}
+			if (c->state == CS_STREAM && c->st.up) {
+				if ((c->st.up->flags & U_ERR) && !c->st.resp_head) {
+					r = upstream_failed(c);
+					if (r < 0)
+						return -1;
+					progress = 1;
+				} else {
+					r = stream_response(c);
+					if (r < 0)
+						return -1;
+					progress |= r;
+				}
+			}
+		}
+		if (c->state == CS_TUNNEL) {
+			progress |= tunnel_step(c);
+			if (c->st.up->out.len && flush_buf(c->st.up->fd, &c->st.up->out) < 0)
+				c->st.up->flags |= U_ERR;
+		}
+		/* send what we have to the client */
+		if (c->out.len && flush_buf(c->fd, &c->out) < 0) {
+			if (c->state != CS_HEAD && c->st.conf) {
+				c->st.flags = "DC";
+				record(c);
+			}
+			client_close(c);
+			return -1;
+		}
+		if (c->state == CS_STREAM && c->st.resp.done && c->st.req.done && !c->out.len) {
+			stream_finish(c);
+			progress = 1;
+		}
+		if (c->state == CS_TUNNEL) {
+			struct upstream *u = c->st.up;
+			int up_gone = (u->flags & (U_EOF | U_ERR)) && !u->in.len;
+			int cl_gone = (c->flags & C_EOF) && !c->in.len;
+			if ((up_gone && !c->out.len) || (cl_gone && !u->out.len) || (u->flags & U_ERR)) {
+				c->st.flags = "-";
+				record(c);
+				client_close(c);
+				return -1;
+			}
+		}
+		if (c->state == CS_HEAD && (c->flags & C_CLOSE_AFTER) && !c->out.len) {
+			if (c->flags & C_LINGER)
+				break;
+			if (c->flags & C_EOF && !P.draining) {
+				/* an error reply or Connection: close: linger, then close */
+				client_linger(c);
+				break;
+			}
+			client_close(c);
+			return -1;
+		}
+		if (!progress)
+			break;
+	}
+	if (c->state == CS_STREAM && c->st.up)
+		upstream_update_io(c->st.up);
+	if (c->state == CS_TUNNEL)
+		upstream_update_io(c->st.up);
+	client_update_io(c);
+	return 0;
+}
+
+static void client_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = (struct client *)w;
+	ssize_t n;
+
+	c->last_active = ev_now(loop);
+	if (revents & EV_READ) {
+		if (c->flags & C_LINGER) {
+			char sink[4096];
+			n = read(c->fd, sink, sizeof(sink));
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				client_close(c);
+			return;
+		}
+		n = read_into(c->fd, &c->in, 0);
+		if (n == 0 || n == -1) {
+			c->flags |= C_EOF;
+			if (c->state == CS_HEAD && !c->out.len) {
+				client_close(c);
+				return;
+			}
+			if (c->state == CS_STREAM && (!c->st.req.done || !c->st.resp.done)) {
+				/* the client went away mid-exchange: free everything */
+				c->st.flags = "DC";
+				c->st.status = c->st.status ? c->st.status : 0;
+				record(c);
+				client_close(c);
+				return;
+			}
+		}
+	}
+	client_pump(c);
+}
+
+static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = container_of(w, struct client, timer);
+	double now = ev_now(loop), d = client_deadline(c);
+
+	if (d > now + 0.0005) {
+		ev_timer_set(&c->timer, d - now, 0.);
+		ev_timer_start(loop, &c->timer);
+		c->timer_at = d;
+		return;
+	}
+	if (c->flags & C_LINGER || c->state == CS_TUNNEL) {
+		client_close(c);
+		return;
+	}
+	if (c->state == CS_HEAD) {
+		if (c->in.len && !c->out.len) {
+			/* slowloris: the head did not arrive in time */
+			if (client_reject(c, 408, "request header timeout") == 0)
+				client_pump(c);
+			return;
+		}
+		client_close(c);
+		return;
+	}
+	/* a stream that took too long, or went quiet */
+	if (c->st.conf->proxy.request_timeout &&
+	    now >= c->st.t_start + c->st.conf->proxy.request_timeout / 1000.0) {
+		if (stream_fail(c, 504, "UT", "upstream request timeout (%s)",
+		                c->st.svc ? c->st.svc->name : "local app") == 0)
+			client_pump(c);
+		return;
+	}
+	if (stream_fail(c, 504, "SI", "stream idle timeout (%s)",
+	                c->st.svc ? c->st.svc->name : "local app") == 0)
+		client_pump(c);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener *l = (struct listener *)w;
+	struct client *c;
+	char ip[46];
+	int fd, i;
+
+	for (i = 0; i < 64; i++) {
+		fd = net_accept(l->io.fd, ip);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			return;
+		}
+		c->fd = fd;
+		c->kind = l->kind;
+		memcpy(c->service, l->service, sizeof(c->service));
+		memcpy(c->ip, ip, sizeof(c->ip));
+		c->last_active = ev_now(loop);
+		ev_init(&c->io, client_io_cb);
+		ev_init(&c->timer, client_timer_cb);
+		c->next = P.clients;
+		if (P.clients)
+			P.clients->prev = c;
+		P.clients = c;
+		P.n_clients++;
+		P.cx_total++;
+		client_update_io(c);
+	}
+}
+
+/* ------------------------------------------------------------------ listeners, config */
+
+static struct listener *listener_find(const char *addr)
+{
+	struct listener *l;
+
+	for (l = P.listeners; l; l = l->next)
+		if (!strcmp(l->addr, addr))
+			return l;
+	return NULL;
+}
+
+/* opens (or keeps) a listener; -1 with a message in err */
+static int listener_want(const struct conf_addr *a, enum lkind kind, const char *service,
+                         struct listener **fresh, char *err, size_t errlen)
+{
+	struct listener *l = listener_find(a->text);
+	int fd;
+
+	if (l && !l->keep) {
+		l->keep = 1;
+		l->kind = kind;
+		snprintf(l->service, sizeof(l->service), "%s", service ? service : "");
+		return 0;
+	}
+	fd = net_listen((const struct sockaddr *)&a->ss, a->len);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(errno));
+		return -1;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	l->kind = kind;
+	l->keep = 1;
+	snprintf(l->service, sizeof(l->service), "%s", service ? service : "");
+	snprintf(l->addr, sizeof(l->addr), "%s", a->text);
+	ev_io_init(&l->io, accept_cb, fd, EV_READ);
+	l->next = *fresh;
+	*fresh = l;
+	return 0;
+}
+
+static void listener_free(struct listener *l)
+{
+	ev_io_stop(P.loop, &l->io);
+	close(l->io.fd);
+	free(l);
+}
+
+/* brings the listeners in line with cf; on failure nothing changes */
+static int listeners_apply(const struct conf *cf, char *err, size_t errlen)
+{
+	struct listener *fresh = NULL, *l, **pp;
+	size_t i;
+
+	for (l = P.listeners; l; l = l->next)
+		l->keep = 0;
+	if (cf->listen.inbound.set && listener_want(&cf->listen.inbound, L_INBOUND, NULL, &fresh, err, errlen) < 0)
+		goto fail;
+	if (cf->listen.outbound.set &&
+	    listener_want(&cf->listen.outbound, L_OUTBOUND, NULL, &fresh, err, errlen) < 0)
+		goto fail;
+	for (i = 0; i < cf->n_services; i++)
+		if (cf->services[i].listen.set &&
+		    listener_want(&cf->services[i].listen, L_SERVICE, cf->services[i].name, &fresh, err,
+		                  errlen) < 0)
+			goto fail;
+	/* commit: drop listeners no longer wanted, start the new ones */
+	for (pp = &P.listeners; *pp;) {
+		l = *pp;
+		if (!l->keep) {
+			*pp = l->next;
+			listener_free(l);
+		} else {
+			pp = &l->next;
+		}
+	}
+	while (fresh) {
+		l = fresh;
+		fresh = l->next;
+		l->next = P.listeners;
+		P.listeners = l;
+		ev_io_start(P.loop, &l->io);
+	}
+	return 0;
+fail:
+	while (fresh) {
+		l = fresh;
+		fresh = l->next;
+		listener_free(l);
+	}
+	return -1;
+}
+
+static int admin_handler(void *ctx, const char *method, size_t method_len, const char *path,
+                         size_t path_len, struct strbuf *body, const char **ctype);
+
+static int admin_apply(const struct conf *cf, char *err, size_t errlen)
+{
+	const struct conf_addr *a = &cf->listen.admin;
+
+	if (a->set && P.admin && !strcmp(P.admin_addr, a->text))
+		return 0;
+	if (!a->set) {
+		admin_stop(P.admin);
+		P.admin = NULL;
+		P.admin_addr[0] = 0;
+		return 0;
+	}
+	{
+		struct admin *n;
+		admin_stop(P.admin);    /* the old address may be the one we need */
+		P.admin = NULL;
+		n = admin_start(P.loop, (const struct sockaddr *)&a->ss, a->len, admin_handler, NULL);
+		if (!n) {
+			snprintf(err, errlen, "cannot listen on %s (admin): %s", a->text, strerror(errno));
+			P.admin_addr[0] = 0;
+			return -1;
+		}
+		P.admin = n;
+		snprintf(P.admin_addr, sizeof(P.admin_addr), "%s", a->text);
+	}
+	return 0;
+}
+
+static int access_log_apply(const struct conf *cf, char *err, size_t errlen)
+{
+	int fd;
+
+	if (cf->log.access_log_off)
+		fd = -1;
+	else if (!cf->log.access_log || !strcmp(cf->log.access_log, "stderr"))
+		fd = 2;
+	else {
+		fd = open(cf->log.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			snprintf(err, errlen, "cannot open access log %s: %s", cf->log.access_log,
+			         strerror(errno));
+			return -1;
+		}
+	}
+	if (P.access_buf.len && P.access_fd >= 0)
+		access_flush_now();
+	if (P.access_fd > 2)
+		close(P.access_fd);
+	P.access_fd = fd;
+	P.access_json = cf->log.access_log_json;
+	return 0;
+}
+
+static int config_install(struct conf *cf)
+{
+	char err[512];
+	uint32_t *rr;
+	size_t i;
+
+	if (listeners_apply(cf, err, sizeof(err)) < 0 || admin_apply(cf, err, sizeof(err)) < 0 ||
+	    access_log_apply(cf, err, sizeof(err)) < 0) {
+		log_error("%s: %s", cf->path ? cf->path : P.conf_path, err);
+		return -1;
+	}
+	rr = calloc(cf->n_services ? cf->n_services : 1, sizeof(*rr));
+	if (!rr) {
+		log_error("out of memory");
+		return -1;
+	}
+	free(P.rr);
+	P.rr = rr;
+	P.rr_n = cf->n_services;
+	if (P.conf)
+		conf_unref(P.conf);
+	P.conf = cf;
+	log_level = (int)cf->log.level;
+	workload_name(P.workload, sizeof(P.workload), cf->workload.service, cf->workload.version);
+	for (i = 0; i < cf->n_warnings; i++)
+		log_warn("%s", cf->warnings[i]);
+	return 0;
+}
+
+static void reload(void)
+{
+	char err[4096];
+	struct conf *cf = conf_load(P.conf_path, err, sizeof(err));
+
+	if (!cf) {
+		log_error("reload rejected, keeping the running configuration:\n%s", err);
+		return;
+	}
+	if (config_install(cf) < 0) {
+		conf_unref(cf);
+		/* the running config's listeners are intact; re-assert them */
+		log_error("reload rejected, keeping the running configuration");
+		{
+			char e2[256];
+			listeners_apply(P.conf, e2, sizeof(e2));
+			admin_apply(P.conf, e2, sizeof(e2));
+		}
+		return;
+	}
+	log_info("configuration reloaded from %s (%zu services)", P.conf_path, cf->n_services);
+}
+
+/* ------------------------------------------------------------------ admin endpoints */
+
+static int admin_handler(void *ctx, const char *method, size_t method_len, const char *path,
+                         size_t path_len, struct strbuf *body, const char **ctype)
+{
+	size_t plen = path_len;
+	const char *q = memchr(path, '?', path_len);
+
+	if (q)
+		plen = (size_t)(q - path);
+	if (plen == 6 && !memcmp(path, "/ready", 6)) {
+		if (P.draining) {
+			strbuf_puts(body, "draining\n");
+			return 503;
+		}
+		strbuf_puts(body, "ready\n");
+		return 200;
+	}
+	if (plen == 7 && !memcmp(path, "/config", 7)) {
+		char *s = conf_render(P.conf);
+		if (!s)
+			return 500;
+		strbuf_puts(body, s);
+		free(s);
+		return 200;
+	}
+	if (plen == 8 && !memcmp(path, "/metrics", 8)) {
+		*ctype = "text/plain; version=0.0.4";
+		metrics_render(body);
+		strbuf_printf(body,
+		              "# TYPE mesh_downstream_cx_total counter\nmesh_downstream_cx_total %llu\n"
+		              "# TYPE mesh_downstream_cx_active gauge\nmesh_downstream_cx_active %zu\n"
+		              "# TYPE mesh_upstream_cx_total counter\nmesh_upstream_cx_total %llu\n"
+		              "# TYPE mesh_upstream_cx_active gauge\nmesh_upstream_cx_active %llu\n"
+		              "# TYPE mesh_upstream_cx_reused_total counter\nmesh_upstream_cx_reused_total %llu\n"
+		              "# TYPE mesh_upstream_rq_retry_total counter\nmesh_upstream_rq_retry_total %llu\n"
+		              "# TYPE mesh_downstream_rq_rejected_total counter\nmesh_downstream_rq_rejected_total %llu\n"
+		              "# TYPE mesh_buffers_in_use gauge\nmesh_buffers_in_use %zu\n",
+		              (unsigned long long)P.cx_total, P.n_clients, (unsigned long long)P.up_cx_total,
+		              (unsigned long long)P.up_cx_active, (unsigned long long)P.up_reused,
+		              (unsigned long long)P.retries, (unsigned long long)P.rejected,
+		              buf_blocks_in_use);
+		return 200;
+	}
+	if (plen == 1 && path[0] == '/') {
+		strbuf_puts(body, "mesh proxy admin: /ready /config /metrics\n");
+		return 200;
+	}
+	strbuf_puts(body, "not found; try /ready /config /metrics\n");
+	return 404;
+}
+
+/* ------------------------------------------------------------------ signals, main */
+
+static void drain_done_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	log_info("drain deadline reached with %zu connections open; exiting", P.n_clients);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct client *c, *next;
+	struct listener *l;
+
+	if (w->signum == SIGHUP) {
+		if (!P.draining)
+			reload();
+		return;
+	}
+	if (P.draining) {
+		if (w->signum == SIGINT)
+			ev_break(loop, EVBREAK_ALL);  /* a second Ctrl-C: now */
+		return;
+	}
+	P.draining = 1;
+	log_info("%s: draining %zu connections (deadline %.1fs)", w->signum == SIGTERM ? "SIGTERM" : "SIGINT",
+	         P.n_clients, P.conf->proxy.drain_timeout / 1000.0);
+	/* stop accepting: close the listening sockets so new connections are refused */
+	while ((l = P.listeners)) {
+		P.listeners = l->next;
+		listener_free(l);
+	}
+	for (c = P.clients; c; c = next) {
+		next = c->next;
+		if (c->state == CS_HEAD && !c->in.len && !c->out.len)
+			client_close(c);
+		else
+			c->flags |= C_CLOSE_AFTER;
+	}
+	if (!P.n_clients) {
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	ev_timer_init(&P.drain_timer, drain_done_cb, P.conf->proxy.drain_timeout / 1000.0, 0.);
+	ev_timer_start(loop, &P.drain_timer);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mesh proxy -c proxy.ini\n\n"
+	           "  -c FILE   the workload's configuration (docs/config.md)\n"
+	           "  -h        this help\n\n"
+	           "Signals: SIGHUP reloads the configuration (an invalid file is rejected and the\n"
+	           "running one kept); SIGTERM stops accepting, drains in-flight requests up to\n"
+	           "[proxy] drain_timeout, then exits 0.\n");
+}
+
+int proxy_main(int argc, char **argv)
+{
+	char err[4096];
+	struct conf *cf;
+	int i, rc = 0;
+	struct client *c;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+			P.conf_path = argv[++i];
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "mesh proxy: unknown argument '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!P.conf_path) {
+		fprintf(stderr, "mesh proxy: no configuration given\n");
+		usage(stderr);
+		return 2;
+	}
+	log_prefix = "proxy";
+	cf = conf_load(P.conf_path, err, sizeof(err));
+	if (!cf) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (getrandom(&P.rng, sizeof(P.rng), 0) != sizeof(P.rng) || !P.rng)
+		P.rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + 1;
+	signal(SIGPIPE, SIG_IGN);
+	P.loop = ev_default_loop(EVBACKEND_EPOLL | EVFLAG_NOENV);
+	if (!P.loop) {
+		fprintf(stderr, "mesh proxy: cannot create the event loop\n");
+		return 1;
+	}
+	P.access_fd = -1;
+	ev_timer_init(&P.access_flush, access_flush_cb, 1.0, 0.);
+	if (config_install(cf) < 0) {
+		conf_unref(cf);
+		return 1;
+	}
+	ev_signal_init(&P.sighup, signal_cb, SIGHUP);
+	ev_signal_start(P.loop, &P.sighup);
+	ev_signal_init(&P.sigterm, signal_cb, SIGTERM);
+	ev_signal_start(P.loop, &P.sigterm);
+	ev_signal_init(&P.sigint, signal_cb, SIGINT);
+	ev_signal_start(P.loop, &P.sigint);
+	log_info("mesh %s proxy for %s: inbound %s, outbound %s, admin %s", MESH_VERSION,
+	         P.workload, cf->listen.inbound.set ? cf->listen.inbound.text : "off",
+	         cf->listen.outbound.set ? cf->listen.outbound.text : "off",
+	         cf->listen.admin.set ? cf->listen.admin.text : "off");
+	ev_run(P.loop, 0);
+
+	/* teardown (also lets leak checkers see a clean exit) */
+	while ((c = P.clients))
+		client_close(c);
+	while (P.listeners) {
+		struct listener *l = P.listeners;
+		P.listeners = l->next;
+		listener_free(l);
+	}
+	for (i = 0; i < POOL_BUCKETS; i++) {
+		while (P.pools[i]) {
+			struct pool *pl = P.pools[i];
+			while (pl->idle)
+				upstream_close(pl->idle);
+			P.pools[i] = pl->next;
+			free(pl);
+		}
+	}
+	admin_stop(P.admin);
+	P.admin = NULL;
+	if (P.access_fd >= 0)
+		access_flush_now();
+	if (P.access_fd > 2)
+		close(P.access_fd);
+	strbuf_free(&P.access_buf);
+	free(P.rr);
+	free(P.hdrs);
+	conf_unref(P.conf);
+	metrics_reset();
+	log_info("stopped");
+	return rc;
+}
