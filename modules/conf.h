@@ -147,4 +147,8 @@ int conf_parse_labels(const char *s, struct conf_labels *l);  /* "app=reviews, v
 
 const char *conf_label(const struct conf_labels *l, const char *key); /* value or NULL */
 
+/* added by the conf module (append-only): */
+int conf_parse_bool(const char *s, int *out);  /* on/off, true/false, yes/no, 1/0 (any case) */
+void conf_labels_free(struct conf_labels *l);  /* frees what conf_parse_labels filled; leaves it empty */
+
 #endif
