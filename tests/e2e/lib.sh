@@ -225,7 +225,7 @@ _cleanup() {
 			tail -n 25 "$log" | sed 's/^/  | /'
 		done
 	fi
-	echo "$SCENARIO: $PASSES passed, $FAILS failed"
+	echo "$SCENARIO: $PASSES passed, $FAILS failed in ${SECONDS}s"
 	# a scenario killed half-way must not look clean
 	if [ "$rc" -ne 0 ] && [ "$FAILS" -eq 0 ]; then echo "FAIL: $SCENARIO: aborted with status $rc"; fi
 	exit "$rc"
