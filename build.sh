@@ -142,7 +142,7 @@ dep_versions() { # -D flags carrying the library versions for `mesh version`
 
 # ---------------------------------------------------------------- mesh
 # libev's watcher macros need -fno-strict-aliasing (as its manual says)
-WARN="-Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -fno-strict-aliasing"
+WARN="-Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE"
 SRCS() { echo mesh.c modules/*.c; }
 
 build_mesh() {

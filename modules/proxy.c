@@ -302,10 +302,12 @@ static ssize_t read_into(int fd, struct buf *b, size_t limit)
 	return (errno == EAGAIN || errno == EINTR) ? -2 : -1;
 }
 
-/* writes as much of b as the socket takes; 0 ok (maybe partial), -1 on error */
+/* writes as much of b as the socket takes; 1 if anything was written, 0 if
+ * nothing, -1 on error. Writing frees room, which is progress for the pump. */
 static int flush_buf(int fd, struct buf *b)
 {
 	ssize_t n;
+	int wrote = 0;
 
 	while (b->len) {
 		n = send(fd, buf_data(b), b->len, MSG_NOSIGNAL);
@@ -313,13 +315,14 @@ static int flush_buf(int fd, struct buf *b)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
-				return 0;
+				return wrote;
 			return -1;
 		}
 		buf_consume(b, (size_t)n);
+		wrote = 1;
 	}
 	buf_release(b);
-	return 0;
+	return wrote;
 }
 
 /* ------------------------------------------------------------------ body framing */
@@ -1576,8 +1579,14 @@ static int client_pump(struct client *c)
 					}
 					progress |= r;
 				}
-				if (u->out.len && !(u->flags & (U_EOF | U_ERR)) && flush_buf(u->fd, &u->out) < 0)
-					u->flags |= U_ERR;
+				if (u->out.len && !(u->flags & (U_EOF | U_ERR))) {
+					r = flush_buf(u->fd, &u->out);
+					if (r < 0) {
+						u->flags |= U_ERR;
+						u->err = errno;
+					}
+					progress |= r > 0;
+				}
 			}
 			if (c->state == CS_STREAM && c->st.up) {
 				if ((c->st.up->flags & U_ERR) && !c->st.resp_head) {
@@ -1595,17 +1604,25 @@ static int client_pump(struct client *c)
 		}
 		if (c->state == CS_TUNNEL) {
 			progress |= tunnel_step(c);
-			if (c->st.up->out.len && flush_buf(c->st.up->fd, &c->st.up->out) < 0)
-				c->st.up->flags |= U_ERR;
+			if (c->st.up->out.len) {
+				r = flush_buf(c->st.up->fd, &c->st.up->out);
+				if (r < 0)
+					c->st.up->flags |= U_ERR;
+				progress |= r > 0;
+			}
 		}
 		/* send what we have to the client */
-		if (c->out.len && flush_buf(c->fd, &c->out) < 0) {
-			if (c->state != CS_HEAD && c->st.conf) {
-				c->st.flags = "DC";
-				record(c);
+		if (c->out.len) {
+			r = flush_buf(c->fd, &c->out);
+			if (r < 0) {
+				if (c->state != CS_HEAD && c->st.conf) {
+					c->st.flags = "DC";
+					record(c);
+				}
+				client_close(c);
+				return -1;
 			}
-			client_close(c);
-			return -1;
+			progress |= r > 0;
 		}
 		if (c->state == CS_STREAM && c->st.resp.done && c->st.req.done && !c->out.len) {
 			stream_finish(c);
