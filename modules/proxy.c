@@ -146,6 +146,7 @@ struct client {
 	double last_active;
 	double head_start;          /* first byte of the current head */
 	double timer_at;            /* when the timer is armed to fire */
+	uint32_t scanned;           /* head bytes already seen incomplete (parse again only on a new line) */
 	struct buf in, out;
 	struct stream st;
 	struct client *prev, *next;
@@ -1266,10 +1267,18 @@ static int stream_start(struct client *c, int retry)
 			return -1;
 		}
 	}
+	/* the parser starts over each time: while a head trickles in, parse again
+	 * only when a line is complete (limits are still checked on time) */
+	if (!retry && c->scanned && c->in.len > c->scanned && c->in.len < px->max_request_line &&
+	    !memchr(buf_data(&c->in) + c->scanned, '\n', c->in.len - c->scanned))
+		return 0;
 	memset(&m, 0, sizeof(m));
 	r = http1_parse_request(buf_data(&c->in), c->in.len, &m, P.hdrs, &lim);
-	if (r == -2)
+	if (r == -2) {
+		c->scanned = c->in.len;
 		return 0;
+	}
+	c->scanned = 0;
 	if (r < 0)
 		return client_reject(c, m.err_status ? m.err_status : 400,
 		                     m.err_reason ? m.err_reason : "bad request") < 0 ? -1 : 0;
