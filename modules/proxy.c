@@ -53,6 +53,7 @@ struct listener {
 	ev_io io;                   /* accept watcher; fd is the listening socket */
 	enum lkind kind;
 	char service[64];           /* L_SERVICE: the service this port leads to */
+	char namespace[64];
 	char addr[64];              /* normalised address text, to match across reloads */
 	int keep;                   /* reload bookkeeping */
 	struct listener *next;
@@ -141,7 +142,8 @@ struct client {
 	unsigned flags;             /* C_* */
 	enum cstate state;
 	enum lkind kind;            /* the listener it came from */
-	char service[64];           /* L_SERVICE */
+	char service[64];           /* L_SERVICE: service name and namespace */
+	char namespace[64];
 	char ip[46];
 	double last_active;
 	double head_start;          /* first byte of the current head */
@@ -887,6 +889,14 @@ static void record(struct client *c)
 
 /* ------------------------------------------------------------------ timers */
 
+#define NEVER 1e30
+
+/* a timeout in ms from now-ish; 0 means none (docs/config.md) */
+static double after(double t, uint32_t ms)
+{
+	return ms ? t + ms / 1000.0 : NEVER;
+}
+
 static double client_deadline(struct client *c)
 {
 	const struct conf_proxy *px = &P.conf->proxy;
@@ -896,10 +906,10 @@ static double client_deadline(struct client *c)
 		return c->last_active + LINGER_TIME;
 	if (c->state == CS_HEAD) {
 		if (c->in.len && c->head_start)
-			return c->head_start + px->header_timeout / 1000.0;
-		return c->last_active + px->idle_timeout / 1000.0;
+			return after(c->head_start, px->header_timeout);
+		return after(c->last_active, px->idle_timeout);
 	}
-	d = c->last_active + (c->st.conf ? c->st.conf->proxy.stream_idle_timeout : px->stream_idle_timeout) / 1000.0;
+	d = after(c->last_active, c->st.conf ? c->st.conf->proxy.stream_idle_timeout : px->stream_idle_timeout);
 	if (c->state == CS_STREAM && c->st.conf && c->st.conf->proxy.request_timeout) {
 		double r = c->st.t_start + c->st.conf->proxy.request_timeout / 1000.0;
 		if (r < d)
@@ -916,9 +926,11 @@ static void client_arm(struct client *c)
 	if (ev_is_active(&c->timer) && c->timer_at <= d)
 		return;
 	ev_timer_stop(P.loop, &c->timer);
+	c->timer_at = d;
+	if (d >= NEVER)
+		return;
 	ev_timer_set(&c->timer, d > now ? d - now : 0.001, 0.);
 	ev_timer_start(P.loop, &c->timer);
-	c->timer_at = d;
 }
 
 /* ------------------------------------------------------------------ pools, upstreams */
@@ -1087,8 +1099,10 @@ static void upstream_release(struct upstream *u, int reusable)
 	u->pool->idle = u;
 	u->pool->n_idle++;
 	set_io(P.loop, &u->io, &u->io_events, u->fd, EV_READ);
-	ev_timer_set(&u->timer, px->upstream_idle_timeout / 1000.0, 0.);
-	ev_timer_start(P.loop, &u->timer);
+	if (px->upstream_idle_timeout) {
+		ev_timer_set(&u->timer, px->upstream_idle_timeout / 1000.0, 0.);
+		ev_timer_start(P.loop, &u->timer);
+	}
 }
 
 /* ------------------------------------------------------------------ client lifecycle */
@@ -1235,12 +1249,13 @@ static int client_reject(struct client *c, int status, const char *reason)
 
 /* ------------------------------------------------------------------ streams */
 
-static const struct conf_service *find_service_by_name(const struct conf *cf, const char *name)
+static const struct conf_service *find_service_by_name(const struct conf *cf, const char *name,
+                                                       const char *ns)
 {
 	size_t i;
 
 	for (i = 0; i < cf->n_services; i++)
-		if (!strcmp(cf->services[i].name, name))
+		if (!strcmp(cf->services[i].name, name) && !strcmp(cf->services[i].namespace, ns))
 			return &cf->services[i];
 	return NULL;
 }
@@ -1338,7 +1353,7 @@ static int stream_start(struct client *c, int retry)
 	} else {
 		if (!retry) {
 			if (c->kind == L_SERVICE) {
-				st->svc = find_service_by_name(cf, c->service);
+				st->svc = find_service_by_name(cf, c->service, c->namespace);
 				if (!st->svc)
 					return stream_fail(c, 404, "NR", "service '%s' is no longer configured",
 					                   c->service);
@@ -1709,6 +1724,8 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct client *c = container_of(w, struct client, timer);
 	double now = ev_now(loop), d = client_deadline(c);
 
+	if (d >= NEVER)
+		return;
 	if (d > now + 0.0005) {
 		ev_timer_set(&c->timer, d - now, 0.);
 		ev_timer_start(loop, &c->timer);
@@ -1764,6 +1781,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->fd = fd;
 		c->kind = l->kind;
 		memcpy(c->service, l->service, sizeof(c->service));
+		memcpy(c->namespace, l->namespace, sizeof(c->namespace));
 		memcpy(c->ip, ip, sizeof(c->ip));
 		c->last_active = ev_now(loop);
 		ev_init(&c->io, client_io_cb);
@@ -1791,7 +1809,7 @@ static struct listener *listener_find(const char *addr)
 }
 
 /* opens (or keeps) a listener; -1 with a message in err */
-static int listener_want(const struct conf_addr *a, enum lkind kind, const char *service,
+static int listener_want(const struct conf_addr *a, enum lkind kind, const struct conf_service *svc,
                          struct listener **fresh, char *err, size_t errlen)
 {
 	struct listener *l = listener_find(a->text);
@@ -1800,7 +1818,8 @@ static int listener_want(const struct conf_addr *a, enum lkind kind, const char 
 	if (l && !l->keep) {
 		l->keep = 1;
 		l->kind = kind;
-		snprintf(l->service, sizeof(l->service), "%s", service ? service : "");
+		snprintf(l->service, sizeof(l->service), "%s", svc ? svc->name : "");
+		snprintf(l->namespace, sizeof(l->namespace), "%s", svc ? svc->namespace : "");
 		return 0;
 	}
 	fd = net_listen((const struct sockaddr *)&a->ss, a->len);
@@ -1816,7 +1835,8 @@ static int listener_want(const struct conf_addr *a, enum lkind kind, const char 
 	}
 	l->kind = kind;
 	l->keep = 1;
-	snprintf(l->service, sizeof(l->service), "%s", service ? service : "");
+	snprintf(l->service, sizeof(l->service), "%s", svc ? svc->name : "");
+	snprintf(l->namespace, sizeof(l->namespace), "%s", svc ? svc->namespace : "");
 	snprintf(l->addr, sizeof(l->addr), "%s", a->text);
 	ev_io_init(&l->io, accept_cb, fd, EV_READ);
 	l->next = *fresh;
@@ -1846,7 +1866,7 @@ static int listeners_apply(const struct conf *cf, char *err, size_t errlen)
 		goto fail;
 	for (i = 0; i < cf->n_services; i++)
 		if (cf->services[i].listen.set &&
-		    listener_want(&cf->services[i].listen, L_SERVICE, cf->services[i].name, &fresh, err,
+		    listener_want(&cf->services[i].listen, L_SERVICE, &cf->services[i], &fresh, err,
 		                  errlen) < 0)
 			goto fail;
 	/* commit: drop listeners no longer wanted, start the new ones */

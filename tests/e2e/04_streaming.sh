@@ -43,7 +43,9 @@ note "proxy VmHWM after warm-up: ${hwm0} kB"
 
 # ---- 1 GiB download, Content-Length
 t0=$(date +%s%N)
-out=$(curl -s --max-time 50 -H 'Host: big' -o /dev/null -w '%{http_code} %{size_download}' \
+# a stalled transfer (under 1 MB/s for 5 s) fails fast instead of eating the time budget
+SLOW=(--speed-limit 1048576 --speed-time 5)
+out=$(curl -s --max-time 50 "${SLOW[@]}" -H 'Host: big' -o /dev/null -w '%{http_code} %{size_download}' \
 	"http://127.0.0.1:$OUT/bytes?n=$GIB")
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_eq "1 GiB download through the proxy, exact byte count (${ms} ms)" "200 $GIB" "$out"
@@ -53,7 +55,7 @@ py <<'PY'
 import os, socket, time
 from rawhttp import *
 OUT, GIB = env_port("OUT"), int(os.environ["GIB"])
-s = connect(OUT, 30)
+s = connect(OUT, 10)  # no progress for 10 s = stalled
 try:
     t0 = time.time()
     s.sendall(b"PUT /sink HTTP/1.1\r\nHost: big\r\nContent-Length: %d\r\n\r\n" % GIB)
@@ -70,7 +72,7 @@ finally:
 PY
 
 # ---- 1 GiB upload, chunked (curl -T - reads stdin: unknown size -> chunked)
-out=$(head -c "$GIB" /dev/zero | curl -s --max-time 50 -H 'Host: big' -H 'Expect:' -T - \
+out=$(head -c "$GIB" /dev/zero | curl -s --max-time 50 "${SLOW[@]}" -H 'Host: big' -H 'Expect:' -T - \
 	-w ' %{http_code}' "http://127.0.0.1:$OUT/sink")
 expect_eq "1 GiB chunked upload, exact byte count" "bytes=$GIB 200" "$(printf '%s' "$out" | tr -d '\n')"
 
@@ -133,7 +135,7 @@ import threading
 from rawhttp import *
 OUT = env_port("OUT")
 N = 64 << 20
-s = connect(OUT, 20)
+s = connect(OUT, 10)
 err = []
 def send():
     try:
