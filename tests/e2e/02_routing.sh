@@ -113,7 +113,7 @@ fi
 expect_eq "per-service local port [listen] service.echo" echo "$(body "http://127.0.0.1:$ECHO_LOCAL/")"
 
 # ---- failures: status, x-mesh-error header, body naming the service
-# fail_case NAME WANT_CODE SERVICE_IN_BODY curl-args...
+# fail_case NAME WANT_CODE SERVICE_IN_BODY curl-args... ("" = no x-mesh-error check, - = header only)
 fail_case() {
 	local name=$1 want=$2 svc=$3 hdr c
 	shift 3
@@ -125,7 +125,7 @@ fail_case() {
 		fail "$name" "status '$c', want $want (body: ${b:0:200})"
 	elif [ -n "$svc" ] && ! grep -qi '^x-mesh-error:' "$hdr"; then
 		fail "$name" "no x-mesh-error header: $(tr '\r\n' '  ' <"$hdr")"
-	elif [ -n "$svc" ] && ! printf '%s' "$b" | grep -q "$svc"; then
+	elif [ -n "$svc" ] && [ "$svc" != - ] && ! printf '%s' "$b" | grep -q "$svc"; then
 		fail "$name" "body does not name service '$svc': ${b:0:200}"
 	else
 		pass "$name -> $want${svc:+ with x-mesh-error: $(grep -i '^x-mesh-error:' "$hdr" | cut -d: -f2- | tr -d '\r' | cut -c1-40)}"
@@ -141,6 +141,37 @@ fail_case "upstream slower than request_timeout (1s)" 504 hello "$U/delay?ms=400
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 if [ "$ms" -ge 800 ] && [ "$ms" -le 3000 ]; then pass "504 came after the request timeout (${ms} ms)"
 else fail "504 timing" "${ms} ms, want about 1000"; fi
+# malformed responses from the upstream never reach the client: 502
+for kind in garbage both cl2 fold lf; do
+	fail_case "malformed upstream response ($kind)" 502 - "$U/bad?kind=$kind" -H 'Host: echo'
+done
+# docs/proxy.md: every error the proxy makes has a body naming the service
+b=$(body "$U/bad?kind=garbage" -H 'Host: echo')
+expect_match "502 for a malformed upstream response names the service" 'echo' "$b"
+# a bad chunk arrives after the head was sent: the client must see a cut, not a clean end
+out=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H 'Host: echo' "$U/bad?kind=badchunk"); rc=$?
+if { [ "$out" = 502 ] && [ "$rc" -eq 0 ]; } || { [ "$rc" -ne 0 ] && [ "$rc" -ne 28 ]; }; then
+	pass "bad chunk from the upstream: 502 or a cut response (status $out, curl exit $rc)"
+else
+	fail "bad chunk from the upstream" "status $out, curl exit $rc: looks like a complete response"
+fi
+# the upstream dies mid-body: the client must not get a clean, short response
+out=$(curl -s --max-time 10 -o /dev/null -w '%{http_code} %{size_download}' -H 'Host: echo' "$U/truncate?n=200000"); rc=$?
+if [ "$rc" -eq 18 ] || [ "$rc" -eq 56 ] || [ "$rc" -eq 52 ]; then
+	pass "upstream closing mid-body cuts the client's response (curl exit $rc, $out)"
+else
+	fail "upstream closing mid-body" "curl exit $rc, '$out' (want a transfer error: 18/56)"
+fi
+# a close-delimited upstream body reaches an HTTP/1.1 client chunked, whole
+hdr=$(mktemp "$ART/hdr.XXXXXX")
+out=$(curl -s --max-time 10 -D "$hdr" -H 'Host: echo' "$U/eof?n=300000" | md5sum | cut -c1-32)
+want=$(curl -s --max-time 10 "http://127.0.0.1:$B3/bytes?n=300000" | md5sum | cut -c1-32)
+if [ "$out" = "$want" ] && grep -qi '^transfer-encoding: *chunked' "$hdr"; then
+	pass "close-delimited upstream body sent chunked to an HTTP/1.1 client, intact"
+else
+	fail "close-delimited upstream body" "md5 $out vs $want; head: $(tr '\r\n' '  ' <"$hdr")"
+fi
+rm -f "$hdr"
 # the proxy still serves after each failure
 expect_match "still serving after the failures" '^b[12]$' "$(body "$U/" -H 'Host: hello')"
 

@@ -135,7 +135,7 @@ if [ -n "$got" ]; then pass "a good config after a bad one is applied (only b2 s
 else fail "good config after bad one" "responses: $out"; fi
 
 # ---- SIGTERM: in-flight request completes, new connections refused, exit 0 within drain_timeout
-bg curl -s --max-time 10 -o "$ART/slow.body" -w '%{http_code}' -H 'Host: hello' "http://127.0.0.1:$OUT/delay?ms=1500" >"$ART/slow.code"
+bg curl -s --max-time 10 -D "$ART/slow.head" -o "$ART/slow.body" -w '%{http_code}' -H 'Host: hello' "http://127.0.0.1:$OUT/delay?ms=1500" >"$ART/slow.code"
 SLOW=$BG_PID
 sleep 0.4
 t0=$(date +%s%N)
@@ -149,7 +149,10 @@ inflight=0; _alive "$SLOW" && inflight=1
 if [ -n "$refused" ] && [ "$inflight" -eq 1 ]; then pass "after SIGTERM new connections are refused (${refused} ms) while a request is in flight"
 elif [ -n "$refused" ]; then fail "SIGTERM refuses new connections during the drain" "refused only after the in-flight request ended"
 else fail "SIGTERM refuses new connections" "the listener still accepts 1 s after SIGTERM"; fi
+expect_eq "/ready answers 503 while draining" 503 "$(code "http://127.0.0.1:$ADM/ready" --max-time 2)"
 wait "$SLOW"
+if grep -qi '^connection: *close' "$ART/slow.head"; then pass "the drained response carries Connection: close"
+else fail "drained response carries Connection: close" "$(tr '\r\n' '  ' <"$ART/slow.head")"; fi
 expect_eq "the in-flight request completes with 200 after SIGTERM" "200 delayed 1500" \
 	"$(cat "$ART/slow.code" 2>/dev/null) $(cat "$ART/slow.body" 2>/dev/null)"
 for i in $(seq 1 60); do _alive "$PROXY" || break; sleep 0.1; done

@@ -22,6 +22,9 @@
  *   /delay?ms=N       waits, then 200
  *   /stats            "connections=A requests=R open=O bad=B\n"
  *   /close            responds with Connection: close and closes
+ *   /eof?n=N          N bytes, no length: the body ends when the connection closes
+ *   /truncate?n=N     Content-Length N, sends N/2 bytes, closes
+ *   /bad?kind=K       a malformed response (garbage, both, cl2, badchunk, fold, lf)
  *   /ws               WebSocket (Upgrade: websocket): 101, then echoes frames
  *
  * Counting: `requests` counts every request head that reaches the backend,
@@ -841,6 +844,41 @@ static int handle(struct conn *c, struct req *r)
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 		return respond_text(c, r, 200, "delayed %llu\n", n) == 0;
+	}
+	if (!strcmp(p, "/eof")) {  /* body delimited by closing the connection */
+		qparam(r, "n", &n);
+		r->keepalive = 0;
+		if (writef(c->fd, "HTTP/1.1 200 OK\r\nx-backend: %s\r\nConnection: close\r\n"
+		                  "Content-Type: application/octet-stream\r\n\r\n", name) < 0)
+			return 0;
+		if (!r->head_method)
+			send_pattern(c->fd, 0, n);
+		return 0;
+	}
+	if (!strcmp(p, "/truncate")) {  /* promises n bytes, sends half, closes */
+		char extra[128];
+		qparam(r, "n", &n);
+		snprintf(extra, sizeof(extra), "Content-Type: application/octet-stream\r\nContent-Length: %llu\r\n\r\n", n);
+		if (start_response(c, r, 200, extra) == 0 && !r->head_method)
+			send_pattern(c->fd, 0, n / 2);
+		return 0;
+	}
+	if (!strcmp(p, "/bad")) {  /* malformed responses: a proxy must not pass them on */
+		static const struct { const char *kind, *text; } bad[] = {
+			{ "garbage", "HTTP/1.1 2x0 What\r\n\r\n" },
+			{ "both", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" },
+			{ "cl2", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello" },
+			{ "badchunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n" },
+			{ "fold", "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok" },
+			{ "lf", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok" },
+		};
+		const char *kind = r->query && !strncmp(r->query, "kind=", 5) ? r->query + 5 : "garbage";
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			if (!strcmp(kind, bad[i].kind)) {
+				write_all(c->fd, bad[i].text, strlen(bad[i].text));
+				return 0;
+			}
+		return respond_text(c, r, 400, "unknown kind %s\n", kind) == 0;
 	}
 	if (!strcmp(p, "/close")) {
 		r->keepalive = 0;

@@ -83,13 +83,17 @@ py() {
 # kernel's ephemeral range.
 PORT_NEXT=$((20000 + ($$ % 20) * 600 + (NUM % 20) * 30))
 _ports_in_use() {
-	local f line
+	# $(<f) reads the table in blocks (`read` from /proc goes byte by byte: slow)
+	local f text a lines=()
 	for f in /proc/net/tcp /proc/net/tcp6; do
 		[ -r "$f" ] || continue
-		while read -r _ line _; do
-			[ "${line%%:*}" = local_address ] && continue
-			printf ' %d' "$((16#${line##*:}))"
-		done <"$f"
+		text=$(<"$f")
+		mapfile -t lines <<<"$text"
+		for a in "${lines[@]:1}"; do
+			a=${a#*: }   # drop the slot number: "0100007F:1F90 ..."
+			a=${a%% *}   # the local address
+			printf ' %d' "$((16#${a##*:}))"
+		done
 	done
 	echo ' '
 }
