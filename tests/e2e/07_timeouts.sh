@@ -219,6 +219,13 @@ if [ "$ok" -eq 1 ]; then
 else
 	fail "vanished clients free everything" "after 4 s proxy fds $fd0 -> $fd1, backend open connections $bopen0 -> $bopen1"
 fi
+active=
+for i in $(seq 1 30); do
+	active=$(metric_sum "$ADM1" '^mesh_downstream_cx_active')
+	[ "$active" = 0 ] && break
+	sleep 0.1
+done
+expect_eq "mesh_downstream_cx_active back to 0 after the vanished clients" 0 "$active"
 rss=$(rss_kb "$P1")
 note "proxy 1 VmRSS after the vanishing clients: ${rss} kB"
 exit 0
