@@ -134,6 +134,9 @@ fail_case() {
 }
 fail_case "unknown host" 404 "" "$U/" -H 'Host: nosuch'
 fail_case "unknown absolute-form host" 404 "" -x "$U" http://nosuch.example/
+fail_case "Host with the wrong port" 404 "" "$U/" -H 'Host: hello:81'
+fail_case "absolute-form with the wrong port" 404 "" -x "$U" http://hello:81/
+expect_eq "CONNECT is refused with 405" 405 "$(curl -s -o /dev/null -w '%{http_connect}' --max-time 5 -p -x "$U" https://hello:443/)"
 fail_case "service without endpoints" 503 empty "$U/" -H 'Host: empty'
 fail_case "endpoint refusing connections" 502 dead "$U/" -H 'Host: dead'
 t0=$(date +%s%N)
@@ -197,6 +200,14 @@ expect_eq "exactly one Host header" 1 "$(printf '%s' "$h" | grep -ci '^host:')"
 expect_match "Host forwarded as the client sent it" '^[Hh]ost: echo(:9080)?$' "$(printf '%s' "$h" | grep -i '^host:' | tr -d '\r')"
 rid=$(printf '%s' "$h" | tr -d '\r' | sed -n 's/^[Xx]-[Rr]equest-[Ii][Dd]: *//p')
 expect_match "x-request-id created when absent" '^[A-Za-z0-9-]{8,}$' "$rid"
+expect_eq "repeated end-to-end headers all forwarded" 2 "$(printf '%s' "$(body "$U/headers" -H 'Host: echo' -H 'X-Multi: one' -H 'X-Multi: two')" | grep -c '^X-Multi: ')"
+# hop-by-hop headers are dropped from responses too
+hdr=$(curl -s --max-time 10 -D - -o /dev/null -H 'Host: echo' "$U/hop" | tr -d '\r')
+for hh in x-resp-hop keep-alive proxy-authenticate; do
+	if printf '%s' "$hdr" | grep -qi "^$hh:"; then fail "response hop-by-hop $hh removed" "$(printf '%s' "$hdr" | grep -i "^$hh:")"
+	else pass "response hop-by-hop $hh removed"; fi
+done
+expect_match "response end-to-end header kept" '^[Xx]-[Rr]esp-[Kk]ept: yes' "$hdr"
 h2=$(body "$U/headers" -H 'Host: echo')
 rid2=$(printf '%s' "$h2" | tr -d '\r' | sed -n 's/^[Xx]-[Rr]equest-[Ii][Dd]: *//p')
 if [ -n "$rid2" ] && [ "$rid2" != "$rid" ]; then pass "x-request-id differs per request"; else fail "x-request-id unique" "'$rid' then '$rid2'"; fi
@@ -300,6 +311,26 @@ try:
     s.close()
 except Exception as e:
     bad("pipelining", repr(e))
+
+# the upstream answers 413 before reading a large body: the client gets the 413
+try:
+    import threading
+    s, r = conn()
+    s.settimeout(10)
+    s.sendall(b"PUT /reject HTTP/1.1\r\nHost: echo\r\nContent-Length: %d\r\n\r\n" % (32 << 20))
+    def feed():
+        try:
+            for _ in range(32):
+                s.sendall(b"\0" * (1 << 20))
+        except OSError:
+            pass
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    a = read_response(r)
+    expect("early 413 from the upstream reaches the client mid-upload", a.status == 413, "%r" % a)
+    s.close()
+except Exception as e:
+    bad("early 413 from the upstream", repr(e))
 
 # a POST with a body and one without, then keep-alive reuse
 try:

@@ -120,6 +120,8 @@ case("space in the request-target", b"GET /a b HTTP/1.1\r\n" + H + b"\r\n" + SMU
 case("unknown HTTP version", b"GET / HTTP/2.7\r\n" + H + b"\r\n" + SMUGGLED, [505, 400])
 case("request line over max_request_line (2k)", b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\n" + H + b"\r\n", [414])
 case("head over max_header_size (8k)", b"GET / HTTP/1.1\r\n" + H + b"X-Big: " + b"b" * 9000 + b"\r\n\r\n", [431])
+case("more than max_headers (100) fields",
+     b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-N%d: v\r\n" % i for i in range(120)) + b"\r\n", [431])
 case("head over max_header_size in many fields",
      b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 90) for i in range(120)) + b"\r\n", [431])
 

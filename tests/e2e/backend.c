@@ -22,6 +22,9 @@
  *   /delay?ms=N       waits, then 200
  *   /stats            "connections=A requests=R open=O bad=B\n"
  *   /close            responds with Connection: close and closes
+ *   /hop              a response carrying hop-by-hop headers (Connection-listed,
+ *                     Keep-Alive, Proxy-Authenticate) and X-Resp-Kept: yes
+ *   /reject           413 without reading the request body, then close
  *   /eof?n=N          N bytes, no length: the body ends when the connection closes
  *   /truncate?n=N     Content-Length N, sends N/2 bytes, closes
  *   /bad?kind=K       a malformed response (garbage, both, cl2, badchunk, fold, lf)
@@ -48,6 +51,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -777,6 +781,11 @@ static int handle(struct conn *c, struct req *r)
 			return 0;
 		return respond(c, r, 200, "text/plain", r->head, r->head_len) == 0;
 	}
+	if (!strcmp(p, "/reject")) {  /* 413 before reading the body, then close */
+		r->keepalive = 0;
+		respond_text(c, r, 413, "too large\n");
+		return 0;
+	}
 	if (!strcmp(p, "/sink") || !strcmp(p, "/expect")) {
 		int had_expect = r->expect_continue;
 		long long got = body_drain(c, r);
@@ -880,6 +889,11 @@ static int handle(struct conn *c, struct req *r)
 			}
 		return respond_text(c, r, 400, "unknown kind %s\n", kind) == 0;
 	}
+	if (!strcmp(p, "/hop")) {  /* hop-by-hop response headers a proxy must drop */
+		return respond(c, r, 200, "text/plain\r\nConnection: x-resp-hop\r\nX-Resp-Hop: secret\r\n"
+		               "Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Resp-Kept: yes",
+		               "hop\n", 4) == 0;
+	}
 	if (!strcmp(p, "/close")) {
 		r->keepalive = 0;
 		respond_text(c, r, 200, "closing\n");
@@ -912,7 +926,17 @@ static void *serve(void *arg)
 				break;
 		}
 	}
+	/* lingering close: FIN first, then discard what the peer still sends for a
+	 * while, so a response sent before the request body was read (/reject, 400)
+	 * is not destroyed by an RST */
 	shutdown(c.fd, SHUT_WR);
+	if (c.buf) {
+		struct timeval tv = { 0, 200000 };
+		setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		for (int i = 0; i < 1000; i++)
+			if (read(c.fd, c.buf, BUF_SIZE) <= 0)
+				break;
+	}
 	close(c.fd);
 	free(c.buf);
 	free(c.out);
