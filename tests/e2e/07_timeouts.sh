@@ -4,8 +4,8 @@
 # a client that vanishes mid-upload or mid-download frees everything.
 . "$(dirname "$0")/lib.sh"
 
-ports B1 OUT1 ADM1 OUT2 ADM2
-export B1 OUT1 OUT2
+ports B1 OUT1 ADM1 OUT2 ADM2 HOLE
+export B1 OUT1 OUT2 HOLE
 
 # proxy 1: short header timeout, long idle timeout
 # proxy 2: long header timeout, short idle timeouts
@@ -13,6 +13,11 @@ cat >"$ART/mesh.ini" <<EOF
 [service hello]
 port = 80
 endpoint = 127.0.0.1:$B1
+
+# a listener whose accept queue is full: connects hang (SYNs dropped)
+[service blackhole]
+port = 80
+endpoint = 127.0.0.1:$HOLE
 EOF
 cat >"$ART/p1.ini" <<EOF
 [workload]
@@ -42,6 +47,8 @@ admin = 127.0.0.1:$ADM2
 header_timeout = 30s
 idle_timeout = 1s
 upstream_idle_timeout = 1s
+connect_timeout = 1s
+stream_idle_timeout = 2s
 drain_timeout = 1s
 
 [control]
@@ -167,6 +174,42 @@ if [ "$ok" -eq 1 ]; then
 else
 	fail "upstream_idle_timeout" "backend open connections stay $open1 -> $open2 for 4 s after a request"
 fi
+
+# ---- connect_timeout (1s, proxy 2): an endpoint that never completes the handshake -> 502
+PYTHONPATH=$E2E bg timeout 60 python3 -c '
+import os, socket, time
+port = int(os.environ["HOLE"])
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", port))
+l.listen(0)
+fill = []
+for i in range(4):   # one fills the accept queue, the rest hang in SYN_SENT
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex(("127.0.0.1", port))
+    fill.append(c)
+open(os.environ["ART"] + "/hole.ready", "w").close()
+time.sleep(60)
+'
+for i in $(seq 1 50); do [ -e "$ART/hole.ready" ] && break; sleep 0.1; done
+sleep 0.2
+t0=$(date +%s%N)
+hdr=$(curl -s --max-time 15 -o /dev/null -D - -H 'Host: blackhole' "http://127.0.0.1:$OUT2/" | tr -d '\r')
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+c=$(printf '%s' "$hdr" | head -1 | cut -d' ' -f2)
+if [ "$c" = 502 ] && [ "$ms" -ge 800 ] && [ "$ms" -le 3500 ] && printf '%s' "$hdr" | grep -qi '^x-mesh-error:'; then
+	pass "connect_timeout=1s: 502 with x-mesh-error after ${ms} ms"
+else
+	fail "connect_timeout" "status '$c' after ${ms} ms (want 502 after about 1000): $(printf '%s' "$hdr" | tr '\n' ' ')"
+fi
+
+# ---- stream_idle_timeout (2s, proxy 2): an upstream silent for 4 s -> 504
+t0=$(date +%s%N)
+c=$(code "http://127.0.0.1:$OUT2/delay?ms=4000" -H 'Host: hello')
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$c" = 504 ] && [ "$ms" -ge 1800 ] && [ "$ms" -le 3800 ]; then pass "stream_idle_timeout=2s: 504 after ${ms} ms"
+else fail "stream_idle_timeout" "status $c after ${ms} ms (want 504 after about 2000)"; fi
 
 # ---- clients vanishing mid-upload / mid-download free everything (proxy 1)
 sleep 0.2
