@@ -80,6 +80,8 @@ struct conf_proxy {
 	uint32_t stream_idle_timeout;/* no bytes either way, default 300s */
 	uint32_t drain_timeout;      /* SIGTERM drain deadline, default 5s */
 	size_t max_idle_per_endpoint;/* idle pooled connections kept per endpoint, default 64 */
+	size_t retry_buffer;         /* request bodies up to this size can be replayed for a retry, default 64k */
+	uint32_t retry_budget_percent; /* retries may add at most this % to the requests in flight, default 20 */
 };
 
 enum conf_log_level { CONF_LOG_ERROR = 0, CONF_LOG_WARN, CONF_LOG_INFO, CONF_LOG_DEBUG };
@@ -93,6 +95,150 @@ struct conf_log {
 
 struct conf_mesh {
 	char *domain;                /* cluster DNS domain, default "cluster.local" */
+};
+
+/* ------------------------------------------------------------------ traffic management (issue #3) */
+
+#include <regex.h>
+
+/* how a string is matched (Istio StringMatch, plus presence tests for headers/queries) */
+enum conf_match_kind {
+	CONF_MATCH_EXACT = 0,        /* "jason" or "exact:jason" */
+	CONF_MATCH_PREFIX,           /* "prefix:/api" */
+	CONF_MATCH_REGEX,            /* "regex:^v[12]$" - POSIX ERE, whole-string (anchored like Istio/RE2 full match) */
+	CONF_MATCH_PRESENT,          /* "present" (headers/query only) */
+	CONF_MATCH_ABSENT,           /* "absent" (headers/query only) */
+};
+
+struct conf_strmatch {
+	enum conf_match_kind kind;
+	char *value;                 /* literal, prefix or the regex source */
+	regex_t *re;                 /* compiled, for CONF_MATCH_REGEX (REG_EXTENDED|REG_NOSUB, anchored) */
+};
+
+struct conf_namematch {              /* a header (name lowercased) or query parameter condition */
+	char *name;
+	struct conf_strmatch m;
+};
+
+/* one match block (Istio HTTPMatchRequest): every condition set must hold */
+struct conf_match {
+	struct conf_strmatch path;   /* match.path (exact/prefix/regex) */
+	int has_path;
+	char *method;                /* match.method (exact, uppercase), NULL = any */
+	struct conf_namematch *headers;  /* match.header.NAME */
+	size_t n_headers;
+	struct conf_namematch *query;    /* match.query.NAME (exact/regex/present/absent) */
+	size_t n_query;
+	struct conf_labels source;   /* match.source = app=productpage, version=v1: labels of the calling workload */
+};
+
+/* a destination of a route: a service, optionally one subset of it */
+struct conf_dest {
+	const struct conf_service *svc;  /* points into conf->services */
+	int subset;                  /* index into the service's destination subsets, -1 = whole service */
+	uint32_t weight;             /* 0..100; the weights of one `to` add up to 100 */
+};
+
+struct conf_header_op {
+	char *name;                  /* lowercased */
+	char *value;
+};
+
+/* Istio Headers.HeaderOperations */
+struct conf_header_ops {
+	struct conf_header_op *set;  /* request.set.NAME = value: replace */
+	size_t n_set;
+	struct conf_header_op *add;  /* request.add.NAME = value: append */
+	size_t n_add;
+	char **remove;               /* request.remove = a, b */
+	size_t n_remove;
+};
+
+/* retry_on bits (Envoy/Istio retryOn names) */
+#define CONF_RETRY_5XX             0x01  /* "5xx" */
+#define CONF_RETRY_GATEWAY_ERROR   0x02  /* "gateway-error": 502, 503, 504 */
+#define CONF_RETRY_CONNECT_FAILURE 0x04  /* "connect-failure" */
+#define CONF_RETRY_RESET           0x08  /* "reset": upstream closed/reset before a response */
+#define CONF_RETRY_STATUS_CODES    0x10  /* "retriable-status-codes": the codes in retry_status_codes */
+
+/* one rule of a VirtualService: [route HOST/NAME], tried in file order */
+struct conf_route {
+	char *name;                  /* "reviews/jason" (section name) */
+	char **hosts;                /* hosts = reviews, *.example.com (default: the part before '/') */
+	size_t n_hosts;
+	struct conf_match *matches;  /* OR of blocks: match.* is block 1, match.2.* block 2 ...; none = match all */
+	size_t n_matches;
+	struct conf_dest *to;        /* to = v1 80, v2 20 (subsets of the host's service, or service[/subset]) */
+	size_t n_to;
+	char *rewrite_uri;           /* rewrite.uri: replaces the matched prefix (or whole path) */
+	char *rewrite_authority;     /* rewrite.authority */
+	char *redirect;              /* redirect = /path or http://host/path */
+	int redirect_code;           /* redirect.code, default 301 */
+	int direct_status;           /* direct_response = 503 (0 = none) */
+	char *direct_body;           /* direct_response.body */
+	struct conf_header_ops req_headers;   /* request.set.* / request.add.* / request.remove */
+	struct conf_header_ops resp_headers;  /* response.set.* / response.add.* / response.remove */
+	uint32_t timeout;            /* timeout (ms), 0 = [proxy] request_timeout */
+	uint32_t retries;            /* retries = N attempts after the first, 0 = none */
+	uint32_t per_try_timeout;    /* per_try_timeout (ms), 0 = none */
+	unsigned retry_on;           /* CONF_RETRY_*, default 5xx|connect-failure|reset when retries > 0 */
+	int *retry_status_codes;     /* retry_status_codes = 503, 429 */
+	size_t n_retry_status_codes;
+	uint32_t fault_delay;        /* fault.delay (ms) */
+	double fault_delay_percent;  /* fault.delay_percent, default 100 */
+	int fault_abort;             /* fault.abort = HTTP status (0 = none) */
+	double fault_abort_percent;  /* fault.abort_percent, default 100 */
+	struct conf_dest mirror;     /* mirror = v2 (or service[/subset]); mirror.svc NULL = none */
+	double mirror_percent;       /* mirror_percent, default 100 */
+	const char *file;
+	int line;
+};
+
+enum conf_lb {
+	CONF_LB_PEAK_EWMA = 0,       /* peak_ewma: P2C on latency x load (Linkerd's default, ours) */
+	CONF_LB_ROUND_ROBIN,         /* round_robin */
+	CONF_LB_LEAST_REQUEST,       /* least_request: P2C on active requests (alias LEAST_CONN, with a warning) */
+	CONF_LB_RANDOM,              /* random */
+	CONF_LB_RING_HASH,           /* ring_hash: consistent hash (Ketama ring) */
+	CONF_LB_MAGLEV,              /* maglev: consistent hash (Maglev table) */
+};
+
+enum conf_hash_on { CONF_HASH_NONE = 0, CONF_HASH_HEADER, CONF_HASH_COOKIE, CONF_HASH_QUERY, CONF_HASH_SOURCE_IP };
+
+/* DestinationRule trafficPolicy: load balancer, connection pool, outlier detection */
+struct conf_policy {
+	enum conf_lb lb;             /* load_balancer */
+	enum conf_hash_on hash_on;   /* hash_on = header:NAME | cookie:NAME | query:NAME | source_ip */
+	char *hash_key;              /* the header (lowercased), cookie or query name */
+	uint32_t max_connections;    /* 0 = unlimited (Istio tcp.maxConnections) */
+	uint32_t max_pending_requests;       /* 0 = unlimited (http.http1MaxPendingRequests) */
+	uint32_t max_requests_per_connection;/* 0 = unlimited (http.maxRequestsPerConnection) */
+	uint32_t max_concurrent_requests;    /* 0 = unlimited (http.http2MaxRequests) */
+	uint32_t connect_timeout;    /* ms, 0 = [proxy] connect_timeout */
+	uint32_t outlier_consecutive_5xx;          /* outlier.consecutive_5xx, 0 = off */
+	uint32_t outlier_consecutive_gateway_errors;/* outlier.consecutive_gateway_errors, 0 = off */
+	uint32_t outlier_interval;   /* outlier.interval (ms), default 10s */
+	uint32_t outlier_base_ejection_time; /* outlier.base_ejection_time (ms), default 30s */
+	uint32_t outlier_max_ejection_percent; /* default 10 */
+	uint32_t outlier_min_health_percent;   /* default 0 */
+};
+
+struct conf_subset {
+	char *name;                  /* "v1" */
+	struct conf_labels labels;   /* subset.v1 = version=v1 */
+	struct conf_policy policy;   /* the destination's policy with [destination NAME/SUBSET] overrides applied */
+	int line;
+};
+
+/* DestinationRule: [destination SERVICE], overrides per subset in [destination SERVICE/SUBSET] */
+struct conf_destination {
+	const struct conf_service *svc;  /* the service it applies to (points into conf->services) */
+	struct conf_policy policy;
+	struct conf_subset *subsets;
+	size_t n_subsets;
+	const char *file;
+	int line;
 };
 
 struct conf {
@@ -110,7 +256,16 @@ struct conf {
 	char *mesh_path;             /* [control] mesh = ..., resolved, or NULL */
 	char **warnings;             /* "file:line: warning: ..." lines, for the log */
 	size_t n_warnings;
+	struct conf_destination *destinations;  /* [destination ...], at most one per service */
+	size_t n_destinations;
+	struct conf_route *routes;   /* [route ...] in file order */
+	size_t n_routes;
 };
+
+/* the destination rule of a service, or NULL */
+const struct conf_destination *conf_destination_of(const struct conf *c, const struct conf_service *svc);
+/* the service's policy for subset (-1 = whole service): defaults when no destination rule */
+const struct conf_policy *conf_policy_of(const struct conf *c, const struct conf_service *svc, int subset);
 
 /*
  * Loads and validates path (and any mesh file it names). On error returns NULL
