@@ -83,7 +83,58 @@ expect_eq "istio_requests_total grew by another 1000" 1000 $((m2 - m1))
 
 # ---- idle upstream connections are kept (open) for reuse: a new client reuses them
 c1=$(backend_stat "$B1" connections); c2=$(backend_stat "$B2" connections)
-curl -s --max-time 10 -o /dev/null -H 'Host: hello' "http://127.0.0.1:$OUT/" "http://127.0.0.1:$OUT/"
+curl -s --max-time 10 -o /dev/null -o /dev/null -H 'Host: hello' "http://127.0.0.1:$OUT/" "http://127.0.0.1:$OUT/"
 d=$(( $(backend_stat "$B1" connections) - c1 - 1 + $(backend_stat "$B2" connections) - c2 - 1 ))
 expect_eq "a new client connection reuses pooled upstream connections" 0 "$d"
+
+# ---- 200 client connections open at once, 5 requests each: all answered, memory bounded
+PROXY=$MESH_PID
+export OUT PROXY
+py <<'PY'
+import threading, http.client, os
+from rawhttp import *
+OUT = env_port("OUT")
+N, K = 200, 5
+barrier = threading.Barrier(N + 1, timeout=30)
+results, lock = [], threading.Lock()
+def worker(i):
+    got = []
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", OUT, timeout=20)
+        conn.connect()
+        barrier.wait()          # everyone connected
+        barrier.wait()          # the main thread has measured
+        for k in range(K):
+            conn.request("GET", "/?c=%d&k=%d" % (i, k), headers={"Host": "hello"})
+            r = conn.getresponse()
+            got.append(r.status if r.read() in (b"b1\n", b"b2\n") else -r.status)
+        conn.close()
+    except Exception as e:
+        got.append(repr(e))
+    with lock:
+        results.append(got)
+ts = [threading.Thread(target=worker, args=(i,)) for i in range(N)]
+for t in ts: t.start()
+try:
+    barrier.wait()
+    rss = int([l.split()[1] for l in open("/proc/%s/status" % os.environ["PROXY"]) if l.startswith("VmRSS")][0])
+    print("note: proxy VmRSS with %d idle client connections: %d kB" % (N, rss))
+    barrier.wait()
+except threading.BrokenBarrierError:
+    bad("200 concurrent connections", "clients could not all connect")
+except Exception:
+    barrier.abort()
+    raise
+for t in ts: t.join(60)
+okn = sum(1 for g in results for x in g if x == 200)
+expect("200 concurrent keep-alive connections x 5 requests all answered (%d)" % okn, okn == N * K,
+       "%d of %d; failures %r" % (okn, N * K, [g for g in results if any(x != 200 for x in g)][:3]))
+PY
+hwm=$(hwm_kb "$PROXY")
+if [ "$MESH_STATIC" -eq 1 ]; then
+	if [ "$hwm" -lt 16384 ]; then pass "proxy peak RSS with 200 connections: ${hwm} kB (< 16 MB)"
+	else fail "proxy peak RSS with 200 connections" "${hwm} kB, want < 16384"; fi
+else
+	note "proxy peak RSS with 200 connections: ${hwm} kB (sanitizer build, not checked)"
+fi
 exit 0
