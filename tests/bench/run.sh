@@ -37,11 +37,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-# durations in seconds; defaults finish in about 4.5 minutes
+# durations in seconds; defaults finish in about 4.5 minutes (--quick: about 1)
 if [ "$QUICK" = 1 ]; then
 	REPS=1 DUR=3 WARM=1 RATE_DUR=3 RATE_WARM=1 RSS_DUR=5
 else
-	REPS=3 DUR=10 WARM=1 RATE_DUR=4 RATE_WARM=0.5 RSS_DUR=6
+	REPS=3 DUR=10 WARM=1 RATE_DUR=4 RATE_WARM=0.5 RSS_DUR=5
 fi
 CONNS=50          # wrk connections for the throughput runs
 RATE=1000         # fixed rate for the latency runs (req/s)
@@ -426,16 +426,17 @@ for r in $(seq 1 "$REPS"); do
 		printf '    round %d %-8s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "$t" "$a" "$b" "$c" "$d"
 	done
 done
-say "the same with the proxy moved to CPU $CPU_LOAD (no cross-CPU wake-ups)"
+say "the same with the proxy moved to CPU $CPU_LOAD (no cross-CPU wake-ups), direct measured again as its baseline"
 rot=0
 for r in $(seq 1 "$REPS"); do
-	order=$(echo "$LIVE" | tr ' ' '\n' | awk -v k="$rot" -v n="$N_LIVE" '$0 != "direct" { a[c++] = $0 } END { for (i = 0; i < c; i++) print a[(i + k) % c] }')
+	order=$(echo "$LIVE" | tr ' ' '\n' | awk -v k="$rot" -v n="$N_LIVE" '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) print a[(i + k) % n] }')
 	rot=$((rot + 1))
 	for t in $order; do
+		# direct again too: its figures in the same minutes are the baseline here
 		out=$TMP/rate-same-$t-$r.txt
-		pin "$CPU_LOAD" "$t"
+		[ "$t" = direct ] || pin "$CPU_LOAD" "$t"
 		res=$(rate_round "$t" "$out")
-		pin "$CPU_PROXY" "$t"
+		[ "$t" = direct ] || pin "$CPU_PROXY" "$t"
 		if [ -z "$res" ]; then echo "    rate.c failed for $t: $(tail -1 "$out")"; continue; fi
 		read -r a b c d <<<"$res"
 		SP50[$t]+="$a "; SP99[$t]+="$b "; FERR[$t]=$(( ${FERR[$t]:-0} + d ))
@@ -539,7 +540,7 @@ for t in $TARGETS; do
 	is_live "$t" || continue
 	if [ "$t" = direct ]; then
 		printf '%-8s %7s %7s %7s %7s %6s | %8s %8s %7s\n' "$t" "$(mget FP50 "$t")" "$(mget FP99 "$t")" \
-			"$(mget FP50 "$t")" "$(mget FP99 "$t")" "$(get FERR "$t")" - - -
+			"$(mget SP50 "$t")" "$(mget SP99 "$t")" "$(get FERR "$t")" - - -
 	else
 		printf '%-8s %7s %7s %7s %7s %6s | %8s %8s %7s\n' "$t" "$(mget FP50 "$t")" "$(mget FP99 "$t")" \
 			"$(mget SP50 "$t")" "$(mget SP99 "$t")" "$(get FERR "$t")" \
@@ -562,7 +563,7 @@ done
 echo
 echo "ratios and differences (of medians):"
 RD=$(mget RPS direct); RM=$(mget RPS mesh); RH=$(mget RPS haproxy); RN=$(mget RPS nginx)
-FD=$(mget FP99 direct); FD50=$(mget FP50 direct)
+FD=$(mget FP99 direct); FD50=$(mget FP50 direct); SD=$(mget SP99 direct); SD50=$(mget SP50 direct)
 added() { diff_us "$(mget "$1" "$2")" "$3"; }
 printf '  req/s         mesh/haproxy %s   mesh/nginx %s   mesh/direct %s   haproxy/direct %s   nginx/direct %s\n' \
 	"$(ratio "$RM" "$RH")" "$(ratio "$RM" "$RN")" "$(ratio "$RM" "$RD")" "$(ratio "$RH" "$RD")" "$(ratio "$RN" "$RD")"
@@ -575,9 +576,9 @@ printf '  added p50 at %s req/s vs direct, us:   mesh %s   haproxy %s   nginx %s
 printf '  control, no proxy, origin on CPU %s: added p50 %s  p99 %s  (the cost of crossing CPUs here)\n' "$CPU_PROXY" \
 	"$(diff_us "$(med "$XP50")" "$FD50")" "$(diff_us "$(med "$XP99")" "$FD")"
 printf '  same, proxy on CPU %s: added p99   mesh %s   haproxy %s   nginx %s\n' "$CPU_LOAD" \
-	"$(added SP99 mesh "$FD")" "$(added SP99 haproxy "$FD")" "$(added SP99 nginx "$FD")"
+	"$(added SP99 mesh "$SD")" "$(added SP99 haproxy "$SD")" "$(added SP99 nginx "$SD")"
 printf '  same, proxy on CPU %s: added p50   mesh %s   haproxy %s   nginx %s\n' "$CPU_LOAD" \
-	"$(added SP50 mesh "$FD50")" "$(added SP50 haproxy "$FD50")" "$(added SP50 nginx "$FD50")"
+	"$(added SP50 mesh "$SD50")" "$(added SP50 haproxy "$SD50")" "$(added SP50 nginx "$SD50")"
 
 echo
 for t in direct mesh haproxy nginx; do
@@ -588,10 +589,10 @@ for t in mesh haproxy nginx; do printf 'cpu_us_per_req_%s=%s\n' "$t" "$(us_per_r
 for t in direct mesh haproxy nginx; do printf 'fixed_rate_p99_us_%s=%s\n' "$t" "$(mget FP99 "$t")"; done
 for t in haproxy nginx; do
 	printf 'added_p99_us_fixed_rate_%s=%s\n' "$t" "$(added FP99 "$t" "$FD")"
-	printf 'added_p99_us_fixed_rate_1cpu_%s=%s\n' "$t" "$(added SP99 "$t" "$FD")"
+	printf 'added_p99_us_fixed_rate_1cpu_%s=%s\n' "$t" "$(added SP99 "$t" "$SD")"
 	printf 'rss_idle_kb_%s=%s\nrss_1000conn_kb_%s=%s\n' "$t" "$(get RSS_IDLE "$t")" "$t" "$(get RSS_BIG "$t")"
 done
-printf 'added_p99_us_fixed_rate_1cpu=%s\n' "$(added SP99 mesh "$FD")"
+printf 'added_p99_us_fixed_rate_1cpu=%s\n' "$(added SP99 mesh "$SD")"
 printf 'added_p99_us_cross_cpu_control=%s\n' "$(diff_us "$(med "$XP99")" "$FD")"
 if [ "$SYSCALLS" = 1 ]; then for t in mesh haproxy nginx; do printf 'syscalls_per_req_%s=%s\n' "$t" "$(get SYSC "$t")"; done; fi
 printf 'errors_total=%s\n' "$(for t in $LIVE; do errs_of "$t"; done | awk '{ s += $1 } END { print s + 0 }')"
