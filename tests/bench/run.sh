@@ -567,8 +567,9 @@ FD=$(mget FP99 direct); FD50=$(mget FP50 direct); SD=$(mget SP99 direct); SD50=$
 added() { diff_us "$(mget "$1" "$2")" "$3"; }
 printf '  req/s         mesh/haproxy %s   mesh/nginx %s   mesh/direct %s   haproxy/direct %s   nginx/direct %s\n' \
 	"$(ratio "$RM" "$RH")" "$(ratio "$RM" "$RN")" "$(ratio "$RM" "$RD")" "$(ratio "$RH" "$RD")" "$(ratio "$RN" "$RD")"
-printf '  CPU us/req    mesh %s   haproxy %s   nginx %s   (mesh/haproxy %s)\n' "$(us_per_req mesh)" "$(us_per_req haproxy)" \
-	"$(us_per_req nginx)" "$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")"
+printf '  CPU us/req    mesh %s   haproxy %s   nginx %s   (mesh/haproxy %s, mesh/nginx %s; below 1: mesh is cheaper)\n' \
+	"$(us_per_req mesh)" "$(us_per_req haproxy)" "$(us_per_req nginx)" \
+	"$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")" "$(ratio "$(us_per_req mesh)" "$(us_per_req nginx)")"
 printf '  added p99 at %s req/s vs direct, us:   mesh %s   haproxy %s   nginx %s\n' "$RATE" \
 	"$(added FP99 mesh "$FD")" "$(added FP99 haproxy "$FD")" "$(added FP99 nginx "$FD")"
 printf '  added p50 at %s req/s vs direct, us:   mesh %s   haproxy %s   nginx %s\n' "$RATE" \
@@ -596,6 +597,8 @@ printf 'added_p99_us_fixed_rate_1cpu=%s\n' "$(added SP99 mesh "$SD")"
 printf 'added_p99_us_cross_cpu_control=%s\n' "$(diff_us "$(med "$XP99")" "$FD")"
 if [ "$SYSCALLS" = 1 ]; then for t in mesh haproxy nginx; do printf 'syscalls_per_req_%s=%s\n' "$t" "$(get SYSC "$t")"; done; fi
 printf 'errors_total=%s\n' "$(for t in $LIVE; do errs_of "$t"; done | awk '{ s += $1 } END { print s + 0 }')"
+printf 'cpu_per_req_ratio_haproxy=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")"
+printf 'cpu_per_req_ratio_nginx=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req nginx)")"
 printf 'rps_ratio_haproxy=%s\n' "$(ratio "$RM" "$RH")"
 printf 'rps_ratio_nginx=%s\n' "$(ratio "$RM" "$RN")"
 printf 'p99_us_mesh=%s\n' "$(mget P99 mesh)"
