@@ -487,11 +487,10 @@ static void plan_commit(struct plan *p, const char *svc, const char *ns)
 			if (!p->kept[k])
 				ep_free(p->old->eps[k]);
 		free(s->eps);
-	} else {
-		name_copy(s->service, svc);
-		name_copy(s->namespace, ns);
-		name_copy(s->subset, p->subset);
 	}
+	name_copy(s->service, svc);      /* the same for a matched set, except the app's */
+	name_copy(s->namespace, ns);
+	name_copy(s->subset, p->subset);
 	s->eps = p->eps;
 	s->n_eps = p->n;
 	s->policy = p->policy;
@@ -776,10 +775,12 @@ static void ewma_observe(struct balance_ep *e, int status, double rtt, double no
 
 	if (!(rtt >= EWMA_MIN_MS))       /* also NaN */
 		rtt = EWMA_MIN_MS;
-	if (rtt > cur || e->ewma_at <= 0)
-		e->ewma_ms = rtt;            /* peak: a worse observation counts at once (and the first one) */
+	if (rtt > cur)
+		e->ewma_ms = rtt;            /* peak: a worse observation counts at once */
 	else if (status == 0)
-		e->ewma_ms = cur;            /* no response: never makes the endpoint look faster */
+		return;                      /* no response: never makes the endpoint look faster */
+	else if (e->ewma_at <= 0)
+		e->ewma_ms = rtt;            /* the first response replaces the default */
 	else {
 		w = now > e->ewma_at ? exp(-(now - e->ewma_at) / EWMA_TAU_S) : 1.0;
 		e->ewma_ms = cur * w + rtt * (1.0 - w);

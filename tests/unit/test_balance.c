@@ -244,7 +244,10 @@ static void test_sync(void)
 	e1->pool = (void *)&ok;
 	all->rr = 4;
 	cf2 = mk(ids6, 6, &pol, 3);
+	cf2->workload.service = "details";
 	TEST("resync: ok", balance_sync(cf2) == 0);
+	TEST("resync: the app set follows the workload's name", balance_app_set() == app &&
+	     !strcmp(app->service, "details") && !strcmp(app->namespace, "default"));
 	tfree(cf);
 	cf = cf2;
 	TEST("resync: same set objects", reviews(cf, -1) == all && reviews(cf, 0) == v1 && reviews(cf, 2) == v3 &&
@@ -619,6 +622,14 @@ static void test_peak_ewma(void)
 	}
 	TEST("peak_ewma: a new endpoint starts at the default", s->eps[3]->ewma_ms == EWMA_DEFAULT_MS &&
 	     s->eps[3]->ewma_at == 0);
+	e = reviews(cf, 0)->eps[0];
+	balance_start(e);
+	balance_end(e, 0, 1, 0.2, now);
+	TEST("peak_ewma: a fast failure as first observation does not lower the default",
+	     e->ewma_ms == EWMA_DEFAULT_MS);
+	balance_start(e);
+	balance_end(e, 200, 0, 0.3, now + 0.001);
+	TEST("peak_ewma: the first response replaces the default", e->ewma_ms == 0.3);
 	/* the fast three answer in 10 ms; the new one never answers: it is tried, and its
 	 * cost (1 ms x (in flight + 1)) passes the others' 10 ms after ~9 requests */
 	got_new = 0;
