@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "proxy.h"
+#include "sampleapp.h"
 
 struct mode {
 	const char *name;
@@ -17,6 +18,7 @@ struct mode {
 static const struct mode modes[] = {
 	{ "proxy",   proxy_main,   "proxy -c proxy.ini     sidecar data plane (inbound, outbound, admin listeners)" },
 	{ "version", cli_version,  "version                mesh and library versions" },
+	{ "sample-app", sampleapp_main, "sample-app NAME ...    Bookinfo workloads, for labs and tests only (--help)" },
 };
 
 static void usage(FILE *f)
