@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # 07_timeouts: slowloris is closed by header_timeout, an idle keep-alive client
-# by idle_timeout, idle pooled upstream connections by upstream_idle_timeout;
-# a client that vanishes mid-upload or mid-download frees everything.
+# (or a silent new one) by idle_timeout, idle pooled upstream connections by
+# upstream_idle_timeout; connect_timeout and stream_idle_timeout answer 502/504;
+# a client that vanishes mid-upload or mid-download frees everything, also when
+# the upstream already answered and the proxy had stopped reading the client.
 . "$(dirname "$0")/lib.sh"
 
 ports B1 OUT1 ADM1 OUT2 ADM2 HOLE
@@ -269,6 +271,44 @@ for i in $(seq 1 30); do
 	sleep 0.1
 done
 expect_eq "mesh_downstream_cx_active back to 0 after the vanished clients" 0 "$active"
+# the upstream answers (413) before reading the body, then the client resets:
+# the proxy is not reading the client then (its input is full), but must still
+# notice and free the stream, both connections and their buffers
+py <<'PY'
+import socket, struct, threading, time
+from rawhttp import *
+OUT1 = env_port("OUT1")
+s = connect(OUT1, 10)
+r = Reader(s)
+s.sendall(b"PUT /reject HTTP/1.1\r\nHost: hello\r\nContent-Length: %d\r\n\r\n" % (32 << 20))
+# push body bytes until the socket buffers are full (no thread left blocked in send)
+s.setblocking(False)
+sent = 0
+for _ in range(2000):
+    try:
+        sent += s.send(b"\0" * 65536)
+    except (BlockingIOError, InterruptedError):
+        break
+    except OSError:
+        break
+s.settimeout(10)
+try:
+    a = read_response(r)
+    expect("early 413 received mid-upload", a.status == 413, "%r" % a)
+except Exception as e:
+    bad("early 413 received mid-upload", repr(e))
+time.sleep(0.3)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+PY
+active=
+for i in $(seq 1 40); do
+	active=$(metric_sum "$ADM1" '^mesh_downstream_cx_active')
+	[ "$active" = 0 ] && break
+	sleep 0.1
+done
+if [ "$active" = 0 ]; then pass "client reset after an early response: its connection is freed ($((i * 100)) ms)"
+else fail "client reset after an early response is noticed" "mesh_downstream_cx_active still $active 4 s after the client reset; $(curl -s "http://127.0.0.1:$ADM1/metrics" | grep -E '^mesh_(upstream_cx_active|buffers_in_use)' | tr '\n' ' ')"; fi
 rss=$(rss_kb "$P1")
 note "proxy 1 VmRSS after the vanishing clients: ${rss} kB"
 exit 0
