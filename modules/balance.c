@@ -746,12 +746,16 @@ static void eject(struct balance_ep *e, double now)
 
 /* ------------------------------------------------------------------ peak EWMA */
 
-/* the estimate as of now: it relaxes towards the default while nothing is observed */
+/*
+ * The estimate as of now: while nothing is observed it decays towards zero
+ * (as Finagle's and tower's do), so an endpoint that lost the comparisons is
+ * tried again after a while instead of starving on one old, slow sample.
+ */
 static double ewma_now(const struct balance_ep *e, double now)
 {
 	if (e->ewma_at <= 0 || now <= e->ewma_at)
 		return e->ewma_ms;
-	return EWMA_DEFAULT_MS + (e->ewma_ms - EWMA_DEFAULT_MS) * exp(-(now - e->ewma_at) / EWMA_TAU_S);
+	return e->ewma_ms * exp(-(now - e->ewma_at) / EWMA_TAU_S);
 }
 
 /*
@@ -782,8 +786,9 @@ static void ewma_observe(struct balance_ep *e, int status, double rtt, double no
 	else if (e->ewma_at <= 0)
 		e->ewma_ms = rtt;            /* the first response replaces the default */
 	else {
+		/* the stored value (not the aged one: that would count the time twice) */
 		w = now > e->ewma_at ? exp(-(now - e->ewma_at) / EWMA_TAU_S) : 1.0;
-		e->ewma_ms = cur * w + rtt * (1.0 - w);
+		e->ewma_ms = e->ewma_ms * w + rtt * (1.0 - w);
 	}
 	if (now > e->ewma_at)
 		e->ewma_at = now;
