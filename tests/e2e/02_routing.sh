@@ -163,7 +163,7 @@ out=$(curl -s --max-time 10 -o /dev/null -w '%{http_code} %{size_download}' -H '
 if [ "$rc" -eq 18 ] || [ "$rc" -eq 56 ] || [ "$rc" -eq 52 ]; then
 	pass "upstream closing mid-body cuts the client's response (curl exit $rc, $out)"
 else
-	fail "upstream closing mid-body" "curl exit $rc, '$out' (want a transfer error: 18/56)"
+	fail "upstream closing mid-body" "curl exit $rc, '$out' (want a transfer error: curl 18, 52 or 56)"
 fi
 # a close-delimited upstream body reaches an HTTP/1.1 client chunked, whole
 hdr=$(mktemp "$ART/hdr.XXXXXX")
