@@ -50,7 +50,7 @@
 #define CONF_MAX_ERRORS 50                 /* more are counted, not listed */
 #define CONF_LINE_MAX   (INI_MAX_LINE - 2) /* longest line inih reads whole (plus '\n') */
 #define CONF_MAX_KEPT   10000              /* errors kept for sorting; the rest are counted */
-#define KEYS_MAX        32                 /* keys per section kind */
+#define KEYS_MAX        40                 /* keys per section kind */
 
 #define PART_PROXY 1u                      /* [workload] [listen] [proxy] [log] [control] */
 #define PART_MESH  2u                      /* [mesh] [service NAME]: also allowed in a mesh file */
@@ -633,10 +633,33 @@ enum vtype {
 	V_ACCESS_LOG,     /* struct conf_log.access_log(+_off) */
 	V_MESH_FILE,      /* char *: resolved path, read after this file */
 	V_ENDPOINT,       /* appends to the struct conf_service */
+	/* traffic management (issue #3) */
+	V_U32,            /* uint32_t, plain number, bounds */
+	V_PERCENT,        /* double 0..100, up to 4 decimals */
+	V_LB,             /* enum conf_lb, case-insensitive, Istio spellings */
+	V_HASH_ON,        /* conf_policy.hash_on + hash_key */
+	V_SUBSET,         /* [destination S] subset.NAME = labels */
+	V_DEST_NAMESPACE, /* [destination S] namespace: picks the service, kept in the loader */
+	V_HOSTS,          /* char **hosts + n_hosts */
+	V_MATCH,          /* match[.N].path|method|header.NAME|query.NAME|source */
+	V_DESTS,          /* to = DEST [WEIGHT], ...: resolved in finish() */
+	V_MIRROR,         /* mirror = DEST: resolved in finish() */
+	V_URI,            /* char *, starts with '/' */
+	V_AUTHORITY,      /* char *, host[:port] */
+	V_REDIRECT,       /* char *, /path or http(s)://host[:port][/path] */
+	V_REDIRECT_CODE,  /* int: 301 302 303 307 308 */
+	V_STATUS,         /* int HTTP status, bounds */
+	V_TEXT,           /* char *, any text on one line */
+	V_HDR_SET,        /* struct conf_header_ops: PREFIX.NAME = value (set) */
+	V_HDR_ADD,        /* struct conf_header_ops: PREFIX.NAME = value (add) */
+	V_HDR_REMOVE,     /* struct conf_header_ops: list of names */
+	V_RETRY_ON,       /* unsigned CONF_RETRY_* bits */
+	V_STATUS_LIST,    /* int *codes + size_t n, right after it */
 };
 
-#define K_LIST   1u   /* may repeat; each line adds one */
-#define K_PREFIX 2u   /* name is a prefix: "service." matches service.reviews */
+#define K_LIST     1u   /* may repeat; each line adds one */
+#define K_PREFIX   2u   /* name is a prefix: "service." matches service.reviews */
+#define K_OPTIONAL 4u   /* rendered only when the value differs from `def` */
 
 struct conf_key {
 	const char *name;
@@ -645,6 +668,10 @@ struct conf_key {
 	uint64_t min, max;         /* bounds of numbers (milliseconds for durations) */
 	const char *const *words;  /* V_ENUM: accepted words; the index is stored */
 	unsigned flags;            /* K_* */
+	const char *example;       /* K_PREFIX: what follows the prefix, for hints ("NAME = address") */
+	const char *alias;         /* an old name: the key it sets instead (with a warning) */
+	const char *note;          /* alias: the warning text */
+	uint64_t def;              /* K_OPTIONAL: the default, not rendered */
 };
 
 #define KEY(n, t, o, ...) { .name = (n), .type = (t), .off = (o), __VA_ARGS__ }
@@ -668,7 +695,7 @@ static const struct conf_key listen_keys[] = {
 	KEY("inbound", V_LISTEN, LS(inbound)),
 	KEY("outbound", V_LISTEN, LS(outbound)),
 	KEY("admin", V_LISTEN, LS(admin)),
-	KEY("service.", V_SERVICE_LISTEN, 0, .flags = K_PREFIX),
+	KEY("service.", V_SERVICE_LISTEN, 0, .flags = K_PREFIX, .example = "NAME = address"),
 };
 
 #define PX(f) offsetof(struct conf_proxy, f)
@@ -684,6 +711,8 @@ static const struct conf_key proxy_keys[] = {
 	KEY("stream_idle_timeout", V_DURATION, PX(stream_idle_timeout), .min = 0, .max = 24 * HOUR_MS),
 	KEY("drain_timeout", V_DURATION, PX(drain_timeout), .min = 0, .max = HOUR_MS),
 	KEY("max_idle_per_endpoint", V_COUNT, PX(max_idle_per_endpoint), .min = 0, .max = 10000),
+	KEY("retry_buffer", V_SIZE, PX(retry_buffer), .min = 0, .max = 16u << 20),
+	KEY("retry_budget_percent", V_U32, PX(retry_budget_percent), .min = 0, .max = 100),
 };
 
 #define LG(f) offsetof(struct conf_log, f)
@@ -708,14 +737,92 @@ static const struct conf_key service_keys[] = {
 	KEY("endpoint", V_ENDPOINT, 0, .flags = K_LIST),
 };
 
+/* [destination SERVICE] and [destination SERVICE/SUBSET]: Istio DestinationRule.
+ * Offsets are from struct conf_destination; a subset override fills a scratch one. */
+#define DP(f) offsetof(struct conf_destination, policy.f)
+#define COUNT_MAX 1000000000u
+#define OLD_CB "is the old name (the seed's circuitBreaker)"
+static const struct conf_key destination_keys[] = {
+	KEY("namespace", V_DEST_NAMESPACE, 0),
+	KEY("subset.", V_SUBSET, 0, .flags = K_PREFIX, .example = "NAME = labels (e.g. subset.v1 = version=v1)"),
+	KEY("load_balancer", V_LB, DP(lb)),
+	KEY("hash_on", V_HASH_ON, DP(hash_on)),
+	KEY("max_connections", V_U32, DP(max_connections), .max = COUNT_MAX),
+	KEY("max_pending_requests", V_U32, DP(max_pending_requests), .max = COUNT_MAX),
+	KEY("max_requests_per_connection", V_U32, DP(max_requests_per_connection), .max = COUNT_MAX),
+	KEY("max_concurrent_requests", V_U32, DP(max_concurrent_requests), .max = COUNT_MAX),
+	KEY("connect_timeout", V_DURATION, DP(connect_timeout), .min = 0, .max = 10 * MIN_MS),
+	KEY("outlier.consecutive_5xx", V_U32, DP(outlier_consecutive_5xx), .max = COUNT_MAX),
+	KEY("outlier.consecutive_gateway_errors", V_U32, DP(outlier_consecutive_gateway_errors), .max = COUNT_MAX),
+	KEY("outlier.interval", V_DURATION, DP(outlier_interval), .min = 1, .max = 24 * HOUR_MS),
+	KEY("outlier.base_ejection_time", V_DURATION, DP(outlier_base_ejection_time), .min = 1, .max = 24 * HOUR_MS),
+	KEY("outlier.max_ejection_percent", V_U32, DP(outlier_max_ejection_percent), .max = 100),
+	KEY("outlier.min_health_percent", V_U32, DP(outlier_min_health_percent), .max = 100),
+	/* the seed lab's names (Istio before 1.5) */
+	KEY("outlier.consecutive_errors", V_U32, 0, .alias = "outlier.consecutive_5xx",
+	    .note = "'consecutive_errors' is the old name (Istio's consecutiveErrors), use outlier.consecutive_5xx"),
+	KEY("circuit_breaker.consecutive_errors", V_U32, 0, .alias = "outlier.consecutive_5xx",
+	    .note = "'consecutive_errors' is the old name (Istio's consecutiveErrors), use outlier.consecutive_5xx"),
+	KEY("circuit_breaker.consecutive_5xx", V_U32, 0, .alias = "outlier.consecutive_5xx",
+	    .note = "'circuit_breaker.consecutive_5xx' " OLD_CB ", use outlier.consecutive_5xx"),
+	KEY("circuit_breaker.consecutive_gateway_errors", V_U32, 0, .alias = "outlier.consecutive_gateway_errors",
+	    .note = "'circuit_breaker.consecutive_gateway_errors' " OLD_CB ", use outlier.consecutive_gateway_errors"),
+	KEY("circuit_breaker.interval", V_DURATION, 0, .alias = "outlier.interval",
+	    .note = "'circuit_breaker.interval' " OLD_CB ", use outlier.interval"),
+	KEY("circuit_breaker.base_ejection_time", V_DURATION, 0, .alias = "outlier.base_ejection_time",
+	    .note = "'circuit_breaker.base_ejection_time' " OLD_CB ", use outlier.base_ejection_time"),
+	KEY("circuit_breaker.max_ejection_percent", V_U32, 0, .alias = "outlier.max_ejection_percent",
+	    .note = "'circuit_breaker.max_ejection_percent' " OLD_CB ", use outlier.max_ejection_percent"),
+	KEY("circuit_breaker.min_health_percent", V_U32, 0, .alias = "outlier.min_health_percent",
+	    .note = "'circuit_breaker.min_health_percent' " OLD_CB ", use outlier.min_health_percent"),
+};
+_Static_assert(sizeof(enum conf_lb) == sizeof(uint32_t) && sizeof(enum conf_hash_on) == sizeof(uint32_t),
+               "policy fields are copied as uint32_t");
+
+/* [route HOST/NAME]: one rule of an Istio VirtualService */
+#define RT(f) offsetof(struct conf_route, f)
+static const struct conf_key route_keys[] = {
+	KEY("hosts", V_HOSTS, RT(hosts)),
+	KEY("match.", V_MATCH, RT(matches), .flags = K_PREFIX,
+	    .example = "path = ..., match.method = GET, match.header.NAME = ..., match.query.NAME = ..., match.source = labels"),
+	KEY("to", V_DESTS, RT(to)),
+	KEY("rewrite.uri", V_URI, RT(rewrite_uri)),
+	KEY("rewrite.authority", V_AUTHORITY, RT(rewrite_authority)),
+	KEY("redirect", V_REDIRECT, RT(redirect)),
+	KEY("redirect.code", V_REDIRECT_CODE, RT(redirect_code), .flags = K_OPTIONAL, .def = 301),
+	KEY("direct_response", V_STATUS, RT(direct_status), .min = 200, .max = 599, .flags = K_OPTIONAL),
+	KEY("direct_response.body", V_TEXT, RT(direct_body)),
+	KEY("request.set.", V_HDR_SET, RT(req_headers), .flags = K_PREFIX, .example = "NAME = value"),
+	KEY("request.add.", V_HDR_ADD, RT(req_headers), .flags = K_PREFIX, .example = "NAME = value"),
+	KEY("request.remove", V_HDR_REMOVE, RT(req_headers)),
+	KEY("response.set.", V_HDR_SET, RT(resp_headers), .flags = K_PREFIX, .example = "NAME = value"),
+	KEY("response.add.", V_HDR_ADD, RT(resp_headers), .flags = K_PREFIX, .example = "NAME = value"),
+	KEY("response.remove", V_HDR_REMOVE, RT(resp_headers)),
+	KEY("timeout", V_DURATION, RT(timeout), .min = 0, .max = 24 * HOUR_MS, .flags = K_OPTIONAL),
+	KEY("retries", V_U32, RT(retries), .max = 10, .flags = K_OPTIONAL),
+	KEY("per_try_timeout", V_DURATION, RT(per_try_timeout), .min = 0, .max = 24 * HOUR_MS, .flags = K_OPTIONAL),
+	KEY("retry_on", V_RETRY_ON, RT(retry_on)),
+	KEY("retry_status_codes", V_STATUS_LIST, RT(retry_status_codes), .min = 100, .max = 599),
+	KEY("fault.delay", V_DURATION, RT(fault_delay), .min = 1, .max = HOUR_MS, .flags = K_OPTIONAL),
+	KEY("fault.delay_percent", V_PERCENT, RT(fault_delay_percent), .flags = K_OPTIONAL, .def = 100),
+	KEY("fault.abort", V_STATUS, RT(fault_abort), .min = 200, .max = 599, .flags = K_OPTIONAL),
+	KEY("fault.abort_percent", V_PERCENT, RT(fault_abort_percent), .flags = K_OPTIONAL, .def = 100),
+	KEY("mirror", V_MIRROR, RT(mirror)),
+	KEY("mirror_percent", V_PERCENT, RT(mirror_percent), .flags = K_OPTIONAL, .def = 100),
+};
+_Static_assert(offsetof(struct conf_route, n_retry_status_codes) ==
+               offsetof(struct conf_route, retry_status_codes) + sizeof(int *), "V_STATUS_LIST layout");
+
 struct ld;
 struct where {
 	const char *file;          /* points into conf->files */
 	int line;                  /* 0 = not set / a default */
 };
 
-enum { SEC_WORKLOAD, SEC_LISTEN, SEC_PROXY, SEC_LOG, SEC_CONTROL, SEC_MESH, SEC_SERVICE, SEC_COUNT };
+enum { SEC_WORKLOAD, SEC_LISTEN, SEC_PROXY, SEC_LOG, SEC_CONTROL, SEC_MESH, SEC_SERVICE, SEC_DESTINATION,
+       SEC_ROUTE, SEC_COUNT };
 
+struct sb;
 struct section_kind {
 	const char *name;          /* "proxy", "service" */
 	unsigned part;             /* PART_PROXY or PART_MESH */
@@ -723,14 +830,22 @@ struct section_kind {
 	const struct conf_key *keys;
 	size_t n_keys;
 	/* named sections ([service NAME]) only: */
+	const char *usage;         /* what the name is, for messages: "NAME", "HOST/NAME" */
 	int (*open)(struct ld *ld, const char *name, const struct where *w); /* sets ld->base */
 	void (*close)(struct ld *ld);
 	const void *(*nth)(const struct conf *c, size_t i, const char **name); /* for rendering */
+	void (*render)(struct sb *out, const struct conf *c);  /* instead of nth, when set */
 };
 
 static int service_open(struct ld *ld, const char *name, const struct where *w);
 static void service_close(struct ld *ld);
 static const void *service_nth(const struct conf *c, size_t i, const char **name);
+static int destination_open(struct ld *ld, const char *name, const struct where *w);
+static void destination_close(struct ld *ld);
+static void destination_render(struct sb *out, const struct conf *c);
+static int route_open(struct ld *ld, const char *name, const struct where *w);
+static void route_close(struct ld *ld);
+static const void *route_nth(const struct conf *c, size_t i, const char **name);
 
 #define SECTION(n, p, o, k, ...) { .name = (n), .part = (p), .conf_off = (o), .keys = (k), .n_keys = NKEYS(k), __VA_ARGS__ }
 static const struct section_kind sections[SEC_COUNT] = {
@@ -740,13 +855,19 @@ static const struct section_kind sections[SEC_COUNT] = {
 	[SEC_LOG] = SECTION("log", PART_PROXY, offsetof(struct conf, log), log_keys),
 	[SEC_CONTROL] = SECTION("control", PART_PROXY, 0, control_keys),
 	[SEC_MESH] = SECTION("mesh", PART_MESH, offsetof(struct conf, mesh), mesh_keys),
-	[SEC_SERVICE] = SECTION("service", PART_MESH, 0, service_keys,
+	[SEC_SERVICE] = SECTION("service", PART_MESH, 0, service_keys, .usage = "NAME",
 	                        .open = service_open, .close = service_close, .nth = service_nth),
+	[SEC_DESTINATION] = SECTION("destination", PART_MESH, 0, destination_keys, .usage = "SERVICE",
+	                            .open = destination_open, .close = destination_close,
+	                            .render = destination_render),
+	[SEC_ROUTE] = SECTION("route", PART_MESH, 0, route_keys, .usage = "HOST/NAME",
+	                      .open = route_open, .close = route_close, .nth = route_nth),
 };
 _Static_assert(NKEYS(workload_keys) <= KEYS_MAX && NKEYS(listen_keys) <= KEYS_MAX &&
                NKEYS(proxy_keys) <= KEYS_MAX && NKEYS(log_keys) <= KEYS_MAX &&
                NKEYS(control_keys) <= KEYS_MAX && NKEYS(mesh_keys) <= KEYS_MAX &&
-               NKEYS(service_keys) <= KEYS_MAX, "raise KEYS_MAX");
+               NKEYS(service_keys) <= KEYS_MAX && NKEYS(destination_keys) <= KEYS_MAX &&
+               NKEYS(route_keys) <= KEYS_MAX, "raise KEYS_MAX");
 
 /* ------------------------------------------------------------ loader state */
 
@@ -765,6 +886,29 @@ struct svc_listen {            /* [listen] service.NAME = addr, resolved in fini
 	struct conf_addr addr;
 	struct where at;
 	struct conf_service *svc;  /* what it resolved to, once assigned */
+};
+
+struct dest_x {                /* a [destination ...] section, resolved in finish() */
+	char *service;             /* the name in the header */
+	char *subset;              /* [destination S/SUBSET]: the subset; NULL for the rule itself */
+	char *namespace;           /* `namespace =`, or NULL */
+	struct where at;           /* the header */
+	struct where seen[KEYS_MAX];  /* overrides: the keys written there */
+	struct conf_destination d; /* overrides: scratch their values are parsed into */
+};
+
+struct route_x {               /* deferred parts of a [route ...], parallel to conf->routes */
+	char **to_ref;             /* the DEST text of each conf_route.to[i] */
+	struct where to_at;
+	char *mirror_ref;          /* the DEST text of mirror, or NULL */
+	struct where mirror_at;
+	struct where hosts_at;     /* the hosts line, or the header */
+	unsigned *block;           /* match block numbers (1..16), parallel to conf_route.matches */
+};
+
+struct pkey {                  /* a prefix key (match.header.x) set in the open section */
+	char *key;                 /* normalised: lowercase header names, block numbers */
+	struct where at;
 };
 
 struct msg {
@@ -791,6 +935,14 @@ struct ld {
 	struct svc_listen *sl;
 	size_t n_sl;
 	struct where mesh_at;      /* the `mesh =` line */
+	struct dest_x *dx;         /* parallel to conf->destinations */
+	size_t n_dx;
+	struct dest_x *ox;         /* [destination S/SUBSET] overrides */
+	size_t n_ox;
+	struct dest_x *dcur;       /* the open [destination] */
+	struct route_x *rx;        /* parallel to conf->routes */
+	struct pkey *pk;           /* prefix keys of the open section, for duplicates */
+	size_t n_pk;
 	/* messages: kept apart so they can be listed in file and line order */
 	struct msg *msgs;
 	size_t n_msgs;
@@ -1031,6 +1183,1041 @@ static int parse_endpoint(struct ld *ld, struct conf_service *svc, const char *n
 	return 0;
 }
 
+/* ------------------------------------------------------------ traffic management values */
+
+/* RFC 9110 token character (header names, methods, cookie names) */
+static int tchar(int c)
+{
+	return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int token(const char *s, size_t n)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!tchar((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+#define NAME_MAX_LEN 128       /* header, query parameter and cookie names */
+
+/* A header name, lowercased into out[NAME_MAX_LEN + 1]. */
+static int header_name(const char *s, size_t n, char *out, char *why, size_t wn)
+{
+	char b[72];
+	size_t i;
+
+	if (!n)
+		return snprintf(why, wn, "empty header name"), -1;
+	if (n > NAME_MAX_LEN)
+		return snprintf(why, wn, "header name longer than %d characters", NAME_MAX_LEN), -1;
+	if (!token(s, n)) {
+		char tmp[72];
+
+		snprintf(tmp, sizeof(tmp), "%.*s", (int)(n > 60 ? 60 : n), s);
+		return snprintf(why, wn, "'%s' is not a header name (letters, digits and !#$%%&'*+-.^_`|~)",
+		                clip(tmp, b, sizeof(b))), -1;
+	}
+	for (i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[n] = '\0';
+	return 0;
+}
+
+/* A query parameter name (case-sensitive): unreserved URI characters. */
+static int query_name(const char *s, char *why, size_t wn)
+{
+	char b[72];
+	size_t n = strlen(s), i;
+
+	if (!n || n > NAME_MAX_LEN)
+		return snprintf(why, wn, "a query parameter name has 1..%d characters", NAME_MAX_LEN), -1;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("-._~", s[i]))
+			return snprintf(why, wn, "'%s' is not a query parameter name (letters, digits and - . _ ~)",
+			                clip(s, b, sizeof(b))), -1;
+	return 0;
+}
+
+/* Headers the proxy owns: changing them would break framing or the hop. */
+static const char *managed_header(const char *name)
+{
+	static const char *const hop[] = { "content-length", "transfer-encoding", "connection", "keep-alive",
+	                                   "proxy-connection", "te", "trailer", "upgrade" };
+	size_t i;
+
+	if (!strcmp(name, "host"))
+		return "the Host header is changed with rewrite.authority";
+	for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (!strcmp(name, hop[i]))
+			return "the proxy manages framing and hop-by-hop headers";
+	return NULL;
+}
+
+/* One line of free text: no control characters; a leading ';' would read
+ * back as a comment once rendered as "key = ;...". */
+static int text_ok(const char *v, char *why, size_t wn)
+{
+	const char *q;
+
+	for (q = v; *q; q++)
+		if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
+			return snprintf(why, wn, "control character in the value"), -1;
+	if (*v == ';')
+		return snprintf(why, wn, "may not start with ';' (it would read as a comment)"), -1;
+	return 0;
+}
+
+/* "20", "0.5", "12.25": 0..100 with at most 4 decimals, so that rendering
+ * gives the same number back. */
+static int parse_percent(const char *s, double *out, char *why, size_t wn)
+{
+	uint64_t whole = 0, frac = 0;
+	const char *p = s;
+	int dec = 0;
+
+	if (!isdigit((unsigned char)*p))
+		return snprintf(why, wn, "not a percentage (0..100, e.g. 20 or 0.5)"), -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		whole = whole * 10 + (uint64_t)(*p - '0');
+		if (whole > 100)
+			return snprintf(why, wn, "out of range (allowed 0..100)"), -1;
+	}
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return snprintf(why, wn, "not a percentage (0..100, e.g. 20 or 0.5)"), -1;
+		for (p++; isdigit((unsigned char)*p); p++) {
+			if (++dec > 4)
+				return snprintf(why, wn, "at most 4 decimals"), -1;
+			frac = frac * 10 + (uint64_t)(*p - '0');
+		}
+	}
+	if (*p)
+		return snprintf(why, wn, "not a percentage (0..100, e.g. 20 or 0.5)"), -1;
+	for (; dec < 4; dec++)
+		frac *= 10;
+	if (whole * 10000 + frac > 1000000)
+		return snprintf(why, wn, "out of range (allowed 0..100)"), -1;
+	*out = (double)(whole * 10000 + frac) / 10000.0;
+	return 0;
+}
+
+static void fmt_percent(double v, char *buf, size_t n)
+{
+	uint64_t u = (uint64_t)(v * 10000.0 + 0.5);
+	size_t l;
+
+	if (!(u % 10000)) {
+		snprintf(buf, n, "%llu", (unsigned long long)(u / 10000));
+		return;
+	}
+	snprintf(buf, n, "%llu.%04llu", (unsigned long long)(u / 10000), (unsigned long long)(u % 10000));
+	for (l = strlen(buf); buf[l - 1] == '0'; l--)
+		buf[l - 1] = '\0';
+}
+
+#define RE_MAX_STATES 10000    /* rough compiled size above which a regex is refused */
+#define RE_MAX_DEPTH  32
+
+/*
+ * Istio's regexes are RE2, ours are POSIX ERE (what libc has). This refuses
+ * the RE2/Perl forms that ERE would silently read differently (\d, (?i),
+ * lazy quantifiers, a backslash class inside [...]), unbalanced parentheses
+ * (which would break the "^(" RE ")$" anchoring), and patterns whose compiled
+ * form would be huge: nested repeats such as ((a{100}){100}){100} make
+ * regcomp build millions of states. The size estimate treats an atom as 1,
+ * a group as the sum of its parts, and x{m,n} as n copies of x.
+ */
+static int re_check(const char *re, char *why, size_t wn)
+{
+	uint64_t sum[RE_MAX_DEPTH + 1], last[RE_MAX_DEPTH + 1];
+	int depth = 0;
+	const char *p = re;
+
+	sum[0] = last[0] = 0;
+	while (*p) {
+		char c = *p;
+		uint64_t mul = 0;
+
+		if (c == '\\') {
+			const char *hint;
+
+			if (!p[1])
+				return snprintf(why, wn, "trailing backslash"), -1;
+			if (isalnum((unsigned char)p[1])) {
+				switch (p[1]) {
+				case 'd': hint = "write [0-9]"; break;
+				case 'D': hint = "write [^0-9]"; break;
+				case 'w': hint = "write [[:alnum:]_]"; break;
+				case 'W': hint = "write [^[:alnum:]_]"; break;
+				case 's': hint = "write [[:space:]]"; break;
+				case 'S': hint = "write [^[:space:]]"; break;
+				case 'b': case 'B': case 'A': case 'z': case 'Z': hint = "anchors other than ^ and $ are not supported"; break;
+				default:
+					hint = isdigit((unsigned char)p[1]) ? "back-references are not supported"
+					                                    : "write the character itself or a bracket expression";
+				}
+				return snprintf(why, wn, "'\\%c' is RE2/Perl syntax, not POSIX ERE: %s", p[1], hint), -1;
+			}
+			sum[depth] += last[depth], last[depth] = 1;
+			p += 2;
+			continue;
+		}
+		switch (c) {
+		case '[': {
+			const char *q = p + 1;
+
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']') {
+				if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+					const char *e = q + 2;
+
+					while (*e && !(e[0] == q[1] && e[1] == ']'))
+						e++;
+					if (!*e)
+						return snprintf(why, wn, "unclosed '[%c' in a bracket expression", q[1]), -1;
+					q = e + 2;
+					continue;
+				}
+				if (*q == '\\' && q[1] && strchr("dDwWsS", q[1]))
+					return snprintf(why, wn, "'[\\%c': inside [...] a backslash is an ordinary character in "
+					                "POSIX ERE (write [0-9], [[:alnum:]_] or [[:space:]])", q[1]), -1;
+				q++;
+			}
+			if (!*q)
+				return snprintf(why, wn, "unclosed '['"), -1;
+			sum[depth] += last[depth], last[depth] = 1;
+			p = q + 1;
+			continue;
+		}
+		case '(':
+			if (p[1] == '?')
+				return snprintf(why, wn, "'(?' groups and flags such as (?i) are RE2 syntax, not POSIX ERE "
+				                "(for case-insensitive letters write [Jj]ason)"), -1;
+			if (depth == RE_MAX_DEPTH)
+				return snprintf(why, wn, "parentheses nested more than %d deep", RE_MAX_DEPTH), -1;
+			depth++;
+			sum[depth] = last[depth] = 0;
+			p++;
+			continue;
+		case ')': {
+			uint64_t size;
+
+			if (!depth)
+				return snprintf(why, wn, "unmatched ')'"), -1;
+			size = sum[depth] + last[depth];
+			depth--;
+			sum[depth] += last[depth];
+			last[depth] = size ? size : 1;
+			p++;
+			continue;
+		}
+		case '|':
+			sum[depth] += last[depth], last[depth] = 0;
+			p++;
+			continue;
+		case '*': case '+': case '?':
+			mul = 1;
+			p++;
+			break;
+		case '{':
+			if (isdigit((unsigned char)p[1])) {
+				uint64_t m = 0, n;
+				const char *q = p + 1;
+
+				for (; isdigit((unsigned char)*q) && m <= 255; q++)
+					m = m * 10 + (uint64_t)(*q - '0');
+				n = m;
+				if (*q == ',') {
+					q++;
+					n = m + 1;
+					if (isdigit((unsigned char)*q))
+						for (n = 0; isdigit((unsigned char)*q) && n <= 255; q++)
+							n = n * 10 + (uint64_t)(*q - '0');
+				}
+				if (*q != '}')
+					return snprintf(why, wn, "bad repeat count (write {m}, {m,} or {m,n})"), -1;
+				if (m > 255 || n > 255)
+					return snprintf(why, wn, "repeat counts go up to 255"), -1;
+				if (n < m)
+					return snprintf(why, wn, "repeat {m,n} with n smaller than m"), -1;
+				mul = n ? n : 1;
+				p = q + 1;
+				break;
+			}
+			sum[depth] += last[depth], last[depth] = 1;  /* a literal '{' */
+			p++;
+			continue;
+		default:
+			sum[depth] += last[depth], last[depth] = 1;
+			p++;
+			continue;
+		}
+		/* a quantifier: it repeats the last atom */
+		if (*p == '?' || *p == '+')
+			return snprintf(why, wn, "lazy and possessive quantifiers (*? +? ?? *+) are RE2/Perl syntax, "
+			                "not POSIX ERE"), -1;
+		last[depth] *= mul;
+		if (last[depth] > RE_MAX_STATES || sum[depth] + last[depth] > RE_MAX_STATES)
+			return snprintf(why, wn, "too complex (nested repeats make it compile to more than %d states)",
+			                RE_MAX_STATES), -1;
+	}
+	if (depth)
+		return snprintf(why, wn, "unmatched '('"), -1;
+	return 0;
+}
+
+/* Compiles src as a whole-string match (Istio/RE2 regexes match the whole value). */
+static int compile_regex(const char *src, regex_t **out, char *why, size_t wn)
+{
+	regex_t *re;
+	char *pat;
+	int rc;
+
+	*out = NULL;
+	if (!*src)
+		return snprintf(why, wn, "empty regex"), -1;
+	if (re_check(src, why, wn) < 0)
+		return -1;
+	pat = xmalloc(strlen(src) + 5);
+	sprintf(pat, "^(%s)$", src);
+	re = xmalloc(sizeof(*re));
+	rc = regcomp(re, pat, REG_EXTENDED | REG_NOSUB);
+	free(pat);
+	if (rc) {
+		regerror(rc, re, why, wn);
+		free(re);
+		return -1;
+	}
+	*out = re;
+	return 0;
+}
+
+#define SM(k) (1u << (k))
+#define SM_ALL (SM(CONF_MATCH_EXACT) | SM(CONF_MATCH_PREFIX) | SM(CONF_MATCH_REGEX) | SM(CONF_MATCH_PRESENT) | \
+                SM(CONF_MATCH_ABSENT))
+
+static void strmatch_free(struct conf_strmatch *m)
+{
+	free(m->value);
+	m->value = NULL;
+	if (m->re) {
+		regfree(m->re);
+		free(m->re);
+		m->re = NULL;
+	}
+}
+
+/* "jason", "exact:jason", "prefix:/api", "regex:v[12]", "present", "absent" */
+static int parse_strmatch(struct ld *ld, const struct conf_route *r, const char *key, const char *v,
+                          unsigned allowed, struct conf_strmatch *m, const struct where *w)
+{
+	static const struct { const char *pre; enum conf_match_kind kind; } forms[] = {
+		{ "exact:", CONF_MATCH_EXACT }, { "prefix:", CONF_MATCH_PREFIX }, { "regex:", CONF_MATCH_REGEX },
+	};
+	enum conf_match_kind kind = CONF_MATCH_EXACT;
+	const char *val = v;
+	char why[200], b[72];
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	if (*v == ';')
+		return bad_value(ld, w, key, v, "a value starting with ';' would read as a comment: write exact:;...");
+	if (text_ok(v, why, sizeof(why)) < 0)
+		return bad_value(ld, w, key, v, why);
+	if (!strcmp(v, "present"))
+		kind = CONF_MATCH_PRESENT, val = "";
+	else if (!strcmp(v, "absent"))
+		kind = CONF_MATCH_ABSENT, val = "";
+	else
+		for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+			if (!strncmp(v, forms[i].pre, strlen(forms[i].pre))) {
+				kind = forms[i].kind;
+				val = v + strlen(forms[i].pre);
+				break;
+			}
+	if (!(allowed & SM(kind)))
+		return bad_value(ld, w, key, v, kind == CONF_MATCH_PREFIX ? "prefix: is not available here (use exact: or regex:)"
+		                 : "present and absent are for headers and query parameters "
+		                   "(write exact:present to match the word)");
+	if (kind == CONF_MATCH_PREFIX && !*val)
+		return bad_value(ld, w, key, v, "empty prefix");
+	if (kind == CONF_MATCH_REGEX && compile_regex(val, &m->re, why, sizeof(why)) < 0) {
+		ld_err(ld, w, "route %s: bad regex '%s': %s", r->name, clip(val, b, sizeof(b)), why);
+		return -1;
+	}
+	m->kind = kind;
+	m->value = xstrdup(val);
+	return 0;
+}
+
+/* A route host: a DNS name (reviews, reviews.default.svc.cluster.local,
+ * bookinfo.com) or *.suffix; lowercased into out[254]. */
+static int host_pattern(const char *s, size_t n, char *out, char *why, size_t wn)
+{
+	size_t i;
+
+	if (!n)
+		return snprintf(why, wn, "empty host"), -1;
+	if (n > 253)
+		return snprintf(why, wn, "host name longer than 253 characters"), -1;
+	for (i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[n] = '\0';
+	if (strchr(out, ':'))
+		return snprintf(why, wn, "a route host has no port (the rule applies on every port)"), -1;
+	if (out[0] == '*') {
+		if (n == 1)
+			return snprintf(why, wn, "'*' alone is not supported: list the hosts, or use *.DOMAIN"), -1;
+		if (out[1] != '.' || !dns_name(out + 2))
+			return snprintf(why, wn, "a wildcard host is '*.' and a domain (e.g. *.example.com)"), -1;
+		return 0;
+	}
+	if (strchr(out, '*'))
+		return snprintf(why, wn, "'*' may only be the first label (*.example.com)"), -1;
+	if (!dns_name(out))
+		return snprintf(why, wn, "not a host name (DNS labels of a-z 0-9 - joined by dots)"), -1;
+	return 0;
+}
+
+/* SUBSET, SERVICE (any host form of it) or SERVICE/SUBSET */
+static int dest_ref_ok(const char *s, char *why, size_t wn)
+{
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	char host[256], b[72];
+
+	if (!n || n > 253 || (slash && strchr(slash + 1, '/')))
+		goto bad;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (!dns_name(host))
+		goto bad;
+	if (slash && !dns_label(slash + 1, strlen(slash + 1), 0))
+		return snprintf(why, wn, "'%s' is not a subset name (a-z 0-9 -)", clip(slash + 1, b, sizeof(b))), -1;
+	return 0;
+bad:
+	return snprintf(why, wn, "'%s' is not a destination (write SUBSET, SERVICE or SERVICE/SUBSET)",
+	                clip(s, b, sizeof(b))), -1;
+}
+
+/* host[:port] of an authority (rewrite.authority, redirect) */
+static int authority_ok(const char *s, size_t n, char *why, size_t wn)
+{
+	char host[256], b[72];
+	const char *port = NULL, *close;
+	size_t hl;
+	uint64_t pv;
+	struct in6_addr a6;
+
+	if (!n || n > 253 + 6)
+		return snprintf(why, wn, "not host[:port]"), -1;
+	if (s[0] == '[') {
+		close = memchr(s, ']', n);
+		if (!close || (size_t)(close - s) > 64)
+			return snprintf(why, wn, "missing ']' after the IPv6 address"), -1;
+		hl = (size_t)(close - s - 1);
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			return snprintf(why, wn, "'%s' is not an IPv6 address", clip(host, b, sizeof(b))), -1;
+		if (close + 1 < s + n) {
+			if (close[1] != ':')
+				return snprintf(why, wn, "not host[:port]"), -1;
+			port = close + 2;
+		}
+	} else {
+		const char *colon = memchr(s, ':', n);
+		size_t i;
+
+		hl = colon ? (size_t)(colon - s) : n;
+		if (!hl || hl > 253)
+			return snprintf(why, wn, "not host[:port]"), -1;
+		for (i = 0; i < hl; i++)
+			host[i] = (char)tolower((unsigned char)s[i]);
+		host[hl] = '\0';
+		if (!dns_name(host))
+			return snprintf(why, wn, "'%s' is not a host name", clip(host, b, sizeof(b))), -1;
+		if (colon)
+			port = colon + 1;
+	}
+	if (port) {
+		size_t pl = (size_t)(s + n - port);
+
+		if (!pl || pl > 5 || !all_digits(port, pl))
+			return snprintf(why, wn, "not a port (1..65535)"), -1;
+		memcpy(host, port, pl);
+		host[pl] = '\0';
+		if (parse_uint(host, 65535, &pv, b, sizeof(b)) < 0 || !pv)
+			return snprintf(why, wn, "not a port (1..65535)"), -1;
+	}
+	return 0;
+}
+
+/* a path, as in a request target: starts with '/', no spaces or controls */
+static int path_ok(const char *s, char *why, size_t wn)
+{
+	const char *q;
+
+	if (*s != '/')
+		return snprintf(why, wn, "must start with '/'"), -1;
+	for (q = s; *q; q++)
+		if ((unsigned char)*q <= 0x20 || *q == 0x7f)
+			return snprintf(why, wn, "spaces and control characters must be percent-encoded (%%20)"), -1;
+	return 0;
+}
+
+static int redirect_ok(const char *s, char *why, size_t wn)
+{
+	const char *h, *slash;
+
+	if (*s == '/')
+		return path_ok(s, why, wn);
+	if (!strncasecmp(s, "http://", 7))
+		h = s + 7;
+	else if (!strncasecmp(s, "https://", 8))
+		h = s + 8;
+	else
+		return snprintf(why, wn, "write /path or http(s)://host[:port]/path"), -1;
+	slash = strchr(h, '/');
+	if (authority_ok(h, slash ? (size_t)(slash - h) : strlen(h), why, wn) < 0)
+		return -1;
+	return slash ? path_ok(slash, why, wn) : 0;
+}
+
+/* a list item: [*a, *b) trimmed; returns the start of the next item or NULL */
+static const char *list_item(const char *p, const char **a, const char **b)
+{
+	const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p);
+
+	while (p < end && isspace((unsigned char)*p))
+		p++;
+	while (end > p && isspace((unsigned char)end[-1]))
+		end--;
+	*a = p;
+	*b = end;
+	return comma ? comma + 1 : NULL;
+}
+
+/* 0 the first time a (normalised) prefix key is set in the open section */
+static int prefix_dup(struct ld *ld, const char *norm, const char *name, const struct where *w)
+{
+	char b[72];
+	size_t i;
+
+	for (i = 0; i < ld->n_pk; i++)
+		if (!strcmp(ld->pk[i].key, norm)) {
+			ld_err(ld, w, "duplicate key '%s' in %s (first set at %s:%d)", clip(name, b, sizeof(b)), ld->title,
+			       ld->pk[i].at.file, ld->pk[i].at.line);
+			return -1;
+		}
+	ld->pk = grow(ld->pk, ld->n_pk, sizeof(*ld->pk));
+	ld->pk[ld->n_pk].key = xstrdup(norm);
+	ld->pk[ld->n_pk].at = *w;
+	ld->n_pk++;
+	return 0;
+}
+
+static void pk_clear(struct ld *ld)
+{
+	size_t i;
+
+	for (i = 0; i < ld->n_pk; i++)
+		free(ld->pk[i].key);
+	free(ld->pk);
+	ld->pk = NULL;
+	ld->n_pk = 0;
+}
+
+static const char *const lb_words[] = { "peak_ewma", "round_robin", "least_request", "random", "ring_hash", "maglev", NULL };
+static const char *const retry_words[] = { "5xx", "gateway-error", "connect-failure", "reset", "retriable-status-codes", NULL };
+static const char *const hash_words[] = { "header", "cookie", "query", "source_ip", NULL };
+
+static int lb_hashes(enum conf_lb lb)
+{
+	return lb == CONF_LB_RING_HASH || lb == CONF_LB_MAGLEV;
+}
+
+/* "expected one of: a, b, c (did you mean 'b'?)" */
+static const char *one_of(const char *v, const char *const *words, char *buf, size_t n)
+{
+	struct sb list = { 0 };
+	const char *best;
+	size_t i;
+
+	for (i = 0; words[i]; i++)
+		sb_printf(&list, "%s%s", i ? ", " : "", words[i]);
+	best = closest(v, words, i);
+	if (best)
+		snprintf(buf, n, "expected one of: %s (did you mean '%s'?)", list.p, best);
+	else
+		snprintf(buf, n, "expected one of: %s", list.p);
+	free(list.p);
+	return buf;
+}
+
+static int parse_lb(struct ld *ld, enum conf_lb *dst, const char *name, const char *v, const struct where *w)
+{
+	char why[200], b[72];
+	size_t i;
+
+	for (i = 0; lb_words[i]; i++)
+		if (!strcasecmp(v, lb_words[i]))
+			return *dst = (enum conf_lb)i, 0;
+	if (!strcasecmp(v, "least_conn")) {
+		ld_warn(ld, w, "'%s' is the old name, use least_request", clip(v, b, sizeof(b)));
+		*dst = CONF_LB_LEAST_REQUEST;
+		return 0;
+	}
+	return bad_value(ld, w, name, v, one_of(v, lb_words, why, sizeof(why)));
+}
+
+/* header:NAME | cookie:NAME | query:NAME | source_ip */
+static int parse_hash_on(struct ld *ld, struct conf_policy *pol, const char *name, const char *v, const struct where *w)
+{
+	const char *colon = strchr(v, ':'), *arg = colon ? colon + 1 : NULL;
+	char why[200], hn[NAME_MAX_LEN + 1];
+	enum conf_hash_on on;
+
+	if (!strcmp(v, "source_ip")) {
+		on = CONF_HASH_SOURCE_IP;
+		arg = NULL;
+	} else if (colon && (size_t)(colon - v) == 6 && !strncmp(v, "header", 6)) {
+		if (header_name(arg, strlen(arg), hn, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		on = CONF_HASH_HEADER;
+		arg = hn;
+	} else if (colon && (size_t)(colon - v) == 6 && !strncmp(v, "cookie", 6)) {
+		if (!token(arg, strlen(arg)) || strlen(arg) > NAME_MAX_LEN)
+			return bad_value(ld, w, name, v, "not a cookie name");
+		on = CONF_HASH_COOKIE;
+	} else if (colon && (size_t)(colon - v) == 5 && !strncmp(v, "query", 5)) {
+		if (query_name(arg, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		on = CONF_HASH_QUERY;
+	} else {
+		return bad_value(ld, w, name, v, "expected header:NAME, cookie:NAME, query:NAME or source_ip");
+	}
+	free(pol->hash_key);
+	pol->hash_key = arg ? xstrdup(arg) : NULL;
+	pol->hash_on = on;
+	return 0;
+}
+
+static struct conf_destination *cur_destination(struct ld *ld)
+{
+	return ld->dcur->subset ? &ld->dcur->d : &ld->c->destinations[ld->dcur - ld->dx];
+}
+
+/* subset.NAME = labels */
+static int parse_subset(struct ld *ld, const char *name, const char *v, const struct where *w)
+{
+	struct conf_destination *d;
+	struct conf_subset *ss;
+	struct conf_labels l;
+	const char *sn = name + strlen("subset.");
+	char why[160], b[72];
+	size_t i;
+
+	if (ld->dcur->subset) {
+		ld_err(ld, w, "'%s' belongs in [destination %s] (this section overrides the policy of subset %s)",
+		       clip(name, b, sizeof(b)), ld->dcur->service, ld->dcur->subset);
+		return -1;
+	}
+	if (!dns_label(sn, strlen(sn), 0))
+		return bad_value(ld, w, name, v, "a subset name is a DNS label (1-63 of a-z 0-9 -)");
+	d = cur_destination(ld);
+	for (i = 0; i < d->n_subsets; i++)
+		if (!strcmp(d->subsets[i].name, sn)) {
+			ld_err(ld, w, "subset '%s' is already defined at line %d", sn, d->subsets[i].line);
+			return -1;
+		}
+	if (parse_labels(v, &l, why, sizeof(why)) < 0)
+		return bad_value(ld, w, name, v, why);
+	d->subsets = grow(d->subsets, d->n_subsets, sizeof(*d->subsets));
+	ss = &d->subsets[d->n_subsets++];
+	memset(ss, 0, sizeof(*ss));
+	ss->name = xstrdup(sn);
+	ss->labels = l;
+	ss->line = w->line;
+	return 0;
+}
+
+static struct route_x *cur_route_x(struct ld *ld)
+{
+	return &ld->rx[ld->c->n_routes - 1];
+}
+
+/* the match block numbered num, created in number order */
+static struct conf_match *match_block(struct ld *ld, struct conf_route *r, unsigned num)
+{
+	struct route_x *x = cur_route_x(ld);
+	size_t i;
+
+	for (i = 0; i < r->n_matches && x->block[i] < num; i++)
+		;
+	if (i < r->n_matches && x->block[i] == num)
+		return &r->matches[i];
+	r->matches = grow(r->matches, r->n_matches, sizeof(*r->matches));
+	x->block = grow(x->block, r->n_matches, sizeof(*x->block));
+	memmove(&r->matches[i + 1], &r->matches[i], (r->n_matches - i) * sizeof(*r->matches));
+	memmove(&x->block[i + 1], &x->block[i], (r->n_matches - i) * sizeof(*x->block));
+	memset(&r->matches[i], 0, sizeof(r->matches[i]));
+	x->block[i] = num;
+	r->n_matches++;
+	return &r->matches[i];
+}
+
+static int add_namematch(struct ld *ld, struct conf_route *r, struct conf_namematch **v, size_t *n,
+                         const char *nm, const char *key, const char *val, unsigned allowed, const struct where *w)
+{
+	struct conf_strmatch m;
+
+	if (parse_strmatch(ld, r, key, val, allowed, &m, w) < 0)
+		return -1;
+	*v = grow(*v, *n, sizeof(**v));
+	(*v)[*n].name = xstrdup(nm);
+	(*v)[*n].m = m;
+	(*n)++;
+	return 0;
+}
+
+/* match.path | match.method | match.header.NAME | match.query.NAME | match.source,
+ * and match.N.* for blocks 2..16 */
+static int parse_match(struct ld *ld, struct conf_route *r, const char *name, const char *v, const struct where *w)
+{
+	static const char *const conds[] = { "path", "method", "header", "query", "source" };
+	const char *p = name + strlen("match."), *cond;
+	char why[200], b[72], norm[NAME_MAX_LEN + 64], hn[NAME_MAX_LEN + 1];
+	unsigned num = 1;
+	struct conf_match *m;
+
+	if (isdigit((unsigned char)*p)) {
+		const char *q = p;
+
+		while (isdigit((unsigned char)*q))
+			q++;
+		if (*q != '.' || q - p > 2 || (num = (unsigned)atoi(p)) < 2 || num > 16 || *p == '0') {
+			ld_err(ld, w, "'%s': match blocks are match.X (the first) and match.2.X to match.16.X",
+			       clip(name, b, sizeof(b)));
+			return -1;
+		}
+		p = q + 1;
+	}
+	cond = p;
+	if (!strcmp(cond, "path") || !strcmp(cond, "method") || !strcmp(cond, "source")) {
+		snprintf(norm, sizeof(norm), "match.%u.%s", num, cond);
+	} else if (!strncmp(cond, "header.", 7) && cond[7]) {
+		if (header_name(cond + 7, strlen(cond + 7), hn, why, sizeof(why)) < 0) {
+			ld_err(ld, w, "'%s': %s", clip(name, b, sizeof(b)), why);
+			return -1;
+		}
+		snprintf(norm, sizeof(norm), "match.%u.header.%s", num, hn);
+	} else if (!strncmp(cond, "query.", 6) && cond[6]) {
+		if (query_name(cond + 6, why, sizeof(why)) < 0) {
+			ld_err(ld, w, "'%s': %s", clip(name, b, sizeof(b)), why);
+			return -1;
+		}
+		snprintf(norm, sizeof(norm), "match.%u.query.%s", num, cond + 6);
+	} else {
+		char head[72], b2[72];
+		const char *dot = strchr(cond, '.'), *best;
+
+		snprintf(head, sizeof(head), "%.*s", (int)(dot && dot - cond < 70 ? dot - cond : 70), cond);
+		best = closest(head, conds, 5);
+		if (best && strcmp(best, head))
+			ld_err(ld, w, "unknown key '%s' in %s (did you mean '%.*s%s%s'?)", clip(name, b, sizeof(b)), ld->title,
+			       (int)(cond - name), name, best, dot ? clip(dot, b2, sizeof(b2)) : "");
+		else
+			ld_err(ld, w, "unknown key '%s' in %s (a match condition is path, method, header.NAME, "
+			       "query.NAME or source)", clip(name, b, sizeof(b)), ld->title);
+		return -1;
+	}
+	if (prefix_dup(ld, norm, name, w) < 0)
+		return -1;
+	m = match_block(ld, r, num);
+	if (!strcmp(cond, "path")) {
+		if (parse_strmatch(ld, r, name, v, SM(CONF_MATCH_EXACT) | SM(CONF_MATCH_PREFIX) | SM(CONF_MATCH_REGEX),
+		                   &m->path, w) < 0)
+			return -1;
+		if (m->path.kind != CONF_MATCH_REGEX && m->path.value[0] != '/') {
+			strmatch_free(&m->path);
+			return bad_value(ld, w, name, v, "a path starts with '/' (or use regex:)");
+		}
+		m->has_path = 1;
+	} else if (!strcmp(cond, "method")) {
+		size_t i, n = strlen(v);
+
+		if (!token(v, n))
+			return bad_value(ld, w, name, v, "not a method (a token such as GET or POST)");
+		m->method = xstrdup(v);
+		for (i = 0; i < n; i++)
+			m->method[i] = (char)toupper((unsigned char)m->method[i]);
+	} else if (!strcmp(cond, "source")) {
+		if (parse_labels(v, &m->source, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+	} else if (cond[0] == 'h') {
+		return add_namematch(ld, r, &m->headers, &m->n_headers, hn, name, v, SM_ALL, w);
+	} else {
+		return add_namematch(ld, r, &m->query, &m->n_query, cond + 6, name, v, SM_ALL & ~SM(CONF_MATCH_PREFIX), w);
+	}
+	return 0;
+}
+
+/* to = DEST [WEIGHT], ... (mirror = DEST when is_mirror) */
+#define TO_MAX 16
+static int parse_dests(struct ld *ld, struct conf_route *r, const char *name, const char *v, const struct where *w,
+                       int is_mirror)
+{
+	struct route_x *x = cur_route_x(ld);
+	char *refs[TO_MAX], why[200], b[72];
+	uint32_t weights[TO_MAX];
+	const char *p = v;
+	size_t n = 0, with = 0, i;
+	uint64_t sum = 0;
+	int rc = -1;
+
+	while (p) {
+		const char *a, *e, *sp, *wt;
+		uint64_t wv;
+
+		p = list_item(p, &a, &e);
+		if (a == e) {
+			bad_value(ld, w, name, v, "empty destination (stray ',')");
+			goto out;
+		}
+		if (n == TO_MAX || (is_mirror && n == 1)) {
+			bad_value(ld, w, name, v, is_mirror ? "mirror takes one destination" : "at most 16 destinations");
+			goto out;
+		}
+		for (sp = a; sp < e && !isspace((unsigned char)*sp); sp++)
+			;
+		for (wt = sp; wt < e && isspace((unsigned char)*wt); wt++)
+			;
+		refs[n] = xstrndup(a, (size_t)(sp - a));
+		n++;
+		if (dest_ref_ok(refs[n - 1], why, sizeof(why)) < 0) {
+			bad_value(ld, w, name, v, why);
+			goto out;
+		}
+		weights[n - 1] = 0;
+		if (wt < e) {
+			if (is_mirror) {
+				bad_value(ld, w, name, v, "mirror takes one destination, without a weight (see mirror_percent)");
+				goto out;
+			}
+			snprintf(why, sizeof(why), "%.*s", (int)(e - wt > 40 ? 40 : e - wt), wt);
+			if (!all_digits(wt, (size_t)(e - wt)) || e - wt > 3 || (wv = (uint64_t)atoi(why)) > 100) {
+				char msg[120];
+
+				snprintf(msg, sizeof(msg), "weight '%s' is not a number 0..100", clip(why, b, sizeof(b)));
+				bad_value(ld, w, name, v, msg);
+				goto out;
+			}
+			weights[n - 1] = (uint32_t)wv;
+			sum += wv;
+			with++;
+		}
+	}
+	if (with && with != n) {
+		ld_err(ld, w, "route %s: either every destination in `to` has a weight or, for a single one, none does",
+		       r->name);
+		goto out;
+	}
+	if (!with && n > 1) {
+		ld_err(ld, w, "route %s: several destinations need a weight each (e.g. to = v1 80, v2 20)", r->name);
+		goto out;
+	}
+	if (with && sum != 100) {
+		ld_err(ld, w, "route %s: weights add up to %llu, not 100", r->name, (unsigned long long)sum);
+		goto out;
+	}
+	if (is_mirror) {
+		x->mirror_ref = refs[0];
+		x->mirror_at = *w;
+		r->mirror.subset = -1;
+		return 0;
+	}
+	r->to = xmalloc(n * sizeof(*r->to));
+	x->to_ref = xmalloc(n * sizeof(*x->to_ref));
+	for (i = 0; i < n; i++) {
+		r->to[i].svc = NULL;
+		r->to[i].subset = -1;
+		r->to[i].weight = with ? weights[i] : 100;
+		x->to_ref[i] = refs[i];
+	}
+	r->n_to = n;
+	x->to_at = *w;
+	return 0;
+out:
+	for (i = 0; i < n; i++)
+		free(refs[i]);
+	return rc;
+}
+
+static int parse_hosts(struct ld *ld, struct conf_route *r, const char *name, const char *v, const struct where *w)
+{
+	const char *p = v, *a, *e;
+	char host[256], why[200], msg[300];
+	size_t i;
+
+	while (p) {
+		p = list_item(p, &a, &e);
+		if (a == e)
+			return bad_value(ld, w, name, v, "empty host (stray ',')");
+		if (host_pattern(a, (size_t)(e - a), host, why, sizeof(why)) < 0) {
+			snprintf(msg, sizeof(msg), "%.*s: %s", (int)(e - a > 60 ? 60 : e - a), a, why);
+			return bad_value(ld, w, name, v, msg);
+		}
+		for (i = 0; i < r->n_hosts; i++)
+			if (!strcmp(r->hosts[i], host)) {
+				snprintf(msg, sizeof(msg), "host '%s' is listed twice", host);
+				return bad_value(ld, w, name, v, msg);
+			}
+		r->hosts = grow(r->hosts, r->n_hosts, sizeof(*r->hosts));
+		r->hosts[r->n_hosts++] = xstrdup(host);
+	}
+	cur_route_x(ld)->hosts_at = *w;
+	return 0;
+}
+
+static void header_ops_free(struct conf_header_ops *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n_set; i++)
+		free(h->set[i].name), free(h->set[i].value);
+	for (i = 0; i < h->n_add; i++)
+		free(h->add[i].name), free(h->add[i].value);
+	for (i = 0; i < h->n_remove; i++)
+		free(h->remove[i]);
+	free(h->set);
+	free(h->add);
+	free(h->remove);
+	memset(h, 0, sizeof(*h));
+}
+
+/* request.set.NAME / request.add.NAME (and response.*) */
+static int parse_header_op(struct ld *ld, const struct conf_key *k, struct conf_header_ops *h, const char *name,
+                           const char *v, const struct where *w)
+{
+	const char *hn = name + strlen(k->name), *managed;
+	char low[NAME_MAX_LEN + 1], why[320], norm[NAME_MAX_LEN + 32];
+	struct conf_header_op **ops = k->type == V_HDR_SET ? &h->set : &h->add;
+	size_t *n = k->type == V_HDR_SET ? &h->n_set : &h->n_add;
+
+	if (header_name(hn, strlen(hn), low, why, sizeof(why)) < 0)
+		return bad_value(ld, w, name, v, why);
+	if ((managed = managed_header(low))) {
+		snprintf(why, sizeof(why), "'%s' cannot be changed here: %s", low, managed);
+		return bad_value(ld, w, name, v, why);
+	}
+	snprintf(norm, sizeof(norm), "%s%s", k->name, low);
+	if (prefix_dup(ld, norm, name, w) < 0)
+		return -1;
+	if (text_ok(v, why, sizeof(why)) < 0)
+		return bad_value(ld, w, name, v, why);
+	*ops = grow(*ops, *n, sizeof(**ops));
+	(*ops)[*n].name = xstrdup(low);
+	(*ops)[*n].value = xstrdup(v);
+	(*n)++;
+	return 0;
+}
+
+static int parse_header_remove(struct ld *ld, struct conf_header_ops *h, const char *name, const char *v,
+                               const struct where *w)
+{
+	const char *p = v, *a, *e, *managed;
+	char low[NAME_MAX_LEN + 1], why[200], msg[300];
+	size_t i;
+
+	while (p) {
+		p = list_item(p, &a, &e);
+		if (a == e)
+			return bad_value(ld, w, name, v, "empty header name (stray ',')");
+		if (header_name(a, (size_t)(e - a), low, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		if ((managed = managed_header(low))) {
+			snprintf(msg, sizeof(msg), "'%s' cannot be removed: %s", low, managed);
+			return bad_value(ld, w, name, v, msg);
+		}
+		for (i = 0; i < h->n_remove; i++)
+			if (!strcmp(h->remove[i], low)) {
+				snprintf(msg, sizeof(msg), "'%s' is listed twice", low);
+				return bad_value(ld, w, name, v, msg);
+			}
+		h->remove = grow(h->remove, h->n_remove, sizeof(*h->remove));
+		h->remove[h->n_remove++] = xstrdup(low);
+	}
+	return 0;
+}
+
+static int parse_retry_on(struct ld *ld, unsigned *bits, const char *name, const char *v, const struct where *w)
+{
+	const char *p = v, *a, *e;
+	char item[72], why[200], b[72], msg[300];
+	unsigned out = 0;
+	size_t i;
+
+	while (p) {
+		p = list_item(p, &a, &e);
+		if (a == e)
+			return bad_value(ld, w, name, v, "empty item (stray ',')");
+		snprintf(item, sizeof(item), "%.*s", (int)(e - a > 60 ? 60 : e - a), a);
+		for (i = 0; retry_words[i] && strcmp(item, retry_words[i]); i++)
+			;
+		if (!retry_words[i]) {
+			snprintf(msg, sizeof(msg), "unknown condition '%s': %s", clip(item, b, sizeof(b)),
+			         one_of(item, retry_words, why, sizeof(why)));
+			return bad_value(ld, w, name, v, msg);
+		}
+		if (out & (1u << i)) {
+			snprintf(msg, sizeof(msg), "'%s' is listed twice", item);
+			return bad_value(ld, w, name, v, msg);
+		}
+		out |= 1u << i;
+	}
+	*bits = out;
+	return 0;
+}
+
+static int parse_status_list(struct ld *ld, const struct conf_key *k, void *dst, const char *name, const char *v,
+                             const struct where *w)
+{
+	int **codes = dst;
+	size_t *n = (size_t *)((char *)dst + sizeof(int *)), i;
+	const char *p = v, *a, *e;
+	char item[16], msg[120];
+	uint64_t u;
+
+	while (p) {
+		p = list_item(p, &a, &e);
+		if (a == e)
+			return bad_value(ld, w, name, v, "empty item (stray ',')");
+		snprintf(item, sizeof(item), "%.*s", (int)(e - a > 10 ? 10 : e - a), a);
+		if (e - a > 3 || parse_uint(item, 999, &u, msg, sizeof(msg)) < 0 || u < k->min || u > k->max) {
+			snprintf(msg, sizeof(msg), "'%s' is not a status code %llu..%llu", item, (unsigned long long)k->min,
+			         (unsigned long long)k->max);
+			return bad_value(ld, w, name, v, msg);
+		}
+		for (i = 0; i < *n; i++)
+			if ((*codes)[i] == (int)u) {
+				snprintf(msg, sizeof(msg), "%d is listed twice", (int)u);
+				return bad_value(ld, w, name, v, msg);
+			}
+		*codes = grow(*codes, *n, sizeof(**codes));
+		(*codes)[(*n)++] = (int)u;
+	}
+	return 0;
+}
+
 static int parse_value(struct ld *ld, const struct conf_key *k, void *dst, const char *name,
                        const char *v, const struct where *w)
 {
@@ -1154,6 +2341,74 @@ static int parse_value(struct ld *ld, const struct conf_key *k, void *dst, const
 	}
 	case V_ENDPOINT:
 		return parse_endpoint(ld, ld->base, name, v, w);
+	case V_U32:
+		if (parse_uint(v, UINT32_MAX, &u, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		if (u < k->min || u > k->max)
+			return out_of_range(ld, w, k, v);
+		*(uint32_t *)dst = (uint32_t)u;
+		return 0;
+	case V_PERCENT:
+		if (parse_percent(v, dst, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		return 0;
+	case V_LB:
+		return parse_lb(ld, dst, name, v, w);
+	case V_HASH_ON:
+		return parse_hash_on(ld, (struct conf_policy *)((char *)dst - offsetof(struct conf_policy, hash_on)),
+		                     name, v, w);
+	case V_SUBSET:
+		return parse_subset(ld, name, v, w);
+	case V_DEST_NAMESPACE:
+		if (!valid_namespace(v))
+			return bad_value(ld, w, name, v, case_hint(v, valid_namespace, "not a namespace (1-63 of a-z 0-9 -)",
+			                                           why, sizeof(why)));
+		return set_string(&ld->dcur->namespace, v);
+	case V_HOSTS:
+		return parse_hosts(ld, ld->base, name, v, w);
+	case V_MATCH:
+		return parse_match(ld, ld->base, name, v, w);
+	case V_DESTS:
+	case V_MIRROR:
+		return parse_dests(ld, ld->base, name, v, w, k->type == V_MIRROR);
+	case V_URI:
+		if (path_ok(v, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		return set_string(dst, v);
+	case V_AUTHORITY:
+		if (authority_ok(v, strlen(v), why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		return set_string(dst, v);
+	case V_REDIRECT:
+		if (redirect_ok(v, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		return set_string(dst, v);
+	case V_REDIRECT_CODE:
+		if (parse_uint(v, 999, &u, why, sizeof(why)) < 0 || (u != 301 && u != 302 && u != 303 && u != 307 && u != 308))
+			return bad_value(ld, w, name, v, "expected one of: 301, 302, 303, 307, 308");
+		*(int *)dst = (int)u;
+		return 0;
+	case V_STATUS:
+		if (parse_uint(v, 999, &u, why, sizeof(why)) < 0 || u < k->min || u > k->max) {
+			snprintf(why, sizeof(why), "not an HTTP status %llu..%llu", (unsigned long long)k->min,
+			         (unsigned long long)k->max);
+			return bad_value(ld, w, name, v, why);
+		}
+		*(int *)dst = (int)u;
+		return 0;
+	case V_TEXT:
+		if (text_ok(v, why, sizeof(why)) < 0)
+			return bad_value(ld, w, name, v, why);
+		return set_string(dst, v);
+	case V_HDR_SET:
+	case V_HDR_ADD:
+		return parse_header_op(ld, k, dst, name, v, w);
+	case V_HDR_REMOVE:
+		return parse_header_remove(ld, dst, name, v, w);
+	case V_RETRY_ON:
+		return parse_retry_on(ld, dst, name, v, w);
+	case V_STATUS_LIST:
+		return parse_status_list(ld, k, dst, name, v, w);
 	}
 	return -1;
 }
@@ -1165,6 +2420,7 @@ static void close_section(struct ld *ld)
 	if (ld->sec && !ld->skip && ld->sec->close)
 		ld->sec->close(ld);
 	ld->sec = NULL;
+	pk_clear(ld);
 }
 
 static void unknown_section(struct ld *ld, const char *kind, const char *name, const struct where *w)
@@ -1181,7 +2437,7 @@ static void unknown_section(struct ld *ld, const char *kind, const char *name, c
 		       best, *name ? " " : "", name);
 	else
 		ld_err(ld, w, "unknown section [%s%s%s] (known: [workload] [listen] [proxy] [log] [control] "
-		       "[mesh] [service NAME])", kind, *name ? " " : "", name);
+		       "[mesh] [service NAME] [destination SERVICE] [route HOST/NAME])", kind, *name ? " " : "", name);
 }
 
 static void open_section(struct ld *ld, const char *hdr, size_t n, const struct where *w)
@@ -1224,12 +2480,12 @@ static void open_section(struct ld *ld, const char *hdr, size_t n, const struct 
 		goto out;
 	}
 	if (!(k->part & ld->src->parts)) {
-		ld_err(ld, w, "[%s] is not allowed in a mesh file, which holds only [mesh] and [service NAME] "
-		       "(move it to the proxy file)", kind);
+		ld_err(ld, w, "[%s] is not allowed in a mesh file, which holds only [mesh], [service NAME], "
+		       "[destination SERVICE] and [route HOST/NAME] (move it to the proxy file)", kind);
 		goto out;
 	}
 	if (k->open && !*name) {
-		ld_err(ld, w, "[%s] needs a name: [%s NAME]", kind, kind);
+		ld_err(ld, w, "[%s] needs a name: [%s %s]", kind, kind, k->usage);
 		goto out;
 	}
 	if (!k->open && *name) {
@@ -1262,7 +2518,7 @@ out:
 static void unknown_key(struct ld *ld, const char *name, const struct where *w)
 {
 	const struct section_kind *k = ld->sec;
-	const char *names[KEYS_MAX], *best, *dot = strchr(name, '.');
+	const char *names[KEYS_MAX], *best;
 	char b[72];
 	struct sb list = { 0 };
 	size_t i, j, n = 0;
@@ -1270,24 +2526,31 @@ static void unknown_key(struct ld *ld, const char *name, const struct where *w)
 	clip(name, b, sizeof(b));
 	for (i = 0; i < k->n_keys; i++) {
 		const struct conf_key *key = &k->keys[i];
-		size_t pl = strlen(key->name) - 1;
+		size_t pl = strlen(key->name) - 1, dots = 0, hl;
 		char pre[72], head[72], rest[72];
-		const char *cand[1] = { pre };
+		const char *cand[1] = { pre }, *q;
 
 		if (!(key->flags & K_PREFIX)) {
 			names[n++] = key->name;
 			continue;
 		}
-		/* "service", "service." and "servce.reviews" all mean service.NAME */
+		/* "service", "service." and "servce.reviews" all mean service.NAME;
+		 * compare as many dotted parts of name as the prefix has */
 		snprintf(pre, sizeof(pre), "%.*s", (int)pl, key->name);
-		snprintf(head, sizeof(head), "%.*s", (int)(dot ? (size_t)(dot - name) < 70 ? (size_t)(dot - name) : 70 : 70), name);
+		for (q = key->name; *q; q++)
+			dots += *q == '.';
+		for (q = name; *q && dots; q++)
+			if (*q == '.' && !--dots)
+				break;
+		hl = (size_t)(q - name);
+		snprintf(head, sizeof(head), "%.*s", (int)(hl < 70 ? hl : 70), name);
 		if (!strcmp(name, pre) || !strcmp(name, key->name)) {
-			ld_err(ld, w, "unknown key '%s' in %s (write %sNAME = address)", b, ld->title, key->name);
+			ld_err(ld, w, "unknown key '%s' in %s (write %s%s)", b, ld->title, key->name, key->example);
 			return;
 		}
-		if (dot && dot[1] && closest(head, cand, 1)) {
+		if (*q && q[1] && closest(head, cand, 1)) {
 			ld_err(ld, w, "unknown key '%s' in %s (did you mean '%s%s'?)", b, ld->title, pre,
-			       clip(dot, rest, sizeof(rest)));
+			       clip(q, rest, sizeof(rest)));
 			return;
 		}
 	}
@@ -1299,13 +2562,14 @@ static void unknown_key(struct ld *ld, const char *name, const struct where *w)
 	for (i = 0; i < SEC_COUNT; i++)
 		for (j = 0; j < sections[i].n_keys; j++)
 			if (&sections[i] != k && !strcmp(sections[i].keys[j].name, name)) {
-				ld_err(ld, w, "unknown key '%s' in %s (it belongs in [%s%s])", b, ld->title,
-				       sections[i].name, sections[i].open ? " NAME" : "");
+				ld_err(ld, w, "unknown key '%s' in %s (it belongs in [%s%s%s])", b, ld->title,
+				       sections[i].name, sections[i].open ? " " : "", sections[i].open ? sections[i].usage : "");
 				return;
 			}
-	for (i = 0; i < k->n_keys; i++)
-		sb_printf(&list, "%s%s%s", i ? ", " : "", k->keys[i].name,
-		          k->keys[i].flags & K_PREFIX ? "NAME" : "");
+	for (i = 0, n = 0; i < k->n_keys; i++)
+		if (!k->keys[i].alias)
+			sb_printf(&list, "%s%s%s", n++ ? ", " : "", k->keys[i].name,
+			          k->keys[i].flags & K_PREFIX ? "NAME" : "");
 	ld_err(ld, w, "unknown key '%s' in %s (known: %s)", b, ld->title, list.p);
 	free(list.p);
 }
@@ -1340,6 +2604,19 @@ static void on_key(struct ld *ld, const char *name, const char *value, const str
 	if (!key) {
 		unknown_key(ld, name, w);
 		return;
+	}
+	if (key->alias) {                      /* an old name: it sets the current key */
+		const char *note = key->note;
+
+		for (i = 0; i < k->n_keys && strcmp(k->keys[i].name, key->alias); i++)
+			;
+		key = &k->keys[i];
+		if (ld->seen[i].line) {
+			ld_err(ld, w, "duplicate key '%s' in %s: it sets %s, already set at %s:%d", name, ld->title,
+			       key->name, ld->seen[i].file, ld->seen[i].line);
+			return;
+		}
+		ld_warn(ld, w, "%s", note);
 	}
 	if (!(key->flags & (K_LIST | K_PREFIX)) && ld->seen[i].line) {
 		ld_err(ld, w, "duplicate key '%s' in %s (first set at %s:%d)", name, ld->title,
@@ -1410,6 +2687,228 @@ static const void *service_nth(const struct conf *c, size_t i, const char **name
 		return NULL;
 	*name = c->services[i].name;
 	return &c->services[i];
+}
+
+/* ---- [destination SERVICE] and [destination SERVICE/SUBSET] */
+
+static void policy_defaults(struct conf_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->lb = CONF_LB_PEAK_EWMA;
+	p->outlier_interval = 10 * SEC_MS;
+	p->outlier_base_ejection_time = 30 * SEC_MS;
+	p->outlier_max_ejection_percent = 10;
+	p->outlier_min_health_percent = 0;
+}
+
+static size_t key_index(int sec, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < sections[sec].n_keys && strcmp(sections[sec].keys[i].name, key); i++)
+		;
+	return i;                              /* callers name keys of the table */
+}
+
+static int destination_open(struct ld *ld, const char *name, const struct where *w)
+{
+	struct conf *c = ld->c;
+	const char *slash = strchr(name, '/');
+	size_t sl = slash ? (size_t)(slash - name) : strlen(name);
+	char svc[72], b[72], why[160];
+	struct dest_x *x;
+
+	clip(name, b, sizeof(b));
+	snprintf(svc, sizeof(svc), "%.*s", (int)(sl > 64 ? 64 : sl), name);
+	if (sl > 63 || !valid_service_name(svc)) {
+		ld_err(ld, w, "invalid service name '%s' in [destination %s]: %s", clip(svc, why, sizeof(why)), b,
+		       memchr(name, '.', sl) ? "one DNS label; put the namespace in 'namespace ='"
+		                             : case_hint(svc, valid_service_name, "use 1-63 of a-z 0-9 -, starting with a letter",
+		                                         why, sizeof(why)));
+		return -1;
+	}
+	if (slash && !dns_label(slash + 1, strlen(slash + 1), 0)) {
+		ld_err(ld, w, "invalid subset name in [destination %s]: a subset name is a DNS label (1-63 of a-z 0-9 -)", b);
+		return -1;
+	}
+	if (slash) {
+		ld->ox = grow(ld->ox, ld->n_ox, sizeof(*ld->ox));
+		x = &ld->ox[ld->n_ox++];
+		memset(x, 0, sizeof(*x));
+		x->subset = xstrdup(slash + 1);
+		policy_defaults(&x->d.policy);
+		ld->base = &x->d;
+	} else {
+		struct conf_destination *d;
+
+		c->destinations = grow(c->destinations, c->n_destinations, sizeof(*c->destinations));
+		d = &c->destinations[c->n_destinations++];
+		memset(d, 0, sizeof(*d));
+		policy_defaults(&d->policy);
+		d->file = w->file;
+		d->line = w->line;
+		ld->dx = grow(ld->dx, ld->n_dx, sizeof(*ld->dx));
+		x = &ld->dx[ld->n_dx++];
+		memset(x, 0, sizeof(*x));
+		ld->base = d;
+	}
+	x->service = xstrdup(svc);
+	x->at = *w;
+	ld->dcur = x;
+	return 0;
+}
+
+/* load_balancer and hash_on go together; an override that switches to a
+ * non-hashing algorithm drops the hash_on it inherited. */
+static void check_hash(struct ld *ld, struct conf_policy *pol, const struct where *seen, const struct where *hdr)
+{
+	struct where w_lb = seen[key_index(SEC_DESTINATION, "load_balancer")];
+	struct where w_h = seen[key_index(SEC_DESTINATION, "hash_on")];
+
+	if (lb_hashes(pol->lb) && pol->hash_on == CONF_HASH_NONE) {
+		if (w_h.line)
+			return;                        /* a bad hash_on, reported already */
+		ld_err(ld, w_lb.line ? &w_lb : hdr, "load_balancer = %s needs hash_on = header:NAME, cookie:NAME, "
+		       "query:NAME or source_ip", lb_words[pol->lb]);
+	} else if (!lb_hashes(pol->lb) && pol->hash_on != CONF_HASH_NONE) {
+		if (w_h.line) {
+			ld_err(ld, &w_h, "hash_on needs load_balancer = ring_hash or maglev (here it is %s)", lb_words[pol->lb]);
+		} else {
+			free(pol->hash_key);
+			pol->hash_key = NULL;
+			pol->hash_on = CONF_HASH_NONE;
+		}
+	}
+}
+
+static void destination_close(struct ld *ld)
+{
+	struct dest_x *x = ld->dcur;
+
+	if (x->subset)
+		memcpy(x->seen, ld->tmp_seen, sizeof(x->seen));
+	else
+		check_hash(ld, &ld->c->destinations[x - ld->dx].policy, ld->tmp_seen, &x->at);
+	ld->dcur = NULL;
+}
+
+/* ---- [route HOST/NAME] */
+
+static int route_open(struct ld *ld, const char *name, const struct where *w)
+{
+	struct conf *c = ld->c;
+	const char *slash = strchr(name, '/');
+	size_t hl = slash ? (size_t)(slash - name) : strlen(name), i;
+	char host[256], why[160], b[72];
+	struct conf_route *r;
+
+	clip(name, b, sizeof(b));
+	if (host_pattern(name, hl, host, why, sizeof(why)) < 0) {
+		ld_err(ld, w, "invalid host in [route %s]: %s", b, why);
+		return -1;
+	}
+	if (strncmp(host, name, hl)) {
+		ld_err(ld, w, "invalid host in [route %s]: write it in lowercase", b);
+		return -1;
+	}
+	if (slash && !dns_label(slash + 1, strlen(slash + 1), 0)) {
+		ld_err(ld, w, "invalid rule name in [route %s]: 1-63 of a-z 0-9 - after the '/' (e.g. [route reviews/canary])", b);
+		return -1;
+	}
+	for (i = 0; i < c->n_routes; i++)
+		if (!strcmp(c->routes[i].name, name)) {
+			ld_err(ld, w, "duplicate [route %s] (first defined at %s:%d)", b, c->routes[i].file, c->routes[i].line);
+			return -1;
+		}
+	c->routes = grow(c->routes, c->n_routes, sizeof(*c->routes));
+	ld->rx = grow(ld->rx, c->n_routes, sizeof(*ld->rx));
+	r = &c->routes[c->n_routes];
+	memset(r, 0, sizeof(*r));
+	memset(&ld->rx[c->n_routes], 0, sizeof(ld->rx[0]));
+	r->name = xstrdup(name);
+	r->redirect_code = 301;
+	r->fault_delay_percent = 100;
+	r->fault_abort_percent = 100;
+	r->mirror.subset = -1;
+	r->mirror_percent = 100;
+	r->file = w->file;
+	r->line = w->line;
+	ld->rx[c->n_routes].hosts_at = *w;
+	c->n_routes++;
+	ld->base = r;
+	return 0;
+}
+
+static void route_close(struct ld *ld)
+{
+	static const struct { const char *key, *needs; } deps[] = {
+		{ "redirect.code", "redirect" }, { "direct_response.body", "direct_response" },
+		{ "fault.delay_percent", "fault.delay" }, { "fault.abort_percent", "fault.abort" },
+		{ "mirror_percent", "mirror" },
+	};
+	static const char *const to_only[] = { "rewrite.uri", "rewrite.authority", "timeout", "retries", "per_try_timeout",
+	                                       "retry_on", "retry_status_codes", "mirror", "mirror_percent" };
+	static const char *const actions[] = { "to", "redirect", "direct_response" };
+	static const char *const need_retries[] = { "per_try_timeout", "retry_on", "retry_status_codes" };
+	struct conf *c = ld->c;
+	struct conf_route *r = &c->routes[c->n_routes - 1];
+	struct where hdr = { r->file, r->line }, act[3], first_at = { 0 }, second_at = { 0 };
+	const char *first = NULL, *second = NULL;
+	size_t i, n_act = 0;
+
+#define AT(key) (&ld->tmp_seen[key_index(SEC_ROUTE, key)])
+	if (!r->n_hosts) {                     /* hosts default to the HOST of [route HOST/NAME] */
+		const char *slash = strchr(r->name, '/');
+
+		r->hosts = xmalloc(sizeof(*r->hosts));
+		r->hosts[0] = slash ? xstrndup(r->name, (size_t)(slash - r->name)) : xstrdup(r->name);
+		r->n_hosts = 1;
+	}
+	for (i = 0; i < 3; i++)
+		if ((act[i] = *AT(actions[i])).line && (!first || act[i].line < first_at.line))
+			first = actions[i], first_at = act[i];
+	for (i = 0; i < 3; i++)
+		n_act += !!act[i].line;
+	for (i = 0; n_act > 1 && i < 3; i++)   /* at the second one in the file */
+		if (act[i].line && act[i].line != first_at.line && (!second || act[i].line < second_at.line))
+			second = actions[i], second_at = act[i];
+	if (second)
+		ld_err(ld, &second_at, "route %s: needs exactly one of to, redirect, direct_response (found %s and %s)",
+		       r->name, first, second);
+	if (!n_act)
+		ld_err(ld, &hdr, "route %s: needs one of to, redirect, direct_response", r->name);
+	for (i = 0; i < sizeof(deps) / sizeof(deps[0]); i++)
+		if (AT(deps[i].key)->line && !AT(deps[i].needs)->line)
+			ld_err(ld, AT(deps[i].key), "route %s: %s needs %s", r->name, deps[i].key, deps[i].needs);
+	if (!act[0].line && n_act)             /* redirect or direct_response: answered by the proxy */
+		for (i = 0; i < sizeof(to_only) / sizeof(to_only[0]); i++)
+			if (AT(to_only[i])->line)
+				ld_err(ld, AT(to_only[i]), "route %s: %s applies only to a rule with `to` (this one has %s)",
+				       r->name, to_only[i], act[1].line ? "redirect" : "direct_response");
+	if (act[0].line) {
+		if (r->retries && !AT("retry_on")->line)
+			r->retry_on = CONF_RETRY_5XX | CONF_RETRY_CONNECT_FAILURE | CONF_RETRY_RESET;
+		if ((r->retry_on & CONF_RETRY_STATUS_CODES) && !r->n_retry_status_codes)
+			ld_err(ld, AT("retry_on"), "route %s: retry_on has retriable-status-codes, so retry_status_codes "
+			       "must list them (e.g. retry_status_codes = 503, 429)", r->name);
+		if (r->n_retry_status_codes && !(r->retry_on & CONF_RETRY_STATUS_CODES))
+			ld_err(ld, AT("retry_status_codes"), "route %s: retry_status_codes needs retriable-status-codes "
+			       "in retry_on", r->name);
+		if (!r->retries)
+			for (i = 0; i < 3; i++)
+				if (AT(need_retries[i])->line)
+					ld_warn(ld, AT(need_retries[i]), "route %s: %s has no effect without retries", r->name,
+					        need_retries[i]);
+	}
+#undef AT
+}
+
+static const void *route_nth(const struct conf *c, size_t i, const char **name)
+{
+	if (i >= c->n_routes)
+		return NULL;
+	*name = c->routes[i].name;
+	return &c->routes[i];
 }
 
 /* ------------------------------------------------------------ line scanning */
@@ -1782,6 +3281,372 @@ static void check_listeners(struct ld *ld)
 	free(v);
 }
 
+/* ---- traffic management, once every service is known */
+
+static const struct conf_policy default_policy = {
+	.lb = CONF_LB_PEAK_EWMA,
+	.outlier_interval = 10 * SEC_MS,
+	.outlier_base_ejection_time = 30 * SEC_MS,
+	.outlier_max_ejection_percent = 10,
+};
+
+const struct conf_destination *conf_destination_of(const struct conf *c, const struct conf_service *svc)
+{
+	size_t i;
+
+	if (!c || !svc)
+		return NULL;
+	if (svc->destination)
+		return svc->destination;
+	for (i = 0; i < c->n_destinations; i++)  /* while loading, before the links are set */
+		if (c->destinations[i].svc == svc)
+			return &c->destinations[i];
+	return NULL;
+}
+
+const struct conf_policy *conf_policy_of(const struct conf *c, const struct conf_service *svc, int subset)
+{
+	const struct conf_destination *d = conf_destination_of(c, svc);
+
+	if (!d)
+		return &default_policy;
+	if (subset >= 0 && (size_t)subset < d->n_subsets)
+		return &d->subsets[subset].policy;
+	return &d->policy;
+}
+
+static int subset_index(const struct conf *c, const struct conf_service *svc, const char *name)
+{
+	const struct conf_destination *d = conf_destination_of(c, svc);
+	size_t i;
+
+	for (i = 0; d && i < d->n_subsets; i++)
+		if (!strcmp(d->subsets[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* "subsets of reviews: v1, v2" or why there are none */
+static void subsets_text(const struct conf *c, const struct conf_service *svc, char *buf, size_t n)
+{
+	const struct conf_destination *d = conf_destination_of(c, svc);
+	struct sb list = { 0 };
+	size_t i;
+
+	if (!d) {
+		snprintf(buf, n, "there is no [destination %s]", svc->name);
+		return;
+	}
+	if (!d->n_subsets) {
+		snprintf(buf, n, "[destination %s] defines no subsets", svc->name);
+		return;
+	}
+	for (i = 0; i < d->n_subsets && i < 12; i++)
+		sb_printf(&list, "%s%s", i ? ", " : "", d->subsets[i].name);
+	snprintf(buf, n, "subsets of %s: %s%s", svc->name, list.p, d->n_subsets > 12 ? ", ..." : "");
+	free(list.p);
+}
+
+static void policy_copy(struct conf_policy *dst, const struct conf_policy *src)
+{
+	*dst = *src;
+	dst->hash_key = src->hash_key ? xstrdup(src->hash_key) : NULL;
+}
+
+static void dest_title(const struct dest_x *x, char *buf, size_t n)
+{
+	snprintf(buf, n, "[destination %s%s%s]", x->service, x->subset ? "/" : "", x->subset ? x->subset : "");
+}
+
+/* The service a [destination NAME] is for: NAME in `namespace`, else the
+ * only service of that name, else the one in the workload's namespace. */
+static const struct conf_service *dest_service(struct ld *ld, const struct dest_x *x)
+{
+	const struct conf *c = ld->c;
+	const struct conf_service *hit = NULL, *own = NULL, *in_ns = NULL;
+	struct sb nss = { 0 };
+	char title[160], hint[160];
+	size_t i, n = 0;
+
+	dest_title(x, title, sizeof(title));
+	for (i = 0; i < c->n_services; i++) {
+		const struct conf_service *s = &c->services[i];
+
+		if (strcmp(s->name, x->service))
+			continue;
+		sb_printf(&nss, "%s%s", n ? ", " : "", s->namespace);
+		n++;
+		hit = s;
+		if (x->namespace && !strcmp(s->namespace, x->namespace))
+			in_ns = s;
+		if (c->workload.namespace && !strcmp(s->namespace, c->workload.namespace))
+			own = s;
+	}
+	if (!n) {
+		service_hint(c, x->service, hint, sizeof(hint));
+		ld_err(ld, &x->at, "%s: unknown service '%s'%s", title, x->service, hint);
+		hit = NULL;
+	} else if (x->namespace) {
+		if (!in_ns)
+			ld_err(ld, &x->at, "%s: there is no service %s in namespace %s (it is in: %s)", title, x->service,
+			       x->namespace, nss.p);
+		hit = in_ns;
+	} else if (n > 1) {
+		if (!own)
+			ld_err(ld, &x->at, "%s: ambiguous: service %s exists in namespaces %s; add namespace = NAMESPACE",
+			       title, x->service, nss.p);
+		hit = own;
+	}
+	free(nss.p);
+	return hit;
+}
+
+/* [destination S/SUBSET]: the keys written there replace the parent's */
+static void apply_override(struct ld *ld, struct dest_x *x, size_t nth)
+{
+	struct conf *c = ld->c;
+	const struct conf_service *svc = dest_service(ld, x);
+	struct conf_destination *d;
+	struct conf_subset *ss;
+	char title[160], list[200];
+	size_t i;
+	int idx;
+
+	if (!svc)
+		return;
+	dest_title(x, title, sizeof(title));
+	d = (struct conf_destination *)conf_destination_of(c, svc);
+	if (!d) {
+		ld_err(ld, &x->at, "%s: subset %s is not defined: there is no [destination %s] with subset.%s = LABELS",
+		       title, x->subset, svc->name, x->subset);
+		return;
+	}
+	if ((idx = subset_index(c, svc, x->subset)) < 0) {
+		subsets_text(c, svc, list, sizeof(list));
+		ld_err(ld, &x->at, "%s: unknown subset '%s' (%s)", title, x->subset, list);
+		return;
+	}
+	for (i = 0; i < nth; i++)
+		if (ld->ox[i].d.svc == svc && !strcmp(ld->ox[i].subset, x->subset)) {
+			ld_err(ld, &x->at, "duplicate %s (first defined at %s:%d)", title, ld->ox[i].at.file, ld->ox[i].at.line);
+			return;
+		}
+	x->d.svc = svc;
+	ss = &d->subsets[idx];
+	for (i = 0; i < NKEYS(destination_keys); i++) {
+		const struct conf_key *k = &destination_keys[i];
+		size_t off = k->off - offsetof(struct conf_destination, policy);
+
+		if (!x->seen[i].line || k->type == V_SUBSET || k->type == V_DEST_NAMESPACE)
+			continue;
+		if (k->type == V_HASH_ON) {
+			free(ss->policy.hash_key);
+			ss->policy.hash_on = x->d.policy.hash_on;
+			ss->policy.hash_key = x->d.policy.hash_key ? xstrdup(x->d.policy.hash_key) : NULL;
+		} else {
+			memcpy((char *)&ss->policy + off, (const char *)&x->d.policy + off, sizeof(uint32_t));
+		}
+	}
+	check_hash(ld, &ss->policy, x->seen, &x->at);
+}
+
+static int labels_include(const struct conf_labels *have, const struct conf_labels *want)
+{
+	size_t i;
+
+	for (i = 0; i < want->n; i++) {
+		const char *v = conf_label(have, want->v[i].key);
+
+		if (!v || strcmp(v, want->v[i].value))
+			return 0;
+	}
+	return 1;
+}
+
+/* the first host of the route that names a service */
+static const struct conf_service *route_primary(const struct conf *c, const struct conf_route *r)
+{
+	const struct conf_service *s;
+	size_t i;
+
+	for (i = 0; i < r->n_hosts; i++)
+		if (r->hosts[i][0] != '*' && (s = conf_find_service(c, r->hosts[i], strlen(r->hosts[i]), NULL)))
+			return s;
+	return NULL;
+}
+
+/* DEST: SUBSET of the primary service, else a SERVICE, or SERVICE/SUBSET */
+static int resolve_dest(struct ld *ld, const struct conf_route *r, const struct conf_service *primary,
+                        const char *ref, struct conf_dest *out, const struct where *at)
+{
+	const struct conf *c = ld->c;
+	const char *slash = strchr(ref, '/');
+	const struct conf_service *svc;
+	char hint[200], name[72];
+	int idx;
+
+	if (slash) {
+		svc = conf_find_service(c, ref, (size_t)(slash - ref), NULL);
+		if (!svc) {
+			const char *dot = memchr(ref, '.', (size_t)(slash - ref));
+			size_t nl = (size_t)((dot ? dot : slash) - ref);
+
+			snprintf(name, sizeof(name), "%.*s", (int)(nl > 63 ? 63 : nl), ref);
+			service_hint(c, name, hint, sizeof(hint));
+			ld_err(ld, at, "route %s: unknown service '%.*s'%s", r->name, (int)(slash - ref), ref, hint);
+			return -1;
+		}
+		if ((idx = subset_index(c, svc, slash + 1)) < 0) {
+			subsets_text(c, svc, hint, sizeof(hint));
+			ld_err(ld, at, "route %s: unknown subset '%s' (%s)", r->name, slash + 1, hint);
+			return -1;
+		}
+		out->svc = svc;
+		out->subset = idx;
+		return 0;
+	}
+	if (primary && (idx = subset_index(c, primary, ref)) >= 0) {
+		out->svc = primary;
+		out->subset = idx;
+		return 0;
+	}
+	if ((svc = conf_find_service(c, ref, strlen(ref), NULL))) {
+		out->svc = svc;
+		out->subset = -1;
+		return 0;
+	}
+	if (primary && conf_destination_of(c, primary) && conf_destination_of(c, primary)->n_subsets) {
+		subsets_text(c, primary, hint, sizeof(hint));
+		ld_err(ld, at, "route %s: unknown subset '%s' (%s)", r->name, ref, hint);
+	} else {
+		const char *dot = strchr(ref, '.');
+		size_t nl = dot ? (size_t)(dot - ref) : strlen(ref);
+
+		snprintf(name, sizeof(name), "%.*s", (int)(nl > 63 ? 63 : nl), ref);
+		service_hint(c, name, hint, sizeof(hint));
+		if (primary)
+			ld_err(ld, at, "route %s: '%s' is neither a subset of %s (%s) nor a service%s", r->name, ref,
+			       primary->name, conf_destination_of(c, primary) ? "its destination rule defines none"
+			                                                       : "it has no [destination]", hint);
+		else
+			ld_err(ld, at, "route %s: unknown service '%s'%s", r->name, ref, hint);
+	}
+	return -1;
+}
+
+/* Does every host of b fall to a host of a? Same name, or the same service. */
+static int hosts_covered(const struct conf_route *a, const struct conf_service *const *sa,
+                         const struct conf_route *b, const struct conf_service *const *sb_)
+{
+	size_t i, j;
+
+	for (i = 0; i < b->n_hosts; i++) {
+		for (j = 0; j < a->n_hosts; j++)
+			if (!strcmp(a->hosts[j], b->hosts[i]) || (sa[j] && sa[j] == sb_[i]))
+				break;
+		if (j == a->n_hosts)
+			return 0;
+	}
+	return 1;
+}
+
+static void finish_traffic(struct ld *ld)
+{
+	struct conf *c = ld->c;
+	const struct conf_service **hsvc;
+	size_t *hoff, *all, n_all = 0, i, j, k, nh = 0;
+	char hint[200];
+
+	/* destination rules: their services, one rule per service */
+	for (i = 0; i < c->n_destinations; i++) {
+		struct conf_destination *d = &c->destinations[i];
+		const struct conf_service *s = dest_service(ld, &ld->dx[i]);
+
+		if (s && s->destination) {
+			char title[160];
+
+			dest_title(&ld->dx[i], title, sizeof(title));
+			ld_err(ld, &ld->dx[i].at, "duplicate %s (first defined at %s:%d)", title, s->destination->file,
+			       s->destination->line);
+			continue;
+		}
+		if (!s)
+			continue;
+		d->svc = s;
+		((struct conf_service *)s)->destination = d;
+		for (k = 0; k < d->n_subsets; k++)
+			policy_copy(&d->subsets[k].policy, &d->policy);
+	}
+	for (i = 0; i < ld->n_ox; i++)
+		apply_override(ld, &ld->ox[i], i);
+	for (i = 0; i < c->n_destinations; i++) {
+		const struct conf_destination *d = &c->destinations[i];
+
+		if (!d->svc || !d->svc->n_endpoints)
+			continue;              /* no endpoints is warned about already */
+		for (k = 0; k < d->n_subsets; k++) {
+			struct where at = { d->file, d->subsets[k].line };
+
+			for (j = 0; j < d->svc->n_endpoints; j++)
+				if (labels_include(&d->svc->endpoints[j].labels, &d->subsets[k].labels))
+					break;
+			if (j == d->svc->n_endpoints)
+				ld_warn(ld, &at, "subset '%s' of %s matches no endpoint", d->subsets[k].name, d->svc->name);
+		}
+	}
+
+	/* routes: destinations, hosts, and rules that can never match */
+	hoff = xmalloc((c->n_routes + 1) * sizeof(*hoff));
+	for (i = 0; i < c->n_routes; i++)
+		hoff[i] = nh, nh += c->routes[i].n_hosts;
+	hoff[c->n_routes] = nh;
+	hsvc = xmalloc((nh + 1) * sizeof(*hsvc));
+	all = xmalloc((c->n_routes + 1) * sizeof(*all));
+	for (i = 0; i < c->n_routes; i++) {
+		struct conf_route *r = &c->routes[i];
+		struct route_x *x = &ld->rx[i];
+		const struct conf_service *primary = route_primary(c, r);
+		int ok = 1;
+
+		for (j = 0; j < r->n_hosts; j++) {
+			const char *h = r->hosts[j];
+
+			hsvc[hoff[i] + j] = h[0] == '*' ? NULL : conf_find_service(c, h, strlen(h), NULL);
+			if (!hsvc[hoff[i] + j] && h[0] != '*' && !strchr(h, '.')) {
+				service_hint(c, h, hint, sizeof(hint));
+				ld_warn(ld, &x->hosts_at, "route %s: host '%s' names no service%s", r->name, h, hint);
+			}
+		}
+		for (j = 0; j < r->n_to && x->to_ref; j++)
+			if (resolve_dest(ld, r, primary, x->to_ref[j], &r->to[j], &x->to_at) < 0)
+				ok = 0;
+		for (j = 0; ok && j < r->n_to; j++)
+			for (k = 0; k < j; k++)
+				if (r->to[k].svc == r->to[j].svc && r->to[k].subset == r->to[j].subset) {
+					ld_err(ld, &x->to_at, "route %s: '%s' and '%s' are the same destination", r->name,
+					       x->to_ref[k], x->to_ref[j]);
+					ok = 0;
+					break;
+				}
+		if (x->mirror_ref)
+			resolve_dest(ld, r, primary, x->mirror_ref, &r->mirror, &x->mirror_at);
+		r->mirror.weight = 0;
+		for (k = 0; k < n_all; k++)
+			if (hosts_covered(&c->routes[all[k]], hsvc + hoff[all[k]], r, hsvc + hoff[i])) {
+				struct where at = { r->file, r->line };
+
+				ld_warn(ld, &at, "can never match: rule %s comes after %s, which matches everything", r->name,
+				        c->routes[all[k]].name);
+				break;
+			}
+		if (!r->n_matches)
+			all[n_all++] = i;
+	}
+	free(all);
+	free(hsvc);
+	free(hoff);
+}
+
 static void finish(struct ld *ld)
 {
 	struct conf *c = ld->c;
@@ -1865,6 +3730,7 @@ static void finish(struct ld *ld)
 			        wl->service, wl->namespace, wl->service, hint);
 		}
 	}
+	finish_traffic(ld);
 }
 
 /* ------------------------------------------------------------ load / free */
@@ -1887,9 +3753,89 @@ static struct conf *conf_new(const char *path)
 	c->proxy.stream_idle_timeout = 300 * SEC_MS;
 	c->proxy.drain_timeout = 5 * SEC_MS;
 	c->proxy.max_idle_per_endpoint = 64;
+	c->proxy.retry_buffer = 64u << 10;
+	c->proxy.retry_budget_percent = 20;
 	c->log.level = CONF_LOG_INFO;
 	c->mesh.domain = xstrdup("cluster.local");
 	return c;
+}
+
+static void destination_free(struct conf_destination *d)
+{
+	size_t i;
+
+	free(d->policy.hash_key);
+	for (i = 0; i < d->n_subsets; i++) {
+		free(d->subsets[i].name);
+		labels_free(&d->subsets[i].labels);
+		free(d->subsets[i].policy.hash_key);
+	}
+	free(d->subsets);
+	memset(d, 0, sizeof(*d));
+}
+
+static void route_free(struct conf_route *r)
+{
+	size_t i, j;
+
+	free(r->name);
+	for (i = 0; i < r->n_hosts; i++)
+		free(r->hosts[i]);
+	free(r->hosts);
+	for (i = 0; i < r->n_matches; i++) {
+		struct conf_match *m = &r->matches[i];
+
+		strmatch_free(&m->path);
+		free(m->method);
+		for (j = 0; j < m->n_headers; j++)
+			free(m->headers[j].name), strmatch_free(&m->headers[j].m);
+		free(m->headers);
+		for (j = 0; j < m->n_query; j++)
+			free(m->query[j].name), strmatch_free(&m->query[j].m);
+		free(m->query);
+		labels_free(&m->source);
+	}
+	free(r->matches);
+	free(r->to);
+	free(r->rewrite_uri);
+	free(r->rewrite_authority);
+	free(r->redirect);
+	free(r->direct_body);
+	header_ops_free(&r->req_headers);
+	header_ops_free(&r->resp_headers);
+	free(r->retry_status_codes);
+	memset(r, 0, sizeof(*r));
+}
+
+/* the loader's own state: deferred references and scratch */
+static void ld_free(struct ld *ld)
+{
+	size_t i, j;
+
+	for (i = 0; i < ld->n_sl; i++)
+		free(ld->sl[i].ref);
+	free(ld->sl);
+	for (i = 0; i < ld->n_dx + ld->n_ox; i++) {
+		struct dest_x *x = i < ld->n_dx ? &ld->dx[i] : &ld->ox[i - ld->n_dx];
+
+		free(x->service);
+		free(x->subset);
+		free(x->namespace);
+		destination_free(&x->d);
+	}
+	free(ld->dx);
+	free(ld->ox);
+	for (i = 0; i < ld->c->n_routes; i++) {
+		struct route_x *x = &ld->rx[i];
+
+		for (j = 0; x->to_ref && j < ld->c->routes[i].n_to; j++)
+			free(x->to_ref[j]);
+		free(x->to_ref);
+		free(x->mirror_ref);
+		free(x->block);
+	}
+	free(ld->rx);
+	pk_clear(ld);
 }
 
 static void conf_free(struct conf *c)
@@ -1921,6 +3867,12 @@ static void conf_free(struct conf *c)
 	for (i = 0; i < c->n_warnings; i++)
 		free(c->warnings[i]);
 	free(c->warnings);
+	for (i = 0; i < c->n_destinations; i++)
+		destination_free(&c->destinations[i]);
+	free(c->destinations);
+	for (i = 0; i < c->n_routes; i++)
+		route_free(&c->routes[i]);
+	free(c->routes);
 	free(c);
 }
 
@@ -1988,7 +3940,6 @@ static struct conf *load_conf(const char *path, const char *text, char *err, siz
 	struct conf *c = conf_new(path);
 	const char *file = add_file(c, path);
 	char why[160];
-	size_t i;
 	int ok = 1;
 
 	memset(&ld, 0, sizeof(ld));
@@ -2019,9 +3970,7 @@ static struct conf *load_conf(const char *path, const char *text, char *err, siz
 	}
 	if (ok)
 		finish(&ld);
-	for (i = 0; i < ld.n_sl; i++)
-		free(ld.sl[i].ref);
-	free(ld.sl);
+	ld_free(&ld);
 	if (ld.n_msgs) {
 		put_errors(&ld, err, errlen);
 		conf_unref(c);
@@ -2143,12 +4092,147 @@ static void pair_add(struct pairs *ps, const char *key, const char *value)
 	ps->n++;
 }
 
-static void labels_text(struct sb *b, const struct conf_labels *l)
+/* Appends items joined by ", ", or by "," when the line "key = value" would
+ * then be longer than a line may be: input joined by "," always fits. */
+static void sb_join(struct sb *b, char **items, size_t n, size_t keylen)
+{
+	size_t i, total = 0;
+	const char *sep;
+
+	for (i = 0; i < n; i++)
+		total += strlen(items[i]) + (i ? 2 : 0);
+	sep = keylen + 3 + b->len + total > CONF_LINE_MAX ? "," : ", ";
+	sb_add(b, "");
+	for (i = 0; i < n; i++)
+		sb_printf(b, "%s%s", i ? sep : "", items[i]);
+}
+
+static void items_free(char **items, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < l->n; i++)
-		sb_printf(b, "%s%s=%s", i ? ", " : "", l->v[i].key, l->v[i].value);
+	for (i = 0; i < n; i++)
+		free(items[i]);
+	free(items);
+}
+
+static void labels_text(struct sb *b, const struct conf_labels *l, size_t keylen)
+{
+	char **items = xmalloc((l->n + 1) * sizeof(*items));
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		items[i] = xmalloc(strlen(l->v[i].key) + strlen(l->v[i].value) + 2);
+		sprintf(items[i], "%s=%s", l->v[i].key, l->v[i].value);
+	}
+	sb_join(b, items, l->n, keylen);
+	items_free(items, l->n);
+}
+
+static void service_ref(const struct conf *c, const struct conf_service *s, char *buf, size_t n);
+
+/* a conf_dest as text that resolves back to it from this route */
+static void dest_text(const struct conf *c, const struct conf_service *primary, const struct conf_dest *d,
+                      char *buf, size_t n)
+{
+	char ref[160];
+
+	service_ref(c, d->svc, ref, sizeof(ref));
+	if (d->subset >= 0)
+		snprintf(buf, n, "%s/%s", ref, conf_destination_of(c, d->svc)->subsets[d->subset].name);
+	else if (primary && subset_index(c, primary, ref) >= 0)
+		snprintf(buf, n, "%s.%s", d->svc->name, d->svc->namespace);  /* a bare name would mean the subset */
+	else
+		snprintf(buf, n, "%s", ref);
+}
+
+/* a string match as written: bare for a plain exact value */
+static void strmatch_text(struct sb *b, const struct conf_strmatch *m)
+{
+	const char *v = m->value;
+
+	switch (m->kind) {
+	case CONF_MATCH_EXACT:
+		if (!*v || *v == ';' || !strncmp(v, "exact:", 6) || !strncmp(v, "prefix:", 7) || !strncmp(v, "regex:", 6) ||
+		    !strcmp(v, "present") || !strcmp(v, "absent"))
+			sb_add(b, "exact:");
+		sb_add(b, v);
+		break;
+	case CONF_MATCH_PREFIX:
+		sb_printf(b, "prefix:%s", v);
+		break;
+	case CONF_MATCH_REGEX:
+		sb_printf(b, "regex:%s", v);
+		break;
+	case CONF_MATCH_PRESENT:
+		sb_add(b, "present");
+		break;
+	case CONF_MATCH_ABSENT:
+		sb_add(b, "absent");
+		break;
+	}
+}
+
+static void render_matches(struct pairs *ps, const struct conf_route *r)
+{
+	struct sb b = { 0 };
+	char key[NAME_MAX_LEN + 64], pre[32];
+	size_t i, j;
+
+	for (i = 0; i < r->n_matches; i++) {
+		const struct conf_match *m = &r->matches[i];
+
+		if (i)
+			snprintf(pre, sizeof(pre), "match.%zu.", i + 1);
+		else
+			snprintf(pre, sizeof(pre), "match.");
+#define PUT(k) (pair_add(ps, (k), b.p), b.len = 0)
+		if (m->has_path) {
+			snprintf(key, sizeof(key), "%spath", pre);
+			strmatch_text(&b, &m->path);
+			PUT(key);
+		}
+		if (m->method) {
+			snprintf(key, sizeof(key), "%smethod", pre);
+			sb_add(&b, m->method);
+			PUT(key);
+		}
+		for (j = 0; j < m->n_headers; j++) {
+			snprintf(key, sizeof(key), "%sheader.%s", pre, m->headers[j].name);
+			strmatch_text(&b, &m->headers[j].m);
+			PUT(key);
+		}
+		for (j = 0; j < m->n_query; j++) {
+			snprintf(key, sizeof(key), "%squery.%s", pre, m->query[j].name);
+			strmatch_text(&b, &m->query[j].m);
+			PUT(key);
+		}
+		if (m->source.n) {
+			snprintf(key, sizeof(key), "%ssource", pre);
+			sb_add(&b, "");
+			labels_text(&b, &m->source, strlen(key));
+			PUT(key);
+		}
+#undef PUT
+	}
+	free(b.p);
+}
+
+/* is the K_OPTIONAL value at dst the key's default? */
+static int is_default(const struct conf_key *k, const void *dst)
+{
+	switch (k->type) {
+	case V_DURATION:
+	case V_U32:
+		return *(const uint32_t *)dst == k->def;
+	case V_STATUS:
+	case V_REDIRECT_CODE:
+		return *(const int *)dst == (int)k->def;
+	case V_PERCENT:
+		return *(const double *)dst == (double)k->def;
+	default:
+		return 0;
+	}
 }
 
 /* Service names that exist in several namespaces are written NAME.NAMESPACE. */
@@ -2171,16 +4255,22 @@ static void render_key(struct pairs *ps, const struct conf *c, const struct conf
 	struct sb b = { 0 };
 	size_t i;
 
+	if (k->alias || ((k->flags & K_OPTIONAL) && is_default(k, dst)))
+		return;
 	switch (k->type) {
 	case V_SERVICE_NAME:
 	case V_NAMESPACE:
 	case V_DNS_NAME:
+	case V_URI:
+	case V_AUTHORITY:
+	case V_REDIRECT:
+	case V_TEXT:
 		if (*(char *const *)dst)
 			pair_add(ps, k->name, *(char *const *)dst);
 		break;
 	case V_LABELS:
 		if (((const struct conf_labels *)dst)->n) {
-			labels_text(&b, dst);
+			labels_text(&b, dst, strlen(k->name));
 			pair_add(ps, k->name, b.p);
 		}
 		break;
@@ -2239,37 +4329,226 @@ static void render_key(struct pairs *ps, const struct conf *c, const struct conf
 			sb_add(&b, s->endpoints[i].addr.text);
 			if (s->endpoints[i].labels.n) {
 				sb_add(&b, " ");
-				labels_text(&b, &s->endpoints[i].labels);
+				labels_text(&b, &s->endpoints[i].labels, strlen(k->name));
 			}
 			pair_add(ps, k->name, b.p);
 		}
+		break;
+	}
+	case V_U32:
+		snprintf(buf, sizeof(buf), "%u", (unsigned)*(const uint32_t *)dst);
+		pair_add(ps, k->name, buf);
+		break;
+	case V_PERCENT:
+		fmt_percent(*(const double *)dst, buf, sizeof(buf));
+		pair_add(ps, k->name, buf);
+		break;
+	case V_LB:
+		pair_add(ps, k->name, lb_words[*(const enum conf_lb *)dst]);
+		break;
+	case V_HASH_ON: {
+		const struct conf_policy *pol = (const struct conf_policy *)((const char *)dst - offsetof(struct conf_policy, hash_on));
+
+		if (pol->hash_on == CONF_HASH_NONE)
+			break;
+		if (pol->hash_on == CONF_HASH_SOURCE_IP)
+			sb_add(&b, "source_ip");
+		else
+			sb_printf(&b, "%s:%s", hash_words[pol->hash_on - 1], pol->hash_key);
+		pair_add(ps, k->name, b.p);
+		break;
+	}
+	case V_SUBSET: {
+		const struct conf_destination *d = base;
+
+		for (i = 0; i < d->n_subsets; i++) {
+			char key[96];
+
+			snprintf(key, sizeof(key), "subset.%s", d->subsets[i].name);
+			b.len = 0;
+			sb_add(&b, "");
+			labels_text(&b, &d->subsets[i].labels, strlen(key));
+			pair_add(ps, key, b.p);
+		}
+		break;
+	}
+	case V_DEST_NAMESPACE: {
+		const struct conf_destination *d = base;
+
+		service_ref(c, d->svc, buf, sizeof(buf));
+		if (strchr(buf, '.'))              /* the name alone is ambiguous */
+			pair_add(ps, k->name, d->svc->namespace);
+		break;
+	}
+	case V_HOSTS: {
+		const struct conf_route *r = base;
+
+		sb_join(&b, r->hosts, r->n_hosts, strlen(k->name));
+		pair_add(ps, k->name, b.p);
+		break;
+	}
+	case V_MATCH:
+		render_matches(ps, base);
+		break;
+	case V_DESTS:
+	case V_MIRROR: {
+		const struct conf_route *r = base;
+		const struct conf_service *primary = route_primary(c, r);
+		char **items, text[400];
+		size_t n = k->type == V_MIRROR ? !!r->mirror.svc : r->n_to;
+
+		if (!n)
+			break;
+		items = xmalloc(n * sizeof(*items));
+		for (i = 0; i < n; i++) {
+			const struct conf_dest *d = k->type == V_MIRROR ? &r->mirror : &r->to[i];
+
+			dest_text(c, primary, d, text, sizeof(text));
+			if (k->type == V_DESTS && n > 1)   /* a single destination takes all: no weight */
+				snprintf(text + strlen(text), sizeof(text) - strlen(text), " %u", (unsigned)d->weight);
+			items[i] = xstrdup(text);
+		}
+		sb_join(&b, items, n, strlen(k->name));
+		items_free(items, n);
+		pair_add(ps, k->name, b.p);
+		break;
+	}
+	case V_REDIRECT_CODE:
+	case V_STATUS:
+		snprintf(buf, sizeof(buf), "%d", *(const int *)dst);
+		pair_add(ps, k->name, buf);
+		break;
+	case V_HDR_SET:
+	case V_HDR_ADD: {
+		const struct conf_header_ops *h = dst;
+		const struct conf_header_op *op = k->type == V_HDR_SET ? h->set : h->add;
+		size_t n = k->type == V_HDR_SET ? h->n_set : h->n_add;
+
+		for (i = 0; i < n; i++) {
+			b.len = 0;
+			sb_printf(&b, "%s%s", k->name, op[i].name);
+			pair_add(ps, b.p, op[i].value);
+		}
+		break;
+	}
+	case V_HDR_REMOVE: {
+		const struct conf_header_ops *h = dst;
+
+		if (h->n_remove) {
+			sb_join(&b, h->remove, h->n_remove, strlen(k->name));
+			pair_add(ps, k->name, b.p);
+		}
+		break;
+	}
+	case V_RETRY_ON: {
+		unsigned bits = *(const unsigned *)dst;
+
+		for (i = 0; retry_words[i]; i++)
+			if (bits & (1u << i))
+				sb_printf(&b, "%s%s", b.len ? ", " : "", retry_words[i]);
+		if (bits)
+			pair_add(ps, k->name, b.p);
+		break;
+	}
+	case V_STATUS_LIST: {
+		const int *codes = *(int *const *)dst;
+		size_t n = *(const size_t *)((const char *)dst + sizeof(int *));
+
+		for (i = 0; i < n; i++)
+			sb_printf(&b, "%s%d", i ? ", " : "", codes[i]);
+		if (n)
+			pair_add(ps, k->name, b.p);
 		break;
 	}
 	}
 	free(b.p);
 }
 
-static void render_section(struct sb *out, const struct conf *c, const struct section_kind *k,
-                           const char *name, const void *base)
+static void pairs_free(struct pairs *ps)
 {
-	struct pairs ps = { 0 };
-	size_t i, w = 0;
+	size_t i;
+
+	for (i = 0; i < ps->n; i++) {
+		free(ps->v[i].key);
+		free(ps->v[i].value);
+	}
+	free(ps->v);
+	memset(ps, 0, sizeof(*ps));
+}
+
+#define KEY_ALIGN_MAX 40       /* longer keys are not padded to */
+
+/* One section. With parent (a [destination S/SUBSET] override), only the
+ * pairs that differ from the parent's are written, and nothing at all when
+ * none does (the namespace, which only picks the service, does not count). */
+static void render_section(struct sb *out, const struct conf *c, const struct section_kind *k,
+                           const char *name, const void *base, const void *parent)
+{
+	struct pairs ps = { 0 }, pp = { 0 };
+	size_t i, j, w = 0, differ = 0;
 
 	for (i = 0; i < k->n_keys; i++)
 		render_key(&ps, c, &k->keys[i], base);
+	if (parent) {
+		for (i = 0; i < k->n_keys; i++)
+			render_key(&pp, c, &k->keys[i], parent);
+		for (i = 0; i < ps.n; i++) {
+			for (j = 0; j < pp.n; j++)
+				if (!strcmp(ps.v[i].key, pp.v[j].key) && !strcmp(ps.v[i].value, pp.v[j].value))
+					break;
+			if (j < pp.n && strcmp(ps.v[i].key, "namespace")) {
+				free(ps.v[i].key);
+				free(ps.v[i].value);
+				memmove(&ps.v[i], &ps.v[i + 1], (ps.n - i - 1) * sizeof(*ps.v));
+				ps.n--;
+				i--;
+			} else {
+				differ += !!strcmp(ps.v[i].key, "namespace");
+			}
+		}
+		pairs_free(&pp);
+		if (!differ) {
+			pairs_free(&ps);
+			return;
+		}
+	}
 	if (ps.n || name) {
 		sb_printf(out, "\n[%s%s%s]\n", k->name, name ? " " : "", name ? name : "");
 		for (i = 0; i < ps.n; i++)
-			if (strlen(ps.v[i].key) > w)
+			if (strlen(ps.v[i].key) > w && strlen(ps.v[i].key) <= KEY_ALIGN_MAX)
 				w = strlen(ps.v[i].key);
-		for (i = 0; i < ps.n; i++)
-			sb_printf(out, "%-*s = %s\n", (int)w, ps.v[i].key, ps.v[i].value);
+		for (i = 0; i < ps.n; i++) {
+			size_t kl = strlen(ps.v[i].key), vl = strlen(ps.v[i].value);
+
+			if ((kl > w ? kl : w) + 3 + vl > CONF_LINE_MAX)
+				sb_printf(out, "%s=%s\n", ps.v[i].key, ps.v[i].value);  /* as short as the input was */
+			else
+				sb_printf(out, "%-*s = %s\n", (int)w, ps.v[i].key, ps.v[i].value);
+		}
 	}
-	for (i = 0; i < ps.n; i++) {
-		free(ps.v[i].key);
-		free(ps.v[i].value);
+	pairs_free(&ps);
+}
+
+static void destination_render(struct sb *out, const struct conf *c)
+{
+	const struct section_kind *k = &sections[SEC_DESTINATION];
+	char name[160];
+	size_t i, j;
+
+	for (i = 0; i < c->n_destinations; i++) {
+		const struct conf_destination *d = &c->destinations[i];
+
+		render_section(out, c, k, d->svc->name, d, NULL);
+		for (j = 0; j < d->n_subsets; j++) {
+			struct conf_destination one;
+
+			memset(&one, 0, sizeof(one));
+			one.svc = d->svc;
+			one.policy = d->subsets[j].policy;
+			snprintf(name, sizeof(name), "%s/%s", d->svc->name, d->subsets[j].name);
+			render_section(out, c, k, name, &one, d);
+		}
 	}
-	free(ps.v);
 }
 
 static void comment_path(struct sb *out, const char *what, const char *path)
@@ -2298,14 +4577,16 @@ char *conf_render(const struct conf *c)
 	for (s = 0; s < SEC_COUNT; s++) {
 		const struct section_kind *k = &sections[s];
 
-		if (k->nth) {
+		if (k->render) {
+			k->render(&out, c);
+		} else if (k->nth) {
 			const char *name;
 			const void *base;
 
 			for (i = 0; (base = k->nth(c, i, &name)); i++)
-				render_section(&out, c, k, name, base);
+				render_section(&out, c, k, name, base, NULL);
 		} else {
-			render_section(&out, c, k, NULL, (const char *)c + k->conf_off);
+			render_section(&out, c, k, NULL, (const char *)c + k->conf_off, NULL);
 		}
 	}
 	return out.p;

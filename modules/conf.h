@@ -50,6 +50,7 @@ struct conf_service {
 	struct conf_addr listen;     /* optional per-service local outbound port ([listen] service.NAME) */
 	const char *file;            /* where it was defined (points into conf->files) */
 	int line;
+	const struct conf_destination *destination;  /* its [destination] rule or NULL (= conf_destination_of) */
 };
 
 struct conf_workload {

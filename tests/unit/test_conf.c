@@ -1,7 +1,10 @@
 /*
  * conf: value parsers, schema errors (exact "file:line:" and suggestions),
  * mesh includes, conf_find_service host forms, render round trip, refcounts,
- * and the shipped examples. Runs under ASan/LSan: every conf is unref'd.
+ * the shipped examples, and traffic management: [destination] (keys, aliases,
+ * resolution, subset overrides), [route] (matches, actions, every error kind),
+ * the seed's Lab 2 and the render round trip of both.
+ * Runs under ASan/LSan: every conf is unref'd.
  */
 #include "../../modules/conf.c"
 #include "test.h"
@@ -641,6 +644,1114 @@ static void test_render(void)
 	free(r1);
 }
 
+/* ------------------------------------------------------------ traffic management (issue #3) */
+
+/* services and a destination rule: 11 lines, so a following [route] is line 12 */
+static const char S[] =
+	"[service reviews]\nport = 9080\nendpoint = 127.0.0.1:9081 version=v1\n"
+	"endpoint = 127.0.0.1:9082 version=v2\nendpoint = 127.0.0.1:9083 version=v3\n"
+	"[service ratings]\nendpoint = 127.0.0.1:9091 version=v1\n"
+	"[destination reviews]\nsubset.v1 = version=v1\nsubset.v2 = version=v2\nsubset.v3 = version=v3\n";
+
+static const char *withS(const char *tail)
+{
+	static char buf[16384];
+
+	snprintf(buf, sizeof(buf), "%s%s", S, tail);
+	return buf;
+}
+
+static const struct conf_service *svc_named(const struct conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; c && i < c->n_services; i++)
+		if (!strcmp(c->services[i].name, name))
+			return &c->services[i];
+	return NULL;
+}
+
+static int has_warning(const struct conf *c, const char *text)
+{
+	size_t i;
+
+	for (i = 0; c && i < c->n_warnings; i++)
+		if (!strcmp(c->warnings[i], text))
+			return 1;
+	if (c) {
+		printf("  warning not found: %s\n", text);
+		for (i = 0; i < c->n_warnings; i++)
+			printf("  have: %s\n", c->warnings[i]);
+	}
+	return 0;
+}
+
+static int re_full(const struct conf_strmatch *m, const char *s)
+{
+	return m->kind == CONF_MATCH_REGEX && m->re && regexec(m->re, s, 0, NULL, 0) == 0;
+}
+
+static void test_proxy_retry_keys(void)
+{
+	struct conf *c = load("");
+
+	TEST("retry_buffer default 64k", c && c->proxy.retry_buffer == 65536);
+	TEST("retry_budget_percent default 20", c && c->proxy.retry_budget_percent == 20);
+	conf_unref(c);
+	c = load("[proxy]\nretry_buffer = 1m\nretry_budget_percent = 0\n");
+	TEST("retry_buffer and retry_budget_percent set", c && c->proxy.retry_buffer == 1048576 &&
+	     c->proxy.retry_budget_percent == 0);
+	conf_unref(c);
+	c = load("[proxy]\nretry_buffer = 0\nretry_budget_percent = 100\n");
+	TEST("retry_buffer 0 (no replay), budget 100", c && c->proxy.retry_buffer == 0 && c->proxy.retry_budget_percent == 100);
+	conf_unref(c);
+	TEST("retry_buffer at most 16m", fails_first("[proxy]\nretry_buffer = 17m\n",
+	     "t.ini:2: retry_buffer = 17m: out of range (allowed 0..16m)"));
+	TEST("retry_budget_percent at most 100", fails_first("[proxy]\nretry_budget_percent = 101\n",
+	     "t.ini:2: retry_budget_percent = 101: out of range (allowed 0..100)"));
+	TEST("retry_budget_percent is a number", fails_with("[proxy]\nretry_budget_percent = 20%\n",
+	     "retry_budget_percent = 20%: not a number"));
+}
+
+static void test_destination_defaults(void)
+{
+	struct conf *c = load("[service a]\nendpoint = :1\n");
+	const struct conf_policy *p;
+
+	TEST("no destination rule: conf_destination_of NULL", c && !conf_destination_of(c, &c->services[0]) &&
+	     c->n_destinations == 0 && c->n_routes == 0);
+	p = c ? conf_policy_of(c, &c->services[0], -1) : NULL;
+	TEST("default policy: peak_ewma, outlier 10s/30s/10%/0%, the rest 0", p && p->lb == CONF_LB_PEAK_EWMA &&
+	     p->hash_on == CONF_HASH_NONE && !p->hash_key && !p->max_connections && !p->max_pending_requests &&
+	     !p->max_requests_per_connection && !p->max_concurrent_requests && !p->connect_timeout &&
+	     !p->outlier_consecutive_5xx && !p->outlier_consecutive_gateway_errors && p->outlier_interval == 10000 &&
+	     p->outlier_base_ejection_time == 30000 && p->outlier_max_ejection_percent == 10 &&
+	     p->outlier_min_health_percent == 0);
+	TEST("default policy for any subset index and NULL", c && conf_policy_of(c, &c->services[0], 3) == p &&
+	     conf_policy_of(c, NULL, -1) == p && conf_policy_of(NULL, NULL, -1) == p);
+	conf_unref(c);
+
+	c = load("[service a]\nendpoint = :1\n[destination a]\n");
+	p = c ? conf_policy_of(c, &c->services[0], -1) : NULL;
+	TEST("empty destination rule: the same defaults", p && c->n_destinations == 1 &&
+	     conf_destination_of(c, &c->services[0]) == &c->destinations[0] && c->services[0].destination == &c->destinations[0] &&
+	     c->destinations[0].svc == &c->services[0] && p == &c->destinations[0].policy && p->lb == CONF_LB_PEAK_EWMA &&
+	     p->outlier_interval == 10000 && p->outlier_base_ejection_time == 30000 && p->outlier_max_ejection_percent == 10 &&
+	     !p->max_connections && c->destinations[0].line == 3 && !strcmp(c->destinations[0].file, "t.ini"));
+	conf_unref(c);
+}
+
+static void test_destination_keys(void)
+{
+	struct conf *c;
+	const struct conf_destination *d;
+	const struct conf_policy *p;
+	static const struct { const char *w; enum conf_lb lb; } lbs[] = {
+		{ "peak_ewma", CONF_LB_PEAK_EWMA }, { "round_robin", CONF_LB_ROUND_ROBIN },
+		{ "least_request", CONF_LB_LEAST_REQUEST }, { "random", CONF_LB_RANDOM },
+		{ "ROUND_ROBIN", CONF_LB_ROUND_ROBIN }, { "LEAST_REQUEST", CONF_LB_LEAST_REQUEST }, { "RANDOM", CONF_LB_RANDOM },
+		{ "Peak_EWMA", CONF_LB_PEAK_EWMA },
+	};
+	char text[512];
+	size_t i;
+	int ok = 1;
+
+	c = load("[service reviews]\nendpoint = :1 version=v1\nendpoint = :2 version=v2\n"
+	         "[destination reviews]\n"
+	         "subset.v1 = version=v1\n"
+	         "subset.v2 = version=v2, zone=a\n"
+	         "load_balancer = least_request\n"
+	         "max_connections = 10\n"
+	         "max_pending_requests = 11\n"
+	         "max_requests_per_connection = 2\n"
+	         "max_concurrent_requests = 100\n"
+	         "connect_timeout = 250ms\n"
+	         "outlier.consecutive_5xx = 3\n"
+	         "outlier.consecutive_gateway_errors = 4\n"
+	         "outlier.interval = 30s\n"
+	         "outlier.base_ejection_time = 1m\n"
+	         "outlier.max_ejection_percent = 50\n"
+	         "outlier.min_health_percent = 25\n");
+	d = c ? conf_destination_of(c, &c->services[0]) : NULL;
+	p = d ? &d->policy : NULL;
+	TEST("destination: every policy key", p && p->lb == CONF_LB_LEAST_REQUEST && p->max_connections == 10 &&
+	     p->max_pending_requests == 11 && p->max_requests_per_connection == 2 && p->max_concurrent_requests == 100 &&
+	     p->connect_timeout == 250 && p->outlier_consecutive_5xx == 3 && p->outlier_consecutive_gateway_errors == 4 &&
+	     p->outlier_interval == 30000 && p->outlier_base_ejection_time == 60000 &&
+	     p->outlier_max_ejection_percent == 50 && p->outlier_min_health_percent == 25);
+	TEST("destination: subsets in order, with labels and lines", d && d->n_subsets == 2 &&
+	     !strcmp(d->subsets[0].name, "v1") && d->subsets[0].line == 5 && d->subsets[0].labels.n == 1 &&
+	     !strcmp(d->subsets[1].name, "v2") && d->subsets[1].labels.n == 2 &&
+	     !strcmp(conf_label(&d->subsets[1].labels, "zone"), "a") && d->subsets[1].line == 6);
+	TEST("destination: subsets inherit the policy", d && d->n_subsets == 2 &&
+	     d->subsets[1].policy.max_connections == 10 && d->subsets[1].policy.lb == CONF_LB_LEAST_REQUEST &&
+	     conf_policy_of(c, &c->services[0], 1) == &d->subsets[1].policy &&
+	     conf_policy_of(c, &c->services[0], 7) == &d->policy && conf_policy_of(c, &c->services[0], -1) == &d->policy);
+	TEST("destination: subset v2 (zone=a) matches no endpoint -> warning",
+	     has_warning(c, "t.ini:6: warning: subset 'v2' of reviews matches no endpoint") && c->n_warnings == 1);
+	conf_unref(c);
+
+	for (i = 0; i < sizeof(lbs) / sizeof(lbs[0]); i++) {
+		snprintf(text, sizeof(text), "[service a]\nendpoint = :1\n[destination a]\nload_balancer = %s\n", lbs[i].w);
+		c = load(text);
+		if (!c || c->destinations[0].policy.lb != lbs[i].lb || c->n_warnings)
+			ok = 0, printf("  load_balancer = %s: %s\n", lbs[i].w, c ? "wrong" : err);
+		conf_unref(c);
+	}
+	TEST("load_balancer names, any case, Istio spellings", ok);
+	c = load("[service a]\nendpoint = :1\n[destination a]\nload_balancer = LEAST_CONN\n");
+	TEST("LEAST_CONN = least_request with a warning", c && c->destinations[0].policy.lb == CONF_LB_LEAST_REQUEST &&
+	     has_warning(c, "t.ini:4: warning: 'LEAST_CONN' is the old name, use least_request"));
+	conf_unref(c);
+	c = load("[service a]\nendpoint = :1\n[destination a]\nload_balancer = least_conn\n");
+	TEST("least_conn likewise", c && c->destinations[0].policy.lb == CONF_LB_LEAST_REQUEST &&
+	     has_warning(c, "t.ini:4: warning: 'least_conn' is the old name, use least_request"));
+	conf_unref(c);
+	TEST("unknown load_balancer lists the names", fails_first("[service a]\n[destination a]\nload_balancer = fastest\n",
+	     "t.ini:3: load_balancer = fastest: expected one of: peak_ewma, round_robin, least_request, random, ring_hash, maglev"));
+	TEST("load_balancer typo gets a suggestion", fails_with("[service a]\n[destination a]\nload_balancer = round_robn\n",
+	     "(did you mean 'round_robin'?)"));
+	TEST("PASSTHROUGH is not supported", fails_with("[service a]\n[destination a]\nload_balancer = PASSTHROUGH\n",
+	     "expected one of:"));
+
+	c = load("[service a]\nendpoint = :1\n[destination a]\nload_balancer = ring_hash\nhash_on = header:X-User\n");
+	TEST("ring_hash on a header (name lowercased)", c && c->destinations[0].policy.lb == CONF_LB_RING_HASH &&
+	     c->destinations[0].policy.hash_on == CONF_HASH_HEADER && !strcmp(c->destinations[0].policy.hash_key, "x-user"));
+	conf_unref(c);
+	c = load("[service a]\nendpoint = :1\n[destination a]\nhash_on = cookie:session\nload_balancer = MAGLEV\n");
+	TEST("maglev on a cookie (hash_on before load_balancer)", c && c->destinations[0].policy.lb == CONF_LB_MAGLEV &&
+	     c->destinations[0].policy.hash_on == CONF_HASH_COOKIE && !strcmp(c->destinations[0].policy.hash_key, "session"));
+	conf_unref(c);
+	c = load("[service a]\nendpoint = :1\n[destination a]\nload_balancer = maglev\nhash_on = query:user_id\n");
+	TEST("hash on a query parameter", c && c->destinations[0].policy.hash_on == CONF_HASH_QUERY &&
+	     !strcmp(c->destinations[0].policy.hash_key, "user_id"));
+	conf_unref(c);
+	c = load("[service a]\nendpoint = :1\n[destination a]\nload_balancer = ring_hash\nhash_on = source_ip\n");
+	TEST("hash on the source IP", c && c->destinations[0].policy.hash_on == CONF_HASH_SOURCE_IP &&
+	     !c->destinations[0].policy.hash_key);
+	conf_unref(c);
+	TEST("hash_on without ring_hash/maglev", fails_first("[service a]\n[destination a]\nload_balancer = least_request\nhash_on = header:x\n",
+	     "t.ini:4: hash_on needs load_balancer = ring_hash or maglev (here it is least_request)"));
+	TEST("hash_on with the default peak_ewma", fails_first("[service a]\n[destination a]\nhash_on = source_ip\n",
+	     "t.ini:3: hash_on needs load_balancer = ring_hash or maglev (here it is peak_ewma)"));
+	TEST("ring_hash without hash_on", fails_first("[service a]\n[destination a]\nload_balancer = ring_hash\n",
+	     "t.ini:3: load_balancer = ring_hash needs hash_on = header:NAME, cookie:NAME, query:NAME or source_ip"));
+	TEST("hash_on forms", fails_first("[service a]\n[destination a]\nload_balancer = maglev\nhash_on = ip\n",
+	     "t.ini:4: hash_on = ip: expected header:NAME, cookie:NAME, query:NAME or source_ip"));
+	TEST("hash_on bad header name", fails_with("[service a]\n[destination a]\nload_balancer = maglev\nhash_on = header:a b\n",
+	     "is not a header name"));
+	TEST("hash_on bad query name", fails_with("[service a]\n[destination a]\nload_balancer = maglev\nhash_on = query:a&b\n",
+	     "is not a query parameter name"));
+
+	TEST("max_ejection_percent 0..100", fails_first("[service a]\n[destination a]\noutlier.max_ejection_percent = 101\n",
+	     "t.ini:3: outlier.max_ejection_percent = 101: out of range (allowed 0..100)"));
+	TEST("min_health_percent 0..100", fails_with("[service a]\n[destination a]\noutlier.min_health_percent = 200\n",
+	     "out of range (allowed 0..100)"));
+	TEST("counts are numbers", fails_first("[service a]\n[destination a]\nmax_connections = -1\n",
+	     "t.ini:3: max_connections = -1: not a number"));
+	TEST("outlier.interval needs a unit", fails_with("[service a]\n[destination a]\noutlier.interval = 30\n",
+	     "missing unit (write 30s or 30ms)"));
+	TEST("outlier.interval = 0 refused", fails_with("[service a]\n[destination a]\noutlier.interval = 0\n",
+	     "out of range (allowed 1ms..24h)"));
+	TEST("connect_timeout at most 10m", fails_with("[service a]\n[destination a]\nconnect_timeout = 11m\n",
+	     "out of range (allowed 0..10m)"));
+	TEST("duplicate policy key", fails_first("[service a]\n[destination a]\nmax_connections = 1\nmax_connections = 2\n",
+	     "t.ini:4: duplicate key 'max_connections' in [destination a] (first set at t.ini:3)"));
+	TEST("unknown key in [destination] with suggestion", fails_first("[service a]\n[destination a]\nmax_conections = 1\n",
+	     "t.ini:3: unknown key 'max_conections' in [destination a] (did you mean 'max_connections'?)"));
+	TEST("route key in [destination]", fails_first("[service a]\n[destination a]\nretries = 1\n",
+	     "t.ini:3: unknown key 'retries' in [destination a] (it belongs in [route HOST/NAME])"));
+	TEST("misspelt outlier. prefix", fails_with("[service a]\n[destination a]\noutlyer.interval = 1s\n",
+	     "(did you mean 'outlier.interval'?)"));
+	TEST("subset alone", fails_first("[service a]\n[destination a]\nsubset = version=v1\n",
+	     "t.ini:3: unknown key 'subset' in [destination a] (write subset.NAME = labels (e.g. subset.v1 = version=v1))"));
+	TEST("subset name is a DNS label", fails_first("[service a]\n[destination a]\nsubset.V1 = version=v1\n",
+	     "t.ini:3: subset.V1 = version=v1: a subset name is a DNS label (1-63 of a-z 0-9 -)"));
+	TEST("subset defined twice", fails_first("[service a]\n[destination a]\nsubset.v1 = version=v1\nsubset.v1 = version=v2\n",
+	     "t.ini:4: subset 'v1' is already defined at line 3"));
+	TEST("subset needs labels", fails_first("[service a]\n[destination a]\nsubset.v1 =\n", "t.ini:3: subset.v1 = : empty value"));
+	TEST("subset bad labels", fails_with("[service a]\n[destination a]\nsubset.v1 = version\n", "needs a value"));
+	TEST("destination name must be a service name", fails_first("[destination Reviews]\n",
+	     "t.ini:1: invalid service name 'Reviews' in [destination Reviews]"));
+	TEST("destination name with a namespace", fails_with("[destination reviews.prod]\n",
+	     "one DNS label; put the namespace in 'namespace ='"));
+	TEST("[destination] needs a name", fails_first("[destination]\n", "t.ini:1: [destination] needs a name: [destination SERVICE]"));
+}
+
+static void test_destination_aliases(void)
+{
+	struct conf *c;
+	const struct conf_policy *p;
+
+	c = load("[service a]\nendpoint = :1\n[destination a]\noutlier.consecutive_errors = 3\n");
+	TEST("outlier.consecutive_errors -> consecutive_5xx, warned", c &&
+	     c->destinations[0].policy.outlier_consecutive_5xx == 3 && c->n_warnings == 1 &&
+	     has_warning(c, "t.ini:4: warning: 'consecutive_errors' is the old name (Istio's consecutiveErrors), "
+	                    "use outlier.consecutive_5xx"));
+	conf_unref(c);
+	c = load("[service a]\nendpoint = :1\n[destination a]\n"
+	         "circuit_breaker.consecutive_errors = 3\n"
+	         "circuit_breaker.consecutive_gateway_errors = 4\n"
+	         "circuit_breaker.interval = 30s\n"
+	         "circuit_breaker.base_ejection_time = 45s\n"
+	         "circuit_breaker.max_ejection_percent = 60\n"
+	         "circuit_breaker.min_health_percent = 20\n");
+	p = c ? &c->destinations[0].policy : NULL;
+	TEST("circuit_breaker.* set the outlier keys", p && p->outlier_consecutive_5xx == 3 &&
+	     p->outlier_consecutive_gateway_errors == 4 && p->outlier_interval == 30000 &&
+	     p->outlier_base_ejection_time == 45000 && p->outlier_max_ejection_percent == 60 &&
+	     p->outlier_min_health_percent == 20 && c->n_warnings == 6);
+	TEST("circuit_breaker.consecutive_errors warning", has_warning(c,
+	     "t.ini:4: warning: 'consecutive_errors' is the old name (Istio's consecutiveErrors), use outlier.consecutive_5xx"));
+	TEST("circuit_breaker.X warning names outlier.X", has_warning(c,
+	     "t.ini:6: warning: 'circuit_breaker.interval' is the old name (the seed's circuitBreaker), use outlier.interval") &&
+	     has_warning(c, "t.ini:9: warning: 'circuit_breaker.min_health_percent' is the old name (the seed's "
+	                    "circuitBreaker), use outlier.min_health_percent"));
+	conf_unref(c);
+	c = load("[service a]\nendpoint = :1\n[destination a]\ncircuit_breaker.consecutive_5xx = 2\n");
+	TEST("circuit_breaker.consecutive_5xx", c && c->destinations[0].policy.outlier_consecutive_5xx == 2 &&
+	     has_warning(c, "t.ini:4: warning: 'circuit_breaker.consecutive_5xx' is the old name (the seed's circuitBreaker), "
+	                    "use outlier.consecutive_5xx"));
+	conf_unref(c);
+	TEST("old and new name for one key: duplicate", fails_first(
+	     "[service a]\n[destination a]\noutlier.consecutive_5xx = 5\noutlier.consecutive_errors = 3\n",
+	     "t.ini:4: duplicate key 'outlier.consecutive_errors' in [destination a]: it sets outlier.consecutive_5xx, "
+	     "already set at t.ini:3"));
+	TEST("alias values are validated like the key", fails_first("[service a]\n[destination a]\ncircuit_breaker.interval = 30\n",
+	     "t.ini:3: circuit_breaker.interval = 30: missing unit (write 30s or 30ms)"));
+	TEST("aliases are not listed as known keys", fails_with("[service a]\n[destination a]\nzzzzzz = 1\n", "(known: namespace,") &&
+	     !strstr(err, "circuit_breaker"));
+}
+
+static void test_destination_resolution(void)
+{
+	struct conf *c;
+	const struct conf_destination *d;
+
+	TEST("unknown service with suggestion", fails_first("[service reviews]\nendpoint = :1\n[destination reviwes]\n",
+	     "t.ini:3: [destination reviwes]: unknown service 'reviwes' (did you mean 'reviews'?)"));
+	TEST("duplicate destination rule", fails_first("[service a]\nendpoint = :1\n[destination a]\n[destination a]\n",
+	     "t.ini:4: duplicate [destination a] (first defined at t.ini:3)"));
+	TEST("ambiguous service name", fails_first("[service r]\nnamespace = x\n[service r]\nnamespace = y\n[destination r]\n",
+	     "t.ini:5: [destination r]: ambiguous: service r exists in namespaces x, y; add namespace = NAMESPACE"));
+	c = load("[service r]\nnamespace = x\nendpoint = :1\n[service r]\nnamespace = y\nendpoint = :2\n"
+	         "[destination r]\nnamespace = y\nmax_connections = 7\n");
+	TEST("namespace = picks the service", c && c->n_destinations == 1 && c->destinations[0].svc == &c->services[1] &&
+	     conf_policy_of(c, &c->services[1], -1)->max_connections == 7 &&
+	     conf_policy_of(c, &c->services[0], -1)->max_connections == 0);
+	conf_unref(c);
+	c = load("[workload]\nnamespace = x\n[service r]\nnamespace = x\nendpoint = :1\n[service r]\nnamespace = y\nendpoint = :2\n"
+	         "[destination r]\nmax_connections = 7\n");
+	TEST("else the workload's namespace", c && c->destinations[0].svc == &c->services[0]);
+	conf_unref(c);
+	TEST("namespace without that service", fails_first("[service r]\nnamespace = x\n[destination r]\nnamespace = z\n",
+	     "t.ini:3: [destination r]: there is no service r in namespace z (it is in: x)"));
+	c = load("[service r]\nnamespace = x\nendpoint = :1\n[destination r]\n");
+	TEST("a single service in another namespace", c && c->destinations[0].svc == &c->services[0]);
+	conf_unref(c);
+	c = load("[service r]\nnamespace = x\nendpoint = :1\n[service r]\nnamespace = y\nendpoint = :2\n"
+	         "[destination r]\nnamespace = x\n[destination r]\nnamespace = y\n");
+	TEST("one rule per namespace is no duplicate", c && c->n_destinations == 2 &&
+	     c->services[0].destination == &c->destinations[0] && c->services[1].destination == &c->destinations[1]);
+	conf_unref(c);
+	c = load("[destination late]\nsubset.v1 = version=v1\n[service late]\nendpoint = :1 version=v1\n");
+	d = c ? conf_destination_of(c, &c->services[0]) : NULL;
+	TEST("destination before its service", d && d->n_subsets == 1 && c->n_warnings == 0);
+	conf_unref(c);
+}
+
+static void test_subset_overrides(void)
+{
+	struct conf *c;
+	const struct conf_destination *d;
+	const struct conf_policy *p1, *p2, *p3;
+
+	c = load("[service reviews]\nendpoint = :1 version=v1\nendpoint = :2 version=v2\nendpoint = :3 version=v3\n"
+	         "[destination reviews/v2]\n"              /* 5: before its parent */
+	         "max_connections = 99\n"
+	         "load_balancer = ring_hash\n"
+	         "hash_on = cookie:s\n"
+	         "[destination reviews]\n"                 /* 9 */
+	         "subset.v1 = version=v1\nsubset.v2 = version=v2\nsubset.v3 = version=v3\n"
+	         "load_balancer = round_robin\nmax_connections = 10\nmax_pending_requests = 5\noutlier.interval = 20s\n"
+	         "[destination reviews/v3]\n"              /* 17 */
+	         "outlier.interval = 1s\ncircuit_breaker.consecutive_errors = 9\n");
+	d = c ? conf_destination_of(c, &c->services[0]) : NULL;
+	p1 = c ? conf_policy_of(c, &c->services[0], 0) : NULL;
+	p2 = c ? conf_policy_of(c, &c->services[0], 1) : NULL;
+	p3 = c ? conf_policy_of(c, &c->services[0], 2) : NULL;
+	TEST("overrides: config loads", d != NULL);
+	if (!d) {
+		printf("  %s\n", err);
+		return;
+	}
+	TEST("subset without override = the parent's policy", p1->lb == CONF_LB_ROUND_ROBIN && p1->max_connections == 10 &&
+	     p1->max_pending_requests == 5 && p1->outlier_interval == 20000 && p1 != &d->policy);
+	TEST("override (before the parent in the file) replaces only its keys", p2->max_connections == 99 &&
+	     p2->lb == CONF_LB_RING_HASH && p2->hash_on == CONF_HASH_COOKIE && !strcmp(p2->hash_key, "s") &&
+	     p2->max_pending_requests == 5 && p2->outlier_interval == 20000);
+	TEST("override after the parent; alias inside an override", p3->outlier_interval == 1000 &&
+	     p3->outlier_consecutive_5xx == 9 && p3->max_connections == 10 && p3->lb == CONF_LB_ROUND_ROBIN);
+	TEST("parent untouched by overrides", d->policy.max_connections == 10 && d->policy.outlier_interval == 20000 &&
+	     d->policy.hash_on == CONF_HASH_NONE);
+	conf_unref(c);
+
+	c = load("[service a]\nendpoint = :1 v=1\n[destination a]\nsubset.one = v=1\nsubset.two = v=1\n"
+	         "load_balancer = maglev\nhash_on = header:x-user\n[destination a/one]\nload_balancer = random\n"
+	         "[destination a/two]\nhash_on = source_ip\n");
+	TEST("override to a non-hashing LB drops the inherited hash_on; hash_on alone overrides the key",
+	     c && conf_policy_of(c, &c->services[0], 0)->lb == CONF_LB_RANDOM &&
+	     conf_policy_of(c, &c->services[0], 0)->hash_on == CONF_HASH_NONE && !conf_policy_of(c, &c->services[0], 0)->hash_key &&
+	     conf_policy_of(c, &c->services[0], 1)->lb == CONF_LB_MAGLEV &&
+	     conf_policy_of(c, &c->services[0], 1)->hash_on == CONF_HASH_SOURCE_IP);
+	conf_unref(c);
+
+	TEST("override of an undefined subset", fails_first("[service reviews]\n[destination reviews]\nsubset.v1 = version=v1\n"
+	     "subset.v2 = version=v2\n[destination reviews/v4]\nmax_connections = 1\n",
+	     "t.ini:5: [destination reviews/v4]: unknown subset 'v4' (subsets of reviews: v1, v2)"));
+	TEST("override without a destination rule", fails_first("[service reviews]\n[destination reviews/v1]\n",
+	     "t.ini:2: [destination reviews/v1]: subset v1 is not defined: there is no [destination reviews] with subset.v1 = LABELS"));
+	TEST("override of an unknown service", fails_with("[service reviews]\n[destination reveiws/v1]\n",
+	     "t.ini:2: [destination reveiws/v1]: unknown service 'reveiws' (did you mean 'reviews'?)"));
+	TEST("duplicate override", fails_first("[service a]\n[destination a]\nsubset.v1 = v=1\n[destination a/v1]\n"
+	     "max_connections = 1\n[destination a/v1]\nmax_connections = 2\n",
+	     "t.ini:6: duplicate [destination a/v1] (first defined at t.ini:4)"));
+	TEST("subset.* inside an override", fails_first("[service a]\n[destination a]\nsubset.v1 = v=1\n[destination a/v1]\n"
+	     "subset.v2 = v=2\n", "t.ini:5: 'subset.v2' belongs in [destination a] (this section overrides the policy of subset v1)"));
+	TEST("override making ring_hash without hash_on", fails_first("[service a]\n[destination a]\nsubset.v1 = v=1\n"
+	     "[destination a/v1]\nload_balancer = ring_hash\n",
+	     "t.ini:5: load_balancer = ring_hash needs hash_on"));
+	TEST("override with hash_on on a non-hashing LB", fails_first("[service a]\n[destination a]\nsubset.v1 = v=1\n"
+	     "[destination a/v1]\nhash_on = header:x\n", "t.ini:5: hash_on needs load_balancer = ring_hash or maglev"));
+	TEST("bad subset name in the header", fails_first("[service a]\n[destination a/V1]\n",
+	     "t.ini:2: invalid subset name in [destination a/V1]"));
+}
+
+static void test_route_basics(void)
+{
+	struct conf *c;
+	const struct conf_route *r;
+
+	c = load(withS("[route reviews]\nto = v1\n"));
+	r = c && c->n_routes == 1 ? &c->routes[0] : NULL;
+	TEST("[route HOST]: one rule named HOST", r && !strcmp(r->name, "reviews") && r->n_hosts == 1 &&
+	     !strcmp(r->hosts[0], "reviews") && r->line == 12 && !strcmp(r->file, "t.ini"));
+	TEST("route defaults", r && r->n_matches == 0 && r->redirect_code == 301 && r->fault_delay_percent == 100 &&
+	     r->fault_abort_percent == 100 && r->mirror_percent == 100 && !r->mirror.svc && r->mirror.subset == -1 &&
+	     !r->timeout && !r->retries && !r->retry_on && !r->per_try_timeout && !r->fault_delay && !r->fault_abort &&
+	     !r->direct_status && !r->redirect && !r->rewrite_uri && !r->req_headers.n_set && !r->resp_headers.n_remove);
+	TEST("to = bare subset of the host's service, weight 100", r && r->n_to == 1 && r->to[0].svc == svc_named(c, "reviews") &&
+	     r->to[0].subset == 0 && r->to[0].weight == 100);
+	TEST("no warnings", c && c->n_warnings == 0);
+	conf_unref(c);
+
+	c = load(withS("[route reviews/a]\nhosts = reviews.default.svc.cluster.local, Bookinfo.COM, *.example.com\n"
+	               "to = v3\n"));
+	r = c ? &c->routes[0] : NULL;
+	TEST("hosts: service host forms, DNS names (lowercased), wildcards", r && r->n_hosts == 3 &&
+	     !strcmp(r->hosts[0], "reviews.default.svc.cluster.local") && !strcmp(r->hosts[1], "bookinfo.com") &&
+	     !strcmp(r->hosts[2], "*.example.com") && r->to[0].svc == svc_named(c, "reviews") && r->to[0].subset == 2);
+	conf_unref(c);
+	c = load(withS("[route bookinfo.com/a]\nhosts = bookinfo.com, reviews\nto = v2\n"));
+	TEST("primary service = the first host that names one", c && c->routes[0].to[0].svc == svc_named(c, "reviews") &&
+	     c->routes[0].to[0].subset == 1);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nto = ratings\n"));
+	TEST("bare NAME that is no subset: the whole service", c && c->routes[0].to[0].svc == svc_named(c, "ratings") &&
+	     c->routes[0].to[0].subset == -1);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nto = ratings.default.svc.cluster.local\n"));
+	TEST("a service by any host form", c && c->routes[0].to[0].svc == svc_named(c, "ratings"));
+	conf_unref(c);
+	c = load(withS("[route ratings/a]\nto = reviews/v3\n"));
+	TEST("SERVICE/SUBSET", c && c->routes[0].to[0].svc == svc_named(c, "reviews") && c->routes[0].to[0].subset == 2);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nto = v1 80, v2 20\n"));
+	r = c ? &c->routes[0] : NULL;
+	TEST("weighted split", r && r->n_to == 2 && r->to[0].subset == 0 && r->to[0].weight == 80 &&
+	     r->to[1].subset == 1 && r->to[1].weight == 20);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nto = v1 100, v2 0, ratings 0\n"));
+	TEST("zero weights are allowed", c && c->routes[0].n_to == 3 && c->routes[0].to[2].subset == -1 &&
+	     c->routes[0].to[2].weight == 0);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nto = v1 100\n"));
+	TEST("a single destination may carry 100", c && c->routes[0].to[0].weight == 100);
+	conf_unref(c);
+
+	TEST("unknown subset lists the subsets", fails_first(withS("[route reviews/default]\nto = v1 80, v4 20\n"),
+	     "t.ini:13: route reviews/default: unknown subset 'v4' (subsets of reviews: v1, v2, v3)"));
+	TEST("SERVICE/unknown subset", fails_first(withS("[route reviews/default]\nto = reviews/v9\n"),
+	     "t.ini:13: route reviews/default: unknown subset 'v9' (subsets of reviews: v1, v2, v3)"));
+	TEST("SERVICE/SUBSET of a service without subsets", fails_first(withS("[route reviews/default]\nto = ratings/v1\n"),
+	     "t.ini:13: route reviews/default: unknown subset 'v1' (there is no [destination ratings])"));
+	TEST("unknown service in SERVICE/SUBSET", fails_first(withS("[route reviews/default]\nto = ratngs/v1\n"),
+	     "t.ini:13: route reviews/default: unknown service 'ratngs' (did you mean 'ratings'?)"));
+	TEST("bare NAME, host has no service", fails_first(withS("[route bookinfo.com/a]\nto = revews\n"),
+	     "t.ini:13: route bookinfo.com/a: unknown service 'revews' (did you mean 'reviews'?)"));
+	TEST("bare NAME, host's service has no subsets", fails_first(withS("[route ratings/a]\nto = v1\n"),
+	     "t.ini:13: route ratings/a: 'v1' is neither a subset of ratings (it has no [destination]) nor a service"));
+	TEST("weights not 100", fails_first(withS("[route reviews/default]\nto = v1 80, v2 10\n"),
+	     "t.ini:13: route reviews/default: weights add up to 90, not 100"));
+	TEST("weights over 100", fails_with(withS("[route reviews/default]\nto = v1 80, v2 30\n"),
+	     "weights add up to 110, not 100"));
+	TEST("single destination with weight 50", fails_with(withS("[route reviews/default]\nto = v1 50\n"),
+	     "weights add up to 50, not 100"));
+	TEST("several destinations without weights", fails_first(withS("[route reviews/default]\nto = v1, v2\n"),
+	     "t.ini:13: route reviews/default: several destinations need a weight each (e.g. to = v1 80, v2 20)"));
+	TEST("weights on some destinations only", fails_with(withS("[route reviews/default]\nto = v1 50, v2\n"),
+	     "t.ini:13: route reviews/default: either every destination in `to` has a weight"));
+	TEST("weight out of range", fails_first(withS("[route reviews/default]\nto = v1 101\n"),
+	     "t.ini:13: to = v1 101: weight '101' is not a number 0..100"));
+	TEST("weight not a number", fails_with(withS("[route reviews/default]\nto = v1 80%, v2 20%\n"),
+	     "weight '80%' is not a number 0..100"));
+	TEST("stray comma", fails_with(withS("[route reviews/default]\nto = v1 50,, v2 50\n"), "empty destination (stray ',')"));
+	TEST("one destination twice", fails_first(withS("[route reviews/default]\nto = v1 50, reviews/v1 50\n"),
+	     "t.ini:13: route reviews/default: 'v1' and 'reviews/v1' are the same destination"));
+	TEST("bad destination text", fails_with(withS("[route reviews/default]\nto = Reviews/v1\n"),
+	     "'Reviews/v1' is not a destination (write SUBSET, SERVICE or SERVICE/SUBSET)"));
+	TEST("a port is not a destination", fails_with(withS("[route reviews/default]\nto = ratings:80\n"), "is not a destination"));
+	{
+		char big[1024] = "[route reviews/a]\nto = ";
+		int i;
+
+		for (i = 0; i < 17; i++)
+			sprintf(big + strlen(big), "%sv1 %d", i ? ", " : "", i ? 0 : 100);
+		strcat(big, "\n");
+		TEST("at most 16 destinations", fails_with(withS(big), "at most 16 destinations"));
+	}
+
+	TEST("both to and redirect", fails_first(withS("[route reviews/x]\nto = v1\nredirect = /x\n"),
+	     "t.ini:14: route reviews/x: needs exactly one of to, redirect, direct_response (found to and redirect)"));
+	TEST("both direct_response and redirect: reported at the second", fails_first(withS("[route reviews/x]\ndirect_response = 503\nredirect = /x\n"),
+	     "t.ini:14: route reviews/x: needs exactly one of to, redirect, direct_response (found direct_response and redirect)"));
+	TEST("all three", fails_first(withS("[route reviews/x]\nredirect = /x\nto = v1\ndirect_response = 503\n"),
+	     "t.ini:14: route reviews/x: needs exactly one of to, redirect, direct_response (found redirect and to)") &&
+	     !strchr(err, '\n'));
+	TEST("no action", fails_first(withS("[route reviews/x]\ntimeout = 1s\n"),
+	     "t.ini:12: route reviews/x: needs one of to, redirect, direct_response"));
+	TEST("duplicate route", fails_first(withS("[route reviews/x]\nto = v1\n[route reviews/x]\nto = v2\n"),
+	     "t.ini:14: duplicate [route reviews/x] (first defined at t.ini:12)"));
+	TEST("route host in lowercase", fails_first(withS("[route Reviews/x]\nto = v1\n"),
+	     "t.ini:12: invalid host in [route Reviews/x]: write it in lowercase"));
+	TEST("rule name", fails_first(withS("[route reviews/Canary]\nto = v1\n"),
+	     "t.ini:12: invalid rule name in [route reviews/Canary]: 1-63 of a-z 0-9 - after the '/'"));
+	TEST("[route] needs a name", fails_first("[route]\n", "t.ini:1: [route] needs a name: [route HOST/NAME]"));
+	TEST("'*' alone", fails_with(withS("[route reviews/x]\nhosts = *\nto = v1\n"), "'*' alone is not supported"));
+	TEST("wildcard inside", fails_with(withS("[route reviews/x]\nhosts = a.*.com\nto = v1\n"), "'*' may only be the first label"));
+	TEST("host with a port", fails_with(withS("[route reviews/x]\nhosts = reviews:9080\nto = v1\n"),
+	     "a route host has no port"));
+	TEST("host listed twice", fails_with(withS("[route reviews/x]\nhosts = reviews, REVIEWS\nto = v1\n"),
+	     "host 'reviews' is listed twice"));
+	TEST("unknown route key lists known ones", fails_with(withS("[route reviews/x]\nxyzzy = 1\nto = v1\n"),
+	     "t.ini:13: unknown key 'xyzzy' in [route reviews/x] (known: hosts, match.NAME, to,"));
+	TEST("route key typo", fails_first(withS("[route reviews/x]\nretires = 1\nto = v1\n"),
+	     "t.ini:13: unknown key 'retires' in [route reviews/x] (did you mean 'retries'?)"));
+	TEST("[route] is part of the mesh: unknown sections list it", fails_with("[rout a]\n", "did you mean [route a]?"));
+}
+
+static void test_route_matches(void)
+{
+	struct conf *c;
+	const struct conf_route *r;
+	const struct conf_match *m;
+
+	c = load(withS("[route reviews/jason]\n"
+	               "match.3.header.x-b = absent\n"
+	               "match.header.End-User = jason\n"
+	               "match.header.x-a = exact:prefix:literal\n"
+	               "match.header.x-p = prefix:abc\n"
+	               "match.header.x-r = regex:v[12]|beta\n"
+	               "match.header.x-q = present\n"
+	               "match.path = /exact\n"
+	               "match.method = post\n"
+	               "match.query.debug = exact:1\n"
+	               "match.query.u = regex:[a-z]+\n"
+	               "match.query.v = present\n"
+	               "match.query.w = absent\n"
+	               "match.source = app=productpage, version=v1\n"
+	               "match.2.path = prefix:/api\n"
+	               "match.5.path = regex:/v[0-9]+/.*\n"
+	               "to = v2\n"));
+	r = c ? &c->routes[0] : NULL;
+	TEST("matches: config loads", r != NULL);
+	if (!r) {
+		printf("  %s\n", err);
+		return;
+	}
+	TEST("match blocks in number order, gaps allowed", r->n_matches == 4 && r->matches[0].n_headers == 5 &&
+	     r->matches[1].has_path && r->matches[2].n_headers == 1 && r->matches[3].has_path);
+	m = &r->matches[0];
+	TEST("match.path exact", m->has_path && m->path.kind == CONF_MATCH_EXACT && !strcmp(m->path.value, "/exact") && !m->path.re);
+	TEST("match.method uppercased", m->method && !strcmp(m->method, "POST"));
+	TEST("header names lowercased; exact by default", !strcmp(m->headers[0].name, "end-user") &&
+	     m->headers[0].m.kind == CONF_MATCH_EXACT && !strcmp(m->headers[0].m.value, "jason"));
+	TEST("exact: keeps the rest literally", m->headers[1].m.kind == CONF_MATCH_EXACT &&
+	     !strcmp(m->headers[1].m.value, "prefix:literal"));
+	TEST("header prefix", m->headers[2].m.kind == CONF_MATCH_PREFIX && !strcmp(m->headers[2].m.value, "abc"));
+	TEST("header regex: compiled, whole-value match", re_full(&m->headers[3].m, "v1") && re_full(&m->headers[3].m, "beta") &&
+	     !re_full(&m->headers[3].m, "xv1") && !re_full(&m->headers[3].m, "v1x") && !re_full(&m->headers[3].m, "betas") &&
+	     !strcmp(m->headers[3].m.value, "v[12]|beta"));
+	TEST("header present", m->headers[4].m.kind == CONF_MATCH_PRESENT);
+	TEST("query exact/regex/present/absent", m->n_query == 4 && !strcmp(m->query[0].name, "debug") &&
+	     m->query[0].m.kind == CONF_MATCH_EXACT && !strcmp(m->query[0].m.value, "1") && re_full(&m->query[1].m, "abc") &&
+	     !re_full(&m->query[1].m, "ab1") && m->query[2].m.kind == CONF_MATCH_PRESENT && m->query[3].m.kind == CONF_MATCH_ABSENT);
+	TEST("match.source labels", m->source.n == 2 && !strcmp(conf_label(&m->source, "app"), "productpage"));
+	TEST("block 2: path prefix", r->matches[1].path.kind == CONF_MATCH_PREFIX && !strcmp(r->matches[1].path.value, "/api") &&
+	     !r->matches[1].method && !r->matches[1].n_headers);
+	TEST("block 3 (third): header absent", r->matches[2].headers[0].m.kind == CONF_MATCH_ABSENT &&
+	     !strcmp(r->matches[2].headers[0].name, "x-b") && !r->matches[2].has_path);
+	TEST("block 5 (fourth): path regex", re_full(&r->matches[3].path, "/v12/x") && !re_full(&r->matches[3].path, "/v/x"));
+	conf_unref(c);
+
+	TEST("bad regex: file:line: route NAME: bad regex", fails_first(withS("[route reviews/x]\nmatch.path = regex:[[:foo:]]\nto = v1\n"),
+	     "t.ini:13: route reviews/x: bad regex '[[:foo:]]': "));
+	TEST("bad regex: unclosed bracket", fails_first(withS("[route reviews/x]\nmatch.header.a = regex:[a\nto = v1\n"),
+	     "t.ini:13: route reviews/x: bad regex '[a': unclosed '['"));
+	TEST("bad regex: unbalanced parentheses would break anchoring",
+	     fails_first(withS("[route reviews/x]\nmatch.query.a = regex:a)|(b\nto = v1\n"),
+	                 "t.ini:13: route reviews/x: bad regex 'a)|(b': unmatched ')'") &&
+	     fails_with(withS("[route reviews/x]\nmatch.query.a = regex:(a\nto = v1\n"), "unmatched '('"));
+	TEST("RE2 \\d: says what to write", fails_first(withS("[route reviews/x]\nmatch.path = regex:/v\\d+\nto = v1\n"),
+	     "t.ini:13: route reviews/x: bad regex '/v\\d+': '\\d' is RE2/Perl syntax, not POSIX ERE: write [0-9]"));
+	TEST("RE2 \\w and \\s", fails_with(withS("[route reviews/x]\nmatch.path = regex:\\w\nto = v1\n"), "write [[:alnum:]_]") &&
+	     fails_with(withS("[route reviews/x]\nmatch.path = regex:\\s\nto = v1\n"), "write [[:space:]]"));
+	TEST("RE2 (?i)", fails_with(withS("[route reviews/x]\nmatch.header.u = regex:(?i)jason\nto = v1\n"),
+	     "(for case-insensitive letters write [Jj]ason)"));
+	TEST("RE2 lazy quantifier", fails_with(withS("[route reviews/x]\nmatch.header.u = regex:a.*?b\nto = v1\n"),
+	     "lazy and possessive quantifiers"));
+	TEST("[\\d] inside brackets", fails_with(withS("[route reviews/x]\nmatch.header.u = regex:[\\d]\nto = v1\n"),
+	     "inside [...] a backslash is an ordinary character"));
+	TEST("nested repeats refused", fails_with(withS("[route reviews/x]\nmatch.header.u = regex:((a{100}){100}){100}\nto = v1\n"),
+	     "too complex"));
+	TEST("repeat counts up to 255", fails_with(withS("[route reviews/x]\nmatch.header.u = regex:a{256}\nto = v1\n"),
+	     "repeat counts go up to 255"));
+	TEST("empty regex", fails_with(withS("[route reviews/x]\nmatch.header.u = regex:\nto = v1\n"), "bad regex '': empty regex"));
+	c = load(withS("[route reviews/x]\nmatch.header.u = regex:[[:digit:]]{1,3}\\.x|\\(y\\)\nto = v1\n"));
+	TEST("POSIX classes, counted repeats and escaped punctuation work",
+	     c && re_full(&c->routes[0].matches[0].headers[0].m, "123.x") && re_full(&c->routes[0].matches[0].headers[0].m, "(y)") &&
+	     !re_full(&c->routes[0].matches[0].headers[0].m, "1234.x"));
+	conf_unref(c);
+
+	TEST("query has no prefix:", fails_first(withS("[route reviews/x]\nmatch.query.a = prefix:x\nto = v1\n"),
+	     "t.ini:13: match.query.a = prefix:x: prefix: is not available here (use exact: or regex:)"));
+	TEST("path has no present", fails_with(withS("[route reviews/x]\nmatch.path = present\nto = v1\n"),
+	     "present and absent are for headers and query parameters"));
+	TEST("path starts with /", fails_first(withS("[route reviews/x]\nmatch.path = prefix:api\nto = v1\n"),
+	     "t.ini:13: match.path = prefix:api: a path starts with '/' (or use regex:)"));
+	TEST("method is a token", fails_with(withS("[route reviews/x]\nmatch.method = GET POST\nto = v1\n"), "not a method"));
+	TEST("header name validated", fails_with(withS("[route reviews/x]\nmatch.header.a(b = 1\nto = v1\n"), "is not a header name"));
+	TEST("query name validated", fails_with(withS("[route reviews/x]\nmatch.query.a$b = 1\nto = v1\n"),
+	     "is not a query parameter name"));
+	TEST("match.source labels validated", fails_with(withS("[route reviews/x]\nmatch.source = app\nto = v1\n"), "needs a value"));
+	TEST("match block 1 is match.X", fails_first(withS("[route reviews/x]\nmatch.1.path = /x\nto = v1\n"),
+	     "t.ini:13: 'match.1.path': match blocks are match.X (the first) and match.2.X to match.16.X"));
+	TEST("match block 17", fails_with(withS("[route reviews/x]\nmatch.17.path = /x\nto = v1\n"), "match.2.X to match.16.X"));
+	TEST("match block 16 is fine", loads(withS("[route reviews/x]\nmatch.16.path = /x\nto = v1\n")));
+	TEST("unknown condition with suggestion", fails_first(withS("[route reviews/x]\nmatch.heder.x = 1\nto = v1\n"),
+	     "t.ini:13: unknown key 'match.heder.x' in [route reviews/x] (did you mean 'match.header.x'?)"));
+	TEST("unknown condition", fails_with(withS("[route reviews/x]\nmatch.2.zzzzzz = 1\nto = v1\n"),
+	     "(a match condition is path, method, header.NAME, query.NAME or source)"));
+	TEST("match alone", fails_with(withS("[route reviews/x]\nmatch = 1\nto = v1\n"), "(write match.path = ..."));
+	TEST("duplicate condition (header names ignore case)",
+	     fails_first(withS("[route reviews/x]\nmatch.header.End-User = a\nmatch.header.end-user = b\nto = v1\n"),
+	                 "t.ini:14: duplicate key 'match.header.end-user' in [route reviews/x] (first set at t.ini:13)"));
+	TEST("same condition in two blocks is fine", loads(withS("[route reviews/x]\nmatch.path = /a\nmatch.2.path = /b\nto = v1\n")));
+	TEST("duplicate match.path", fails_with(withS("[route reviews/x]\nmatch.2.path = /a\nmatch.2.path = /b\nto = v1\n"),
+	     "duplicate key 'match.2.path'"));
+	TEST("a value starting with ';' must be exact:", fails_with(withS("[route reviews/x]\nmatch.header.a=;x\nto = v1\n"),
+	     "write exact:;..."));
+	c = load(withS("[route reviews/x]\nmatch.header.a = exact:;x\nmatch.header.b = exact:present\nmatch.header.c = exact:\n"
+	               "to = v1\n"));
+	TEST("exact: for ';', for the words present/absent, for empty", c && !strcmp(c->routes[0].matches[0].headers[0].m.value, ";x") &&
+	     c->routes[0].matches[0].headers[1].m.kind == CONF_MATCH_EXACT &&
+	     !strcmp(c->routes[0].matches[0].headers[1].m.value, "present") && !strcmp(c->routes[0].matches[0].headers[2].m.value, ""));
+	conf_unref(c);
+}
+
+static void test_route_actions(void)
+{
+	struct conf *c;
+	const struct conf_route *r;
+
+	c = load(withS("[route reviews/a]\nto = v1\nrewrite.uri = /v2/\nrewrite.authority = reviews.internal:8080\n"
+	               "request.set.X-Version = v1\nrequest.add.x-trace = a b c\nrequest.remove = x-debug, Cookie\n"
+	               "response.set.cache-control = no-store\nresponse.add.x-served-by = mesh\nresponse.remove = server\n"
+	               "timeout = 2s\nretries = 3\nper_try_timeout = 500ms\n"
+	               "fault.delay = 1.5s\nfault.delay_percent = 12.5\nfault.abort = 503\nfault.abort_percent = 0.1\n"
+	               "mirror = ratings\nmirror_percent = 5\n"));
+	r = c ? &c->routes[0] : NULL;
+	TEST("actions: config loads", r != NULL);
+	if (!r) {
+		printf("  %s\n", err);
+		return;
+	}
+	TEST("rewrite", !strcmp(r->rewrite_uri, "/v2/") && !strcmp(r->rewrite_authority, "reviews.internal:8080"));
+	TEST("request headers: set/add/remove, names lowercased", r->req_headers.n_set == 1 &&
+	     !strcmp(r->req_headers.set[0].name, "x-version") && !strcmp(r->req_headers.set[0].value, "v1") &&
+	     r->req_headers.n_add == 1 && !strcmp(r->req_headers.add[0].value, "a b c") && r->req_headers.n_remove == 2 &&
+	     !strcmp(r->req_headers.remove[1], "cookie"));
+	TEST("response headers", r->resp_headers.n_set == 1 && !strcmp(r->resp_headers.set[0].name, "cache-control") &&
+	     r->resp_headers.n_add == 1 && r->resp_headers.n_remove == 1 && !strcmp(r->resp_headers.remove[0], "server"));
+	TEST("timeout, retries, per_try_timeout", r->timeout == 2000 && r->retries == 3 && r->per_try_timeout == 500);
+	TEST("retry_on default with retries: 5xx, connect-failure, reset",
+	     r->retry_on == (CONF_RETRY_5XX | CONF_RETRY_CONNECT_FAILURE | CONF_RETRY_RESET));
+	TEST("fault delay and abort with percentages", r->fault_delay == 1500 && r->fault_delay_percent == 12.5 &&
+	     r->fault_abort == 503 && r->fault_abort_percent == 0.1);
+	TEST("mirror (whole service) and percent", r->mirror.svc == svc_named(c, "ratings") && r->mirror.subset == -1 &&
+	     r->mirror_percent == 5);
+	conf_unref(c);
+
+	c = load(withS("[route reviews/a]\nto = v1\nretries = 2\nretry_on = gateway-error, retriable-status-codes\n"
+	               "retry_status_codes = 503, 429\nmirror = v3\n"));
+	r = c ? &c->routes[0] : NULL;
+	TEST("explicit retry_on and status codes", r && r->retry_on == (CONF_RETRY_GATEWAY_ERROR | CONF_RETRY_STATUS_CODES) &&
+	     r->n_retry_status_codes == 2 && r->retry_status_codes[0] == 503 && r->retry_status_codes[1] == 429);
+	TEST("mirror to a subset", r && r->mirror.svc == svc_named(c, "reviews") && r->mirror.subset == 2 && r->mirror_percent == 100);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nto = v1\nretry_on = 5xx, reset, connect-failure\nretries = 1\n"));
+	TEST("retry_on words", c && c->routes[0].retry_on == (CONF_RETRY_5XX | CONF_RETRY_RESET | CONF_RETRY_CONNECT_FAILURE));
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nredirect = https://bookinfo.com:8443/new?x=1\nredirect.code = 308\n"
+	               "response.set.x-why = moved\nfault.delay = 10ms\n"));
+	r = c ? &c->routes[0] : NULL;
+	TEST("redirect with code, headers and a fault", r && !strcmp(r->redirect, "https://bookinfo.com:8443/new?x=1") &&
+	     r->redirect_code == 308 && r->n_to == 0 && r->resp_headers.n_set == 1 && r->fault_delay == 10);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nredirect = /elsewhere\n"));
+	TEST("redirect to a path, default 301", c && !strcmp(c->routes[0].redirect, "/elsewhere") && c->routes[0].redirect_code == 301);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\nredirect = http://[::1]:8080\n"));
+	TEST("redirect to an IPv6 authority without a path", c != NULL);
+	conf_unref(c);
+	c = load(withS("[route reviews/a]\ndirect_response = 503\ndirect_response.body = {\"error\": \"down for maintenance\"}\n"));
+	TEST("direct response with a body", c && c->routes[0].direct_status == 503 &&
+	     !strcmp(c->routes[0].direct_body, "{\"error\": \"down for maintenance\"}"));
+	conf_unref(c);
+
+	TEST("rewrite.uri starts with /", fails_first(withS("[route reviews/a]\nto = v1\nrewrite.uri = v2\n"),
+	     "t.ini:14: rewrite.uri = v2: must start with '/'"));
+	TEST("rewrite.uri without spaces", fails_with(withS("[route reviews/a]\nto = v1\nrewrite.uri = /a b\n"),
+	     "must be percent-encoded"));
+	TEST("rewrite.authority host[:port]", fails_with(withS("[route reviews/a]\nto = v1\nrewrite.authority = a_b\n"),
+	     "'a_b' is not a host name") && fails_with(withS("[route reviews/a]\nto = v1\nrewrite.authority = a:0\n"),
+	     "not a port (1..65535)"));
+	TEST("rewrite needs to", fails_first(withS("[route reviews/a]\nredirect = /x\nrewrite.uri = /y\n"),
+	     "t.ini:14: route reviews/a: rewrite.uri applies only to a rule with `to` (this one has redirect)"));
+	TEST("retries need to", fails_with(withS("[route reviews/a]\ndirect_response = 200\nretries = 2\n"),
+	     "route reviews/a: retries applies only to a rule with `to` (this one has direct_response)"));
+	TEST("mirror needs to", fails_with(withS("[route reviews/a]\ndirect_response = 200\nmirror = v1\n"),
+	     "mirror applies only to a rule with `to`"));
+	TEST("redirect forms", fails_first(withS("[route reviews/a]\nredirect = ftp://x/\n"),
+	     "t.ini:13: redirect = ftp://x/: write /path or http(s)://host[:port]/path"));
+	TEST("redirect.code values", fails_first(withS("[route reviews/a]\nredirect = /x\nredirect.code = 302x\n"),
+	     "t.ini:14: redirect.code = 302x: expected one of: 301, 302, 303, 307, 308") &&
+	     fails_with(withS("[route reviews/a]\nredirect = /x\nredirect.code = 300\n"), "expected one of: 301"));
+	TEST("redirect.code needs redirect", fails_first(withS("[route reviews/a]\nto = v1\nredirect.code = 302\n"),
+	     "t.ini:14: route reviews/a: redirect.code needs redirect"));
+	TEST("direct_response 200..599", fails_first(withS("[route reviews/a]\ndirect_response = 600\n"),
+	     "t.ini:13: direct_response = 600: not an HTTP status 200..599") &&
+	     fails_with(withS("[route reviews/a]\ndirect_response = 199\n"), "not an HTTP status 200..599"));
+	TEST("direct_response.body needs direct_response", fails_with(withS("[route reviews/a]\nto = v1\ndirect_response.body = x\n"),
+	     "route reviews/a: direct_response.body needs direct_response"));
+	TEST("body without control characters", fails_with(withS("[route reviews/a]\ndirect_response = 200\ndirect_response.body = a\x01z\n"),
+	     "control character in the value"));
+	TEST("header value without control characters", fails_with(withS("[route reviews/a]\nto = v1\nrequest.set.x = a\rb\n"),
+	     "control character in the value"));
+	TEST("Host is changed by rewrite.authority", fails_first(withS("[route reviews/a]\nto = v1\nrequest.set.Host = x\n"),
+	     "t.ini:14: request.set.Host = x: 'host' cannot be changed here: the Host header is changed with rewrite.authority"));
+	TEST("framing headers are the proxy's", fails_with(withS("[route reviews/a]\nto = v1\nresponse.remove = server, content-length\n"),
+	     "'content-length' cannot be removed: the proxy manages framing and hop-by-hop headers") &&
+	     fails_with(withS("[route reviews/a]\nto = v1\nrequest.add.transfer-encoding = chunked\n"), "cannot be changed here"));
+	TEST("duplicate header op", fails_first(withS("[route reviews/a]\nto = v1\nrequest.set.X-A = 1\nrequest.set.x-a = 2\n"),
+	     "t.ini:15: duplicate key 'request.set.x-a' in [route reviews/a] (first set at t.ini:14)"));
+	TEST("remove lists a name twice", fails_with(withS("[route reviews/a]\nto = v1\nrequest.remove = a, A\n"), "'a' is listed twice"));
+	TEST("misspelt request.set. prefix", fails_first(withS("[route reviews/a]\nto = v1\nrequst.set.x = 1\n"),
+	     "t.ini:14: unknown key 'requst.set.x' in [route reviews/a] (did you mean 'request.set.x'?)"));
+	TEST("retries at most 10", fails_first(withS("[route reviews/a]\nto = v1\nretries = 11\n"),
+	     "t.ini:14: retries = 11: out of range (allowed 0..10)"));
+	TEST("unknown retry_on with list and suggestion", fails_first(withS("[route reviews/a]\nto = v1\nretries = 1\nretry_on = 5xx, gatway-error\n"),
+	     "t.ini:15: retry_on = 5xx, gatway-error: unknown condition 'gatway-error': expected one of: 5xx, gateway-error, "
+	     "connect-failure, reset, retriable-status-codes (did you mean 'gateway-error'?)"));
+	TEST("retriable-status-codes needs retry_status_codes",
+	     fails_first(withS("[route reviews/a]\nto = v1\nretries = 1\nretry_on = retriable-status-codes\n"),
+	                 "t.ini:15: route reviews/a: retry_on has retriable-status-codes, so retry_status_codes must list them"));
+	TEST("retry_status_codes needs retriable-status-codes",
+	     fails_first(withS("[route reviews/a]\nto = v1\nretries = 1\nretry_status_codes = 503\n"),
+	                 "t.ini:15: route reviews/a: retry_status_codes needs retriable-status-codes in retry_on"));
+	TEST("retry_status_codes 100..599, once each",
+	     fails_with(withS("[route reviews/a]\nto = v1\nretries = 1\nretry_on = retriable-status-codes\nretry_status_codes = 600\n"),
+	                "'600' is not a status code 100..599") &&
+	     fails_with(withS("[route reviews/a]\nto = v1\nretries = 1\nretry_on = retriable-status-codes\nretry_status_codes = 503, 503\n"),
+	                "503 is listed twice"));
+	c = load(withS("[route reviews/a]\nto = v1\nper_try_timeout = 1s\nretry_on = 5xx\n"));
+	TEST("retry keys without retries: warnings", c && has_warning(c,
+	     "t.ini:14: warning: route reviews/a: per_try_timeout has no effect without retries") &&
+	     has_warning(c, "t.ini:15: warning: route reviews/a: retry_on has no effect without retries"));
+	conf_unref(c);
+	TEST("percentages: 4 decimals", fails_first(withS("[route reviews/a]\nto = v1\nfault.delay = 1s\nfault.delay_percent = 12.34567\n"),
+	     "t.ini:15: fault.delay_percent = 12.34567: at most 4 decimals"));
+	TEST("percentages: 0..100", fails_with(withS("[route reviews/a]\nto = v1\nfault.abort = 500\nfault.abort_percent = 100.5\n"),
+	     "out of range (allowed 0..100)") &&
+	     fails_with(withS("[route reviews/a]\nto = v1\nmirror = v2\nmirror_percent = 1e2\n"), "not a percentage"));
+	TEST("fault.abort is a status", fails_with(withS("[route reviews/a]\nto = v1\nfault.abort = 700\n"), "not an HTTP status 200..599"));
+	TEST("fault.delay_percent needs fault.delay", fails_first(withS("[route reviews/a]\nto = v1\nfault.delay_percent = 5\n"),
+	     "t.ini:14: route reviews/a: fault.delay_percent needs fault.delay"));
+	TEST("fault.abort_percent needs fault.abort", fails_with(withS("[route reviews/a]\nto = v1\nfault.abort_percent = 5\n"),
+	     "fault.abort_percent needs fault.abort"));
+	TEST("mirror_percent needs mirror", fails_with(withS("[route reviews/a]\nto = v1\nmirror_percent = 5\n"),
+	     "mirror_percent needs mirror"));
+	TEST("fault.delay = 0 refused", fails_with(withS("[route reviews/a]\nto = v1\nfault.delay = 0\n"), "out of range (allowed 1ms..1h)"));
+	TEST("mirror takes no weight", fails_first(withS("[route reviews/a]\nto = v1\nmirror = v3 10\n"),
+	     "t.ini:14: mirror = v3 10: mirror takes one destination, without a weight (see mirror_percent)"));
+	TEST("mirror takes one destination", fails_with(withS("[route reviews/a]\nto = v1\nmirror = v2, v3\n"),
+	     "mirror takes one destination"));
+	TEST("mirror resolves like to", fails_first(withS("[route reviews/a]\nto = v1\nmirror = v9\n"),
+	     "t.ini:14: route reviews/a: unknown subset 'v9' (subsets of reviews: v1, v2, v3)"));
+}
+
+static void test_route_order_warnings(void)
+{
+	struct conf *c;
+	char dir[] = "/tmp/test_conf_rt.XXXXXX", p[256], cmd[300];
+
+	c = load(withS("[route reviews/default]\nto = v1\n"        /* 12 */
+	               "[route reviews/jason]\nmatch.header.end-user = jason\nto = v2\n"  /* 14 */
+	               "[route ratings/all]\nto = ratings\n"        /* 17 */
+	               "[route reviews.default.svc.cluster.local/late]\nto = v3\n")); /* 19 */
+	TEST("rules after a match-all rule: warnings", c && c->n_warnings == 2 &&
+	     has_warning(c, "t.ini:14: warning: can never match: rule reviews/jason comes after reviews/default, "
+	                    "which matches everything") &&
+	     has_warning(c, "t.ini:19: warning: can never match: rule reviews.default.svc.cluster.local/late comes after "
+	                    "reviews/default, which matches everything"));
+	TEST("routes kept in file order", c && c->n_routes == 4 && !strcmp(c->routes[1].name, "reviews/jason") &&
+	     !strcmp(c->routes[3].name, "reviews.default.svc.cluster.local/late"));
+	conf_unref(c);
+	c = load(withS("[route reviews/jason]\nmatch.header.end-user = jason\nto = v2\n"
+	               "[route reviews/default]\nto = v1\n[route ratings/x]\nhosts = ratings, reviews\nto = ratings\n"));
+	TEST("no warning when the match-all rule comes last, or another host remains", c && c->n_warnings == 0);
+	conf_unref(c);
+	c = load(withS("[route revews/x]\nto = reviews/v1\n"));
+	TEST("a one-label host that names no service: warning",
+	     c && has_warning(c, "t.ini:12: warning: route revews/x: host 'revews' names no service (did you mean 'reviews'?)"));
+	conf_unref(c);
+	c = load(withS("[route bookinfo.com/x]\nto = reviews/v1\n[route *.example.com/y]\ndirect_response = 404\n"));
+	TEST("DNS names and wildcards need no service", c && c->n_warnings == 0);
+	conf_unref(c);
+
+	/* routes in the order they are read: the proxy file, then the mesh file */
+	if (!mkdtemp(dir)) {
+		TEST("mkdtemp", 0);
+		return;
+	}
+	snprintf(p, sizeof(p), "%s/mesh.ini", dir);
+	write_file(p, "[service reviews]\nendpoint = :1 version=v1\nendpoint = :2 version=v2\n"
+	              "[route reviews/from-mesh]\nto = v2\n"
+	              "[destination reviews]\nsubset.v1 = version=v1\nsubset.v2 = version=v2\n");
+	snprintf(p, sizeof(p), "%s/proxy.ini", dir);
+	write_file(p, "[control]\nmesh = mesh.ini\n[route reviews/from-proxy]\nmatch.header.a = present\nto = v1\n");
+	c = conf_load(p, err, sizeof(err));
+	TEST("routes across files: proxy file first, mesh file next; destinations in the mesh file",
+	     c && c->n_routes == 2 && !strcmp(c->routes[0].name, "reviews/from-proxy") &&
+	     !strcmp(c->routes[1].name, "reviews/from-mesh") && c->routes[1].file == c->files[1] && c->routes[1].line == 4 &&
+	     c->routes[0].to[0].subset == 0 && c->routes[1].to[0].subset == 1 && c->destinations[0].file == c->files[1]);
+	if (!c)
+		printf("  %s\n", err);
+	conf_unref(c);
+	snprintf(p, sizeof(p), "%s/mesh2.ini", dir);
+	write_file(p, "[service reviews]\nendpoint = :1\n[route reviews/x]\nto = v4\n");
+	snprintf(p, sizeof(p), "%s/proxy2.ini", dir);
+	write_file(p, "[control]\nmesh = mesh2.ini\n");
+	c = conf_load(p, err, sizeof(err));
+	snprintf(p, sizeof(p), "%s/mesh2.ini:4: route reviews/x: ", dir);
+	TEST("an error in the mesh file names the mesh file and line", !c && !strncmp(err, p, strlen(p)));
+	conf_unref(c);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("  could not remove %s\n", dir);
+}
+
+/* The seed's Lab 2: destination-rule-all.yaml and canary-reviews.yaml, with
+ * the Bookinfo endpoints the lab deploys (productpage, details and ratings v1;
+ * reviews v1, v2, v3). The same text is in docs/config.md. */
+static const char lab2[] =
+	"[service productpage]\nport = 9080\nendpoint = 127.0.0.1:9081 app=productpage, version=v1\n"
+	"[service details]\nport = 9080\nendpoint = 127.0.0.1:9082 app=details, version=v1\n"
+	"[service reviews]\nport = 9080\nendpoint = 127.0.0.1:9083 app=reviews, version=v1\n"
+	"endpoint = 127.0.0.1:9084 app=reviews, version=v2\nendpoint = 127.0.0.1:9085 app=reviews, version=v3\n"
+	"[service ratings]\nport = 9080\nendpoint = 127.0.0.1:9086 app=ratings, version=v1\n"
+	"\n; destination-rule-all.yaml\n"
+	"[destination productpage]\nsubset.v1 = version=v1\n"                                    /* 17 */
+	"[destination reviews]\nsubset.v1 = version=v1\nsubset.v2 = version=v2\nsubset.v3 = version=v3\n"
+	"[destination ratings]\nsubset.v1 = version=v1\nsubset.v2 = version=v2\n"              /* 23 */
+	"subset.v2-mysql = version=v2-mysql\nsubset.v2-mysql-vm = version=v2-mysql-vm\n"        /* 26, 27 */
+	"[destination details]\nsubset.v1 = version=v1\nsubset.v2 = version=v2\n"              /* 28, 30 */
+	"\n; canary-reviews.yaml\n"
+	"[route reviews/jason]\nmatch.header.end-user = jason\nto = v2\n\n"                     /* 33 */
+	"[route reviews/default]\nto = v1 80, v2 20\n";                                         /* 37 */
+
+static int same_strmatch(const struct conf_strmatch *a, const struct conf_strmatch *b)
+{
+	return a->kind == b->kind && !strcmp(a->value, b->value) && !a->re == !b->re;
+}
+
+static int same_labels(const struct conf_labels *a, const struct conf_labels *b)
+{
+	size_t i;
+
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i].key, b->v[i].key) || strcmp(a->v[i].value, b->v[i].value))
+			return 0;
+	return 1;
+}
+
+static int same_policy(const struct conf_policy *a, const struct conf_policy *b)
+{
+	return a->lb == b->lb && a->hash_on == b->hash_on && !a->hash_key == !b->hash_key &&
+	       (!a->hash_key || !strcmp(a->hash_key, b->hash_key)) && a->max_connections == b->max_connections &&
+	       a->max_pending_requests == b->max_pending_requests &&
+	       a->max_requests_per_connection == b->max_requests_per_connection &&
+	       a->max_concurrent_requests == b->max_concurrent_requests && a->connect_timeout == b->connect_timeout &&
+	       a->outlier_consecutive_5xx == b->outlier_consecutive_5xx &&
+	       a->outlier_consecutive_gateway_errors == b->outlier_consecutive_gateway_errors &&
+	       a->outlier_interval == b->outlier_interval && a->outlier_base_ejection_time == b->outlier_base_ejection_time &&
+	       a->outlier_max_ejection_percent == b->outlier_max_ejection_percent &&
+	       a->outlier_min_health_percent == b->outlier_min_health_percent;
+}
+
+static int same_dest(const struct conf *a, const struct conf_dest *x, const struct conf *b, const struct conf_dest *y)
+{
+	if (!x->svc != !y->svc)
+		return 0;
+	return !x->svc || (x->svc - a->services == y->svc - b->services && x->subset == y->subset && x->weight == y->weight);
+}
+
+static int same_ops(const struct conf_header_ops *a, const struct conf_header_ops *b)
+{
+	size_t i;
+
+	if (a->n_set != b->n_set || a->n_add != b->n_add || a->n_remove != b->n_remove)
+		return 0;
+	for (i = 0; i < a->n_set; i++)
+		if (strcmp(a->set[i].name, b->set[i].name) || strcmp(a->set[i].value, b->set[i].value))
+			return 0;
+	for (i = 0; i < a->n_add; i++)
+		if (strcmp(a->add[i].name, b->add[i].name) || strcmp(a->add[i].value, b->add[i].value))
+			return 0;
+	for (i = 0; i < a->n_remove; i++)
+		if (strcmp(a->remove[i], b->remove[i]))
+			return 0;
+	return 1;
+}
+
+/* destinations and routes of two configs are the same (services in the same order) */
+static int same_traffic(const struct conf *a, const struct conf *b)
+{
+	size_t i, j, k;
+
+	if (a->n_destinations != b->n_destinations || a->n_routes != b->n_routes || a->n_services != b->n_services)
+		return 0;
+	for (i = 0; i < a->n_destinations; i++) {
+		const struct conf_destination *x = &a->destinations[i], *y = &b->destinations[i];
+
+		if (x->svc - a->services != y->svc - b->services || !same_policy(&x->policy, &y->policy) ||
+		    x->n_subsets != y->n_subsets)
+			return 0;
+		for (j = 0; j < x->n_subsets; j++)
+			if (strcmp(x->subsets[j].name, y->subsets[j].name) || !same_labels(&x->subsets[j].labels, &y->subsets[j].labels) ||
+			    !same_policy(&x->subsets[j].policy, &y->subsets[j].policy))
+				return 0;
+	}
+	for (i = 0; i < a->n_routes; i++) {
+		const struct conf_route *x = &a->routes[i], *y = &b->routes[i];
+
+		if (strcmp(x->name, y->name) || x->n_hosts != y->n_hosts || x->n_matches != y->n_matches || x->n_to != y->n_to)
+			return 0;
+		for (j = 0; j < x->n_hosts; j++)
+			if (strcmp(x->hosts[j], y->hosts[j]))
+				return 0;
+		for (j = 0; j < x->n_matches; j++) {
+			const struct conf_match *m = &x->matches[j], *n = &y->matches[j];
+
+			if (m->has_path != n->has_path || (m->has_path && !same_strmatch(&m->path, &n->path)) ||
+			    !m->method != !n->method || (m->method && strcmp(m->method, n->method)) ||
+			    m->n_headers != n->n_headers || m->n_query != n->n_query || !same_labels(&m->source, &n->source))
+				return 0;
+			for (k = 0; k < m->n_headers; k++)
+				if (strcmp(m->headers[k].name, n->headers[k].name) || !same_strmatch(&m->headers[k].m, &n->headers[k].m))
+					return 0;
+			for (k = 0; k < m->n_query; k++)
+				if (strcmp(m->query[k].name, n->query[k].name) || !same_strmatch(&m->query[k].m, &n->query[k].m))
+					return 0;
+		}
+		for (j = 0; j < x->n_to; j++)
+			if (!same_dest(a, &x->to[j], b, &y->to[j]))
+				return 0;
+#define SAME_S(f) (!x->f == !y->f && (!x->f || !strcmp(x->f, y->f)))
+		if (!SAME_S(rewrite_uri) || !SAME_S(rewrite_authority) || !SAME_S(redirect) || !SAME_S(direct_body) ||
+		    x->redirect_code != y->redirect_code || x->direct_status != y->direct_status ||
+		    !same_ops(&x->req_headers, &y->req_headers) || !same_ops(&x->resp_headers, &y->resp_headers) ||
+		    x->timeout != y->timeout || x->retries != y->retries || x->per_try_timeout != y->per_try_timeout ||
+		    x->retry_on != y->retry_on || x->n_retry_status_codes != y->n_retry_status_codes ||
+		    (x->n_retry_status_codes && memcmp(x->retry_status_codes, y->retry_status_codes,
+		                                       x->n_retry_status_codes * sizeof(int))) ||
+		    x->fault_delay != y->fault_delay || x->fault_delay_percent != y->fault_delay_percent ||
+		    x->fault_abort != y->fault_abort || x->fault_abort_percent != y->fault_abort_percent ||
+		    !same_dest(a, &x->mirror, b, &y->mirror) || x->mirror_percent != y->mirror_percent)
+			return 0;
+#undef SAME_S
+	}
+	return 1;
+}
+
+/* text loads, renders, loads again to the same traffic config, and renders identically */
+static int round_trips(const char *text, const char *must_contain)
+{
+	struct conf *a = load(text), *b;
+	char *r1, *r2;
+	int ok;
+
+	if (!a) {
+		printf("  does not load: %s\n", err);
+		return 0;
+	}
+	r1 = conf_render(a);
+	b = conf_load_string("t.ini", r1, err, sizeof(err));
+	if (!b) {
+		printf("  rendered text does not load: %s\n---\n%s---\n", err, r1);
+		free(r1);
+		conf_unref(a);
+		return 0;
+	}
+	r2 = conf_render(b);
+	ok = same_traffic(a, b) && !strcmp(r1, r2) && (!must_contain || strstr(r1, must_contain));
+	if (!ok)
+		printf("  same=%d fixed=%d contains=%d\n---\n%s---\n", same_traffic(a, b), !strcmp(r1, r2),
+		       !must_contain || strstr(r1, must_contain), r1);
+	free(r1);
+	free(r2);
+	conf_unref(a);
+	conf_unref(b);
+	return ok;
+}
+
+static void test_lab2(void)
+{
+	struct conf *c = load(lab2);
+	const struct conf_service *reviews = svc_named(c, "reviews");
+	const struct conf_destination *d = conf_destination_of(c, reviews);
+
+	TEST("Lab 2 in INI loads", c != NULL);
+	if (!c) {
+		printf("  %s\n", err);
+		return;
+	}
+	TEST("Lab 2: four destination rules, two routes", c->n_destinations == 4 && c->n_routes == 2);
+	TEST("Lab 2: reviews v1 v2 v3", d && d->n_subsets == 3 && !strcmp(d->subsets[2].name, "v3") &&
+	     !strcmp(conf_label(&d->subsets[2].labels, "version"), "v3"));
+	TEST("Lab 2: ratings v1 v2 v2-mysql v2-mysql-vm, details v1 v2",
+	     conf_destination_of(c, svc_named(c, "ratings"))->n_subsets == 4 &&
+	     !strcmp(conf_destination_of(c, svc_named(c, "ratings"))->subsets[3].name, "v2-mysql-vm") &&
+	     conf_destination_of(c, svc_named(c, "details"))->n_subsets == 2 &&
+	     conf_destination_of(c, svc_named(c, "productpage"))->n_subsets == 1);
+	TEST("Lab 2: jason -> v2", c->routes[0].n_matches == 1 && !strcmp(c->routes[0].matches[0].headers[0].name, "end-user") &&
+	     c->routes[0].matches[0].headers[0].m.kind == CONF_MATCH_EXACT &&
+	     !strcmp(c->routes[0].matches[0].headers[0].m.value, "jason") && c->routes[0].n_to == 1 &&
+	     c->routes[0].to[0].svc == reviews && c->routes[0].to[0].subset == 1 && c->routes[0].to[0].weight == 100);
+	TEST("Lab 2: everyone else v1 80 / v2 20", c->routes[1].n_matches == 0 && c->routes[1].n_to == 2 &&
+	     c->routes[1].to[0].subset == 0 && c->routes[1].to[0].weight == 80 && c->routes[1].to[1].subset == 1 &&
+	     c->routes[1].to[1].weight == 20);
+	TEST("Lab 2: only the subsets the lab never deploys are warned about", c->n_warnings == 4 &&
+	     has_warning(c, "t.ini:25: warning: subset 'v2' of ratings matches no endpoint") &&
+	     has_warning(c, "t.ini:26: warning: subset 'v2-mysql' of ratings matches no endpoint") &&
+	     has_warning(c, "t.ini:27: warning: subset 'v2-mysql-vm' of ratings matches no endpoint") &&
+	     has_warning(c, "t.ini:30: warning: subset 'v2' of details matches no endpoint"));
+	conf_unref(c);
+	TEST("Lab 2 round trip via render", round_trips(lab2, "[route reviews/default]\nhosts = reviews\nto    = reviews/v1 80, reviews/v2 20\n"));
+}
+
+static const char traffic_full[] =
+	"[workload]\nnamespace = x\n"
+	"[service reviews]\nport = 9080\nendpoint = 127.0.0.1:9081 version=v1\nendpoint = 127.0.0.1:9082 version=v2\n"
+	"[service r]\nnamespace = x\nendpoint = :3 v=1\n[service r]\nnamespace = y\nendpoint = :4 v=1\n"
+	"[service v1]\nendpoint = :5\n"
+	"[destination reviews]\nsubset.v1 = version=v1\nsubset.v2 = version=v2\nload_balancer = maglev\nhash_on = cookie:s\n"
+	"max_connections = 1\nmax_pending_requests = 2\nmax_requests_per_connection = 3\nmax_concurrent_requests = 4\n"
+	"connect_timeout = 1s\noutlier.consecutive_5xx = 5\noutlier.consecutive_gateway_errors = 6\noutlier.interval = 7s\n"
+	"outlier.base_ejection_time = 8s\noutlier.max_ejection_percent = 9\noutlier.min_health_percent = 10\n"
+	"[destination reviews/v1]\nload_balancer = round_robin\nmax_connections = 1\n"
+	"[destination reviews/v2]\nhash_on = header:x-u\noutlier.interval = 1m\n"
+	"[destination r]\nnamespace = y\nsubset.a = v=1\n[destination r/a]\nnamespace = y\nload_balancer = random\n"
+	"[route reviews/one]\nhosts = reviews, *.example.com, bookinfo.com\n"
+	"match.5.query.q = regex:a|b\nmatch.path = regex:/x/[0-9]+\nmatch.method = delete\nmatch.header.a = exact:present\n"
+	"match.header.b = prefix:x\nmatch.header.c = absent\nmatch.header.d = exact:regex:x\nmatch.header.e = exact:\n"
+	"match.header.f = exact:;x\nmatch.source = app=a, version=v1\nmatch.2.path = prefix:/p\nmatch.2.query.z = present\n"
+	"to = v1 30, v2 30, r.y/a 20, r.y 10, reviews.default.svc.cluster.local 10\n"
+	"rewrite.uri = /new\nrewrite.authority = [::1]:80\n"
+	"request.set.x-a = 1 2 3\nrequest.add.x-b = b\nrequest.remove = x-c, x-d\nresponse.set.x-e = e\n"
+	"response.add.x-f = f\nresponse.remove = x-g\ntimeout = 1500ms\nretries = 10\nper_try_timeout = 1h\n"
+	"retry_on = retriable-status-codes, reset\nretry_status_codes = 503, 429\nfault.delay = 2s\n"
+	"fault.delay_percent = 0.0001\nfault.abort = 418\nfault.abort_percent = 99.99\nmirror = v1.default\nmirror_percent = 0\n"
+	"[route reviews/two]\nmatch.header.x = 1\nredirect = http://a.b:81/c\nredirect.code = 307\nfault.abort = 500\n"
+	"[route *.example.com/three]\ndirect_response = 200\ndirect_response.body = hello ; a comment\n"
+	"response.set.content-type = text/plain\n";
+
+static void test_traffic_render(void)
+{
+	struct conf *c;
+	char *r;
+
+	TEST("render: traffic config round trip", round_trips(traffic_full, NULL));
+	c = load(traffic_full);
+	r = c ? conf_render(c) : NULL;
+	TEST("render: a subset override keeps only what differs",
+	     r && strstr(r, "\n[destination reviews/v1]\nload_balancer = round_robin\n\n") &&
+	     strstr(r, "\n[destination reviews/v2]\nhash_on          = header:x-u\noutlier.interval = 1m\n") &&
+	     strstr(r, "outlier.consecutive_gateway_errors = 6\n"));
+	TEST("render: namespace for ambiguous names; a service named like a subset is written with its namespace",
+	     r && strstr(r, "\n[destination r]\nnamespace ") && strstr(r, "\n[destination r/a]\nnamespace     = y\n") &&
+	     strstr(r, "to                  = reviews/v1 30, reviews/v2 30, r.y/a 20, r.y 10, reviews 10\n") &&
+	     strstr(r, "mirror              = v1.default\n"));
+	TEST("render: match blocks renumbered, values that need exact: keep it",
+	     r && strstr(r, "match.header.a      = exact:present\n") && strstr(r, "match.header.e      = exact:\n") &&
+	     strstr(r, "match.header.d      = exact:regex:x\n") && strstr(r, "match.header.c      = absent\n") &&
+	     strstr(r, "match.header.f      = exact:;x\n") && strstr(r, "match.2.path        = prefix:/p\n") &&
+	     strstr(r, "match.3.query.q     = regex:a|b\n") && strstr(r, "match.method        = DELETE\n"));
+	TEST("render: percentages and defaults", r && strstr(r, "fault.delay_percent = 0.0001\n") &&
+	     strstr(r, "fault.abort_percent = 99.99\n") && strstr(r, "timeout             = 1500ms\n") &&
+	     strstr(r, "mirror_percent      = 0\n") && strstr(r, "retry_on            = reset, retriable-status-codes\n") &&
+	     strstr(r, "[route reviews/two]\nhosts          = reviews\nmatch.header.x = 1\nredirect       = http://a.b:81/c\n"
+	                "redirect.code  = 307\nfault.abort    = 500\n") &&
+	     strstr(r, "direct_response.body      = hello\n"));
+	TEST("render: proxy retry keys", r && strstr(r, "retry_buffer          = 64k\n") &&
+	     strstr(r, "retry_budget_percent  = 20\n"));
+	free(r);
+	conf_unref(c);
+	TEST("render: an override equal to its parent disappears and still round-trips",
+	     round_trips("[service a]\nendpoint = :1 v=1\n[destination a]\nsubset.s = v=1\nmax_connections = 3\n"
+	                 "[destination a/s]\nmax_connections = 3\n", NULL));
+	TEST("render: override drops inherited hash_on", round_trips("[service a]\nendpoint = :1 v=1\n[destination a]\n"
+	     "subset.s = v=1\nload_balancer = ring_hash\nhash_on = source_ip\n[destination a/s]\nload_balancer = random\n",
+	     "[destination a/s]\nload_balancer = random\n"));
+	{
+		/* long lists render compactly enough to load back */
+		struct sb b = { 0 };
+		int i;
+
+		sb_add(&b, "[service a]\nendpoint = :1\n[route a/x]\nto = a\nhosts=");
+		for (i = 0; i < 400; i++)
+			sb_printf(&b, "%sh%03d.io", i ? "," : "", i);
+		sb_add(&b, "\nrequest.remove=");
+		for (i = 0; i < 700; i++)
+			sb_printf(&b, "%sx%03d", i ? "," : "", i);
+		sb_add(&b, "\n");
+		TEST("render: a list as long as a line may be still loads back", round_trips(b.p, NULL));
+		free(b.p);
+	}
+}
+
 static void test_refcount(void)
 {
 	struct conf *c = load("[service a]\nendpoint = :1 x=y\n");
@@ -696,5 +1807,17 @@ int main(void)
 	test_render();
 	test_refcount();
 	test_examples();
+	test_proxy_retry_keys();
+	test_destination_defaults();
+	test_destination_keys();
+	test_destination_aliases();
+	test_destination_resolution();
+	test_subset_overrides();
+	test_route_basics();
+	test_route_matches();
+	test_route_actions();
+	test_route_order_warnings();
+	test_lab2();
+	test_traffic_render();
 	return test_report();
 }
