@@ -11,8 +11,10 @@
 #     temp dir, writes every config there, picks free loopback ports;
 #   - pins each proxy (one worker / one thread) to CPU 1, wrk / rate / origin to CPU 0;
 #   - wrk -t1 -c50 --latency, REPS rounds interleaved over the targets -> median req/s,
-#     p50, p99; rate.c at 1,000 req/s -> median p50/p99 and each proxy's added p99;
-#     VmRSS idle after start and mid-run under wrk -c1000; stripped size of ./mesh;
+#     p50, p99, and the proxy's CPU time per request;
+#   - rate.c at 1,000 req/s -> median p50/p99 and each proxy's added p99; again with the
+#     proxy moved to CPU 0, and a no-proxy control with the origin on CPU 1;
+#   - VmRSS idle after start and mid-run under wrk -c1000; stripped size of ./mesh;
 #   - --syscalls: also counts each proxy's system calls per request (strace -c -f during
 #     a short wrk run; strace slows the proxy, so only the counts mean anything);
 #   - prints a table, ratios, and last the key=value figures.
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1 ;;
 	--syscalls) SYSCALLS=1 ;;
 	--targets) TARGETS=$2; shift ;;
-	-h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
