@@ -144,7 +144,7 @@ static int64_t now_ms(void)
 }
 
 /* appends n bytes; a no-op for n == 0 (p may then be NULL) */
-static void sb_add(struct strbuf *s, const char *p, size_t n)
+static void sa_add(struct strbuf *s, const char *p, size_t n)
 {
 	if (n)
 		strbuf_append(s, p, n);
@@ -157,7 +157,8 @@ struct sa_buf {
 	size_t cap;
 };
 
-/* room for at least `want` more bytes, never growing past max; 0 / -1 */
+/* room for `want` more bytes, or for as many as a buffer of `max` bytes allows;
+ * -1 when not even one more byte fits (or no memory) */
 static int sa_buf_reserve(struct sa_buf *b, size_t want, size_t max)
 {
 	size_t cap;
@@ -218,11 +219,11 @@ static void html_escape(struct strbuf *o, const char *s, size_t n)
 		case '\'': e = "&#39;"; break;
 		default: continue;
 		}
-		sb_add(o, s + run, i - run);
+		sa_add(o, s + run, i - run);
 		strbuf_puts(o, e);
 		run = i + 1;
 	}
-	sb_add(o, s + run, n - run);
+	sa_add(o, s + run, n - run);
 }
 
 static void json_string_out(struct strbuf *o, const char *s)
@@ -252,12 +253,12 @@ static int valid_user(const char *s, size_t n)
 	if (n == 0 || n > SAPP_USER_MAX)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr("._@+-", s[i]))
+		if (!isalnum((unsigned char)s[i]) && !strchr("._@+-_", s[i]))
 			return 0;
 	return 1;
 }
 
-static int hexval(int c)
+static int sa_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -285,7 +286,7 @@ static int form_value(const char *s, size_t n, const char *key, char *out, size_
 				if (c == '+') {
 					c = ' ';
 				} else if (c == '%') {
-					int h = k + 2 < j ? hexval(s[k + 1]) : -1, l = k + 2 < j ? hexval(s[k + 2]) : -1;
+					int h = k + 2 < j ? sa_hexval(s[k + 1]) : -1, l = k + 2 < j ? sa_hexval(s[k + 2]) : -1;
 
 					if (h < 0 || l < 0)
 						return -1;
@@ -380,7 +381,7 @@ static const char *json_skip_string(const char *p, const char *end)
 				int i;
 
 				for (i = 0; i < 4; i++)
-					if (++p >= end || hexval((unsigned char)*p) < 0)
+					if (++p >= end || sa_hexval((unsigned char)*p) < 0)
 						return NULL;
 			} else if (!*p || !strchr("\"\\/bfnrt", *p)) {
 				return NULL;
@@ -501,8 +502,8 @@ static void utf8_put(char *out, size_t cap, size_t *o, unsigned long cp)
 
 static unsigned long hex4(const char *p)
 {
-	return (unsigned long)(hexval((unsigned char)p[0]) << 12 | hexval((unsigned char)p[1]) << 8 |
-	                       hexval((unsigned char)p[2]) << 4 | hexval((unsigned char)p[3]));
+	return (unsigned long)(sa_hexval((unsigned char)p[0]) << 12 | sa_hexval((unsigned char)p[1]) << 8 |
+	                       sa_hexval((unsigned char)p[2]) << 4 | sa_hexval((unsigned char)p[3]));
 }
 
 /* A string (unescaped), number or boolean as text in out (truncated to cap).
@@ -1129,7 +1130,7 @@ static int exchange(int fd, const struct strbuf *req, int64_t deadline, struct s
 				goto cut;
 			b.len += (size_t)got;
 		}
-		sb_add(&out->body, b.p + head, (size_t)m.content_length);
+		sa_add(&out->body, b.p + head, (size_t)m.content_length);
 		pos = head + (size_t)m.content_length;
 	} else if (m.body == HTTP1_BODY_CHUNKED) {
 		struct http1_chunked ch = { 0 };
@@ -1144,7 +1145,7 @@ static int exchange(int fd, const struct strbuf *req, int64_t deadline, struct s
 				goto out;
 			}
 			if (used > 0) {
-				sb_add(&out->body, data, dlen);
+				sa_add(&out->body, data, dlen);
 				pos += (size_t)used;
 				if (out->body.len > SAPP_MAX_RESP) {
 					snprintf(out->err, sizeof(out->err), "response body too large");
@@ -1162,7 +1163,7 @@ static int exchange(int fd, const struct strbuf *req, int64_t deadline, struct s
 			b.len += (size_t)got;
 		}
 	} else if (m.body == HTTP1_BODY_EOF) {
-		sb_add(&out->body, b.p + head, b.len - head);
+		sa_add(&out->body, b.p + head, b.len - head);
 		for (;;) {
 			char tmp[16384];
 
@@ -1171,7 +1172,7 @@ static int exchange(int fd, const struct strbuf *req, int64_t deadline, struct s
 				break;
 			if (got < 0)
 				goto cut;
-			sb_add(&out->body, tmp, (size_t)got);
+			sa_add(&out->body, tmp, (size_t)got);
 			if (out->body.len > SAPP_MAX_RESP) {
 				snprintf(out->err, sizeof(out->err), "response body too large");
 				goto out;
@@ -1217,7 +1218,7 @@ static void sa_get(const char *service, const char *path, const struct strbuf *f
 	memset(out, 0, sizeof(*out));
 	strbuf_printf(&req, "GET http://%s:%d%s HTTP/1.1\r\nHost: %s:%d\r\n", service, SAPP_SERVICE_PORT, path,
 	              service, SAPP_SERVICE_PORT);
-	sb_add(&req, fwd->p, fwd->len);
+	sa_add(&req, fwd->p, fwd->len);
 	if (!fwd->p || !strstr(fwd->p, "user-agent:"))
 		strbuf_printf(&req, "user-agent: mesh-sample-app/%s\r\n", SA.workload);
 	strbuf_puts(&req, "accept: application/json\r\n\r\n");
@@ -1323,7 +1324,7 @@ static void forward_headers(struct sa_req *rq)
 		if (!v)
 			continue;
 		strbuf_printf(&rq->fwd, "%s: ", sa_propagate[i]);
-		sb_add(&rq->fwd, v, n);
+		sa_add(&rq->fwd, v, n);
 		strbuf_puts(&rq->fwd, "\r\n");
 	}
 }
@@ -1388,7 +1389,7 @@ static void handle_login(struct sa_req *rq, struct sa_resp *rs)
 		     form_value(rq->query, rq->query_len, "username", user, sizeof(user));
 	if (ok < 0 || !valid_user(user, strlen(user))) {
 		resp_text(rs, 400, "login needs a user name: POST username=NAME, or GET /login?user=NAME "
-		                   "(letters, digits and ._@+- only)");
+		                   "(letters, digits and ._@+-_ only)");
 		return;
 	}
 	rs->status = 302;
@@ -1481,7 +1482,7 @@ static void handle_productpage(struct sa_req *rq, struct sa_resp *rs)
 		}
 		if (call_ok(&c) && json_is_object(c.body.p, c.body.len)) {
 			resp_json(rs, 200);
-			sb_add(&rs->body, c.body.p, c.body.len);
+			sa_add(&rs->body, c.body.p, c.body.len);
 		} else {
 			/* Bookinfo: the upstream's status, or 500 when there was none */
 			resp_json(rs, c.status && c.status != 200 ? c.status : 500);
@@ -1655,14 +1656,14 @@ static int send_response(struct sa_conn *c, const struct sa_req *rq, struct sa_r
 	strbuf_printf(&out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nx-version: %s\r\n",
 	              rs->status, status_text(rs->status), rs->ctype ? rs->ctype : "text/plain; charset=utf-8",
 	              rs->body.len, SA.version);
-	sb_add(&out, rs->headers.p, rs->headers.len);
+	sa_add(&out, rs->headers.p, rs->headers.len);
 	if (!keep)
 		strbuf_puts(&out, "Connection: close\r\n");
 	else if (rq->m && rq->m->minor_version == 0)
 		strbuf_puts(&out, "Connection: keep-alive\r\n");
 	strbuf_puts(&out, "\r\n");
 	if (!rq->head)
-		sb_add(&out, rs->body.p, rs->body.len);
+		sa_add(&out, rs->body.p, rs->body.len);
 	rc = out.oom ? -1 : send_by(c->fd, out.p, out.len, now_ms() + SAPP_SEND_MS);
 	strbuf_free(&out);
 	return rc;
@@ -1766,7 +1767,7 @@ static void serve(struct sa_conn *c)
 					return;
 				}
 				if (k > 0) {
-					sb_add(&chunked, data, dlen);
+					sa_add(&chunked, data, dlen);
 					used += (size_t)k;
 				} else if (read_to(c, c->in.len + 1, max, bdl) < 0) {
 					strbuf_free(&chunked);
