@@ -275,7 +275,7 @@ expect_eq "mesh_downstream_cx_active back to 0 after the vanished clients" 0 "$a
 # the proxy is not reading the client then (its input is full), but must still
 # notice and free the stream, both connections and their buffers
 py <<'PY'
-import socket, struct, threading, time
+import socket, struct, time
 from rawhttp import *
 OUT1 = env_port("OUT1")
 s = connect(OUT1, 10)

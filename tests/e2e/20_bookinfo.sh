@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # 20_bookinfo: Istio's Bookinfo on loopback, the seed's Lab 1 with mesh: the
 # four apps (`mesh sample-app`, reviews in three versions) each behind its own
-# sidecar (`mesh proxy`), plus a gateway proxy, all configured like
-# conf/bookinfo/. Checks: the title through the gateway, every page 200, all
+# sidecar (`mesh proxy`), plus a gateway proxy, configured by the shipped
+# conf/bookinfo/ files (on this run's ports). Checks: the title through the gateway, every page 200, all
 # three reviews versions under round robin (no / black / red stars), end-user
 # and x-request-id propagated productpage -> reviews -> ratings, the other
 # tracing headers forwarded and nothing else, partial failures rendered like
@@ -16,67 +16,29 @@ ports GW GW_OUT GW_ADM \
 	RA_APP RA_IN RA_OUT RA_ADM CAP SMALL
 export D_APP RA_APP CAP SMALL MESH ART
 
-# ---------------------------------------------------------------- config (shape of conf/bookinfo)
-cat >"$ART/mesh.ini" <<EOF
-[mesh]
-domain = cluster.local
-
-[service productpage]
-port = 9080
-endpoint = 127.0.0.1:$PP_IN version=v1
-
-[service details]
-port = 9080
-endpoint = 127.0.0.1:$D_IN version=v1
-
-[service reviews]
-port = 9080
-endpoint = 127.0.0.1:$R1_IN version=v1
-endpoint = 127.0.0.1:$R2_IN version=v2
-endpoint = 127.0.0.1:$R3_IN version=v3
-
-[service ratings]
-port = 9080
-endpoint = 127.0.0.1:$RA_IN version=v1
-EOF
-
-sidecar_ini() { # NAME SERVICE VERSION APP IN OUT ADMIN
-	cat >"$ART/$1.ini" <<EOF
-[workload]
-service = $2
-labels = app=$2, version=$3
-app = 127.0.0.1:$4
-
-[listen]
-inbound = 127.0.0.1:$5
-outbound = 127.0.0.1:$6
-admin = 127.0.0.1:$7
-
-[proxy]
-drain_timeout = 1s
-
-[control]
-mesh = mesh.ini
-EOF
-}
-sidecar_ini productpage-v1 productpage v1 "$PP_APP" "$PP_IN" "$PP_OUT" "$PP_ADM"
-sidecar_ini details-v1 details v1 "$D_APP" "$D_IN" "$D_OUT" "$D_ADM"
-sidecar_ini reviews-v1 reviews v1 "$R1_APP" "$R1_IN" "$R1_OUT" "$R1_ADM"
-sidecar_ini reviews-v2 reviews v2 "$R2_APP" "$R2_IN" "$R2_OUT" "$R2_ADM"
-sidecar_ini reviews-v3 reviews v3 "$R3_APP" "$R3_IN" "$R3_OUT" "$R3_ADM"
-sidecar_ini ratings-v1 ratings v1 "$RA_APP" "$RA_IN" "$RA_OUT" "$RA_ADM"
-cat >"$ART/gateway.ini" <<EOF
-[listen]
-service.productpage = 127.0.0.1:$GW
-outbound = 127.0.0.1:$GW_OUT
-admin = 127.0.0.1:$GW_ADM
-
-[proxy]
-drain_timeout = 1s
-
-[control]
-mesh = mesh.ini
-EOF
+# ---------------------------------------------------------------- config: the shipped conf/bookinfo
+# The lab's own files, copied, with every address moved to this run's ports
+# (the service port 9080 in the Host names stays). So this also checks that
+# conf/bookinfo works as its README says.
+CONF=$E2E/../../conf/bookinfo
+cp "$CONF"/*.ini "$ART/"
+remap=(9080 "$PP_APP" 9081 "$D_APP" 9082 "$R1_APP" 9083 "$R2_APP" 9084 "$R3_APP" 9085 "$RA_APP"
+	15200 "$PP_ADM" 15201 "$PP_OUT" 15206 "$PP_IN" 15210 "$D_ADM" 15211 "$D_OUT" 15216 "$D_IN"
+	15220 "$R1_ADM" 15221 "$R1_OUT" 15226 "$R1_IN" 15230 "$R2_ADM" 15231 "$R2_OUT" 15236 "$R2_IN"
+	15240 "$R3_ADM" 15241 "$R3_OUT" 15246 "$R3_IN" 15250 "$RA_ADM" 15251 "$RA_OUT" 15256 "$RA_IN"
+	8080 "$GW" 15290 "$GW_ADM" 15291 "$GW_OUT")
+sedargs=()
+for ((i = 0; i < ${#remap[@]}; i += 2)); do
+	sedargs+=(-e "s/127\.0\.0\.1:${remap[i]}\([^0-9]\|\$\)/127.0.0.1:${remap[i + 1]}\1/g")
+done
+sed -i "${sedargs[@]}" "$ART"/*.ini
+for f in "$ART"/*.ini; do printf '\n[proxy]\ndrain_timeout = 1s\n' >>"$f"; done
+sed -i '/^\[proxy\]$/,$d' "$ART/mesh.ini" "$ART/mesh-lab2.ini"   # mesh files hold no [proxy]
+left=$(grep -ho '127\.0\.0\.1:[0-9]*' "$ART"/*.ini | awk -F: '$2 < 20000' | sort -u | tr '\n' ' ')
+expect_eq "every address of conf/bookinfo moved to this run's ports" "" "$left"
+expect_eq "conf/bookinfo has the mesh, six sidecars, the gateway and Lab 2" \
+	"details-v1 gateway mesh mesh-lab2 productpage-v1 ratings-v1 reviews-v1 reviews-v2 reviews-v3" \
+	"$(cd "$ART" && ls *.ini | sed 's/\.ini$//' | tr '\n' ' ' | sed 's/ $//')"
 
 # ---------------------------------------------------------------- the CLI refuses what cannot work
 out=$("$MESH" sample-app productpage --listen "127.0.0.1:$PP_APP" 2>&1); rc=$?
