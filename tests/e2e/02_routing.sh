@@ -301,6 +301,18 @@ try:
 except Exception as e:
     bad("Expect: 100-continue", repr(e))
 
+# Expect: 100-continue answered with a final status at once: the client gets it, no 100
+try:
+    s, r = conn()
+    s.settimeout(5)
+    s.sendall(b"PUT /reject HTTP/1.1\r\nHost: echo\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+    a = read_response(r)
+    expect("Expect: 100-continue with an early final status: 413, no body sent", a.status == 413 and not a.interim,
+           "%r interim %r" % (a, a.interim))
+    s.close()
+except Exception as e:
+    bad("Expect: 100-continue with an early final status", repr(e))
+
 # pipelining: three requests in one write, answered in order (the first is the slowest)
 try:
     s, r = conn()

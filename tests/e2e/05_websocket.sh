@@ -104,6 +104,37 @@ def session(label, port, host):
 session("through two proxies", OUT_A, "ws")
 session("inbound only", env_port("IN_B"), "ws")
 
+# a frame sent right behind the handshake, before the 101 came back, is tunnelled too
+try:
+    import base64, hashlib
+    s = connect(OUT_A, 5)
+    r = Reader(s)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /ws HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode() + ws_frame(1, b"eager"))
+    resp = read_response(r)
+    got = ws_read(r) if resp.status == 101 else None
+    expect("a frame pipelined behind the handshake is echoed", resp.status == 101 and got == (True, 1, b"eager"),
+           "%r %r" % (resp, got))
+    s.close()
+except Exception as e:
+    bad("frame pipelined behind the handshake", repr(e))
+
+# an upgrade the upstream declines (200, no 101) stays plain HTTP on a usable connection
+try:
+    s = connect(OUT_A, 5)
+    r = Reader(s)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    a = read_response(r)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: ws\r\n\r\n")
+    b = read_response(r)
+    expect("declined upgrade: plain response, connection still usable", a.status == 200 and a.body == b"app\n"
+           and b.status == 200 and b.body == b"app\n", "%r %r" % (a, b))
+    s.close()
+except Exception as e:
+    bad("declined upgrade", repr(e))
+
 # two sessions at once, interleaved
 try:
     a, b = connect(OUT_A, 5), connect(OUT_A, 5)

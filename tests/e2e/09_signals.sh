@@ -134,6 +134,36 @@ done
 if [ -n "$got" ]; then pass "a good config after a bad one is applied (only b2 serves)"
 else fail "good config after bad one" "responses: $out"; fi
 
+# ---- SIGHUP moves the outbound listener: the new port serves, the old one refuses
+ports OUT3
+sed -i "s/^outbound = 127.0.0.1:$OUT\$/outbound = 127.0.0.1:$OUT3/" "$ART/proxy.ini"
+kill -HUP "$PROXY"
+moved=
+for i in $(seq 1 30); do
+	[ "$(body "http://127.0.0.1:$OUT3/" -H 'Host: hello' --max-time 2)" = b2 ] && { moved=1; break; }
+	sleep 0.1
+done
+if [ -n "$moved" ] && wait_closed "$OUT" 3; then pass "SIGHUP moved the outbound listener ($OUT -> $OUT3)"
+else fail "SIGHUP moves the outbound listener" "new port serves: ${moved:-no}; old port $OUT still accepts: $( (exec 3<>"/dev/tcp/127.0.0.1/$OUT") 2>/dev/null && echo yes || echo no)"; fi
+sed -i "s/^outbound = 127.0.0.1:$OUT3\$/outbound = 127.0.0.1:$OUT/" "$ART/proxy.ini"
+kill -HUP "$PROXY"
+wait_port "$OUT" 3 || fail "SIGHUP moves the outbound listener back" "nothing listens on $OUT again"
+# a listener that cannot be bound: the reload is rejected, the old listeners keep serving
+bg "$BIN/backend" -p "$OUT3" -n squatter
+wait_port "$OUT3" 3
+cp "$ART/proxy.ini" "$ART/proxy.ini.good"
+sed -i "s/^admin = 127.0.0.1:$ADM\$/admin = 127.0.0.1:$OUT3/" "$ART/proxy.ini"
+kill -HUP "$PROXY"
+sleep 0.5
+if [ "$(body "http://127.0.0.1:$OUT/" -H 'Host: hello')" = b2 ] && [ "$(code "http://127.0.0.1:$ADM/ready")" = 200 ]; then
+	pass "a reload whose listener cannot be bound keeps the running listeners"
+else
+	fail "unbindable listener on reload" "outbound or admin stopped serving: $(tail -2 "$ART/proxy.log")"
+fi
+cp "$ART/proxy.ini.good" "$ART/proxy.ini"
+kill -HUP "$PROXY"
+sleep 0.3
+
 # ---- SIGTERM: in-flight request completes, new connections refused, exit 0 within drain_timeout
 bg curl -s --max-time 10 -D "$ART/slow.head" -o "$ART/slow.body" -w '%{http_code}' -H 'Host: hello' "http://127.0.0.1:$OUT/delay?ms=1500" >"$ART/slow.code"
 SLOW=$BG_PID
