@@ -2,12 +2,13 @@
 # 20_bookinfo: Istio's Bookinfo on loopback, the seed's Lab 1 with mesh: the
 # four apps (`mesh sample-app`, reviews in three versions) each behind its own
 # sidecar (`mesh proxy`), plus a gateway proxy, configured by the shipped
-# conf/bookinfo/ files (on this run's ports). Checks: the title through the gateway, every page 200, all
-# three reviews versions under round robin (no / black / red stars), end-user
-# and x-request-id propagated productpage -> reviews -> ratings, the other
-# tracing headers forwarded and nothing else, partial failures rendered like
-# Bookinfo (ratings down, details down, reviews down) with status 200, Istio
-# metrics on every sidecar, keep-alive to the sidecar, the connection cap.
+# conf/bookinfo/ files (moved to this run's ports). Checks: the title through
+# the gateway, every page 200, all three reviews versions under round robin
+# (no / black / red stars), end-user and x-request-id propagated productpage
+# -> reviews -> ratings, the other tracing headers forwarded and nothing else,
+# partial failures rendered like Bookinfo (ratings down, details down, reviews
+# down) with status 200, Istio metrics on every sidecar, keep-alive to the
+# sidecar, the connection cap, and Lab 2's mesh file loading on a reload.
 . "$(dirname "$0")/lib.sh"
 
 ports GW GW_OUT GW_ADM \
@@ -32,13 +33,14 @@ for ((i = 0; i < ${#remap[@]}; i += 2)); do
 	sedargs+=(-e "s/127\.0\.0\.1:${remap[i]}\([^0-9]\|\$\)/127.0.0.1:${remap[i + 1]}\1/g")
 done
 sed -i "${sedargs[@]}" "$ART"/*.ini
-for f in "$ART"/*.ini; do printf '\n[proxy]\ndrain_timeout = 1s\n' >>"$f"; done
-sed -i '/^\[proxy\]$/,$d' "$ART/mesh.ini" "$ART/mesh-lab2.ini"   # mesh files hold no [proxy]
+for p in productpage-v1 details-v1 reviews-v1 reviews-v2 reviews-v3 ratings-v1 gateway; do
+	printf '\n[proxy]\ndrain_timeout = 1s\n' >>"$ART/$p.ini"   # quick exits at cleanup
+done
 left=$(grep -ho '127\.0\.0\.1:[0-9]*' "$ART"/*.ini | awk -F: '$2 < 20000' | sort -u | tr '\n' ' ')
 expect_eq "every address of conf/bookinfo moved to this run's ports" "" "$left"
 expect_eq "conf/bookinfo has the mesh, six sidecars, the gateway and Lab 2" \
-	"details-v1 gateway mesh mesh-lab2 productpage-v1 ratings-v1 reviews-v1 reviews-v2 reviews-v3" \
-	"$(cd "$ART" && ls *.ini | sed 's/\.ini$//' | tr '\n' ' ' | sed 's/ $//')"
+	"details-v1 gateway mesh-lab2 mesh productpage-v1 ratings-v1 reviews-v1 reviews-v2 reviews-v3" \
+	"$(cd "$ART" && LC_ALL=C ls *.ini | sed 's/\.ini$//' | tr '\n' ' ' | sed 's/ $//')"
 
 # ---------------------------------------------------------------- the CLI refuses what cannot work
 out=$("$MESH" sample-app productpage --listen "127.0.0.1:$PP_APP" 2>&1); rc=$?
@@ -58,8 +60,10 @@ out=$("$MESH" --help 2>&1)
 expect_match "mesh --help lists sample-app as a lab/test mode" 'sample-app.*labs and tests' "$out"
 
 # ---------------------------------------------------------------- start everything
+declare -A PROXY_PID
 for p in productpage-v1 details-v1 reviews-v1 reviews-v2 reviews-v3 ratings-v1 gateway; do
 	start_mesh "proxy-$p" proxy -c "$ART/$p.ini"
+	PROXY_PID[$p]=$MESH_PID
 done
 for a in "$PP_ADM" "$D_ADM" "$R1_ADM" "$R2_ADM" "$R3_ADM" "$RA_ADM" "$GW_ADM"; do
 	if ! wait_ready "$a" 10; then fail "sidecars start" "admin $a not ready"; exit 1; fi
@@ -467,4 +471,32 @@ rid="bk-$$-twice"
 curl -s -o /dev/null --max-time 20 -H "x-request-id: $rid" "http://127.0.0.1:$GW/productpage"
 n=$(grep -c -- "\"GET /reviews/0 .*\"$rid\"" "$ART/proxy-productpage-v1.log")
 expect_eq "productpage tries reviews twice, like Bookinfo" 2 "$n"
+start_app r1 app-reviews-v1 reviews --version v1 --listen "127.0.0.1:$R1_APP" --proxy "127.0.0.1:$R1_OUT"
+start_app r2 app-reviews-v2 reviews --version v2 --listen "127.0.0.1:$R2_APP" --proxy "127.0.0.1:$R2_OUT"
+start_app r3 app-reviews-v3 reviews --version v3 --listen "127.0.0.1:$R3_APP" --proxy "127.0.0.1:$R3_OUT"
+for p in "$R1_APP" "$R2_APP" "$R3_APP"; do wait_port "$p" 5; done
+
+# ---------------------------------------------------------------- Lab 2's mesh file, as the README applies it
+# productpage's sidecar (where calls to reviews leave) switches to
+# mesh-lab2.ini on SIGHUP: destination rules for the four services and the
+# reviews canary load, and the pages keep coming.
+sed -i 's/^mesh = mesh\.ini$/mesh = mesh-lab2.ini/' "$ART/productpage-v1.ini"
+kill -HUP "${PROXY_PID[productpage-v1]}"
+loaded=0
+for i in $(seq 1 25); do
+	if curl -s --max-time 2 "http://127.0.0.1:$PP_ADM/config" | grep -q '^\[route reviews/jason\]'; then loaded=1; break; fi
+	sleep 0.2
+done
+cfg=$(curl -s --max-time 5 "http://127.0.0.1:$PP_ADM/config")
+if [ "$loaded" = 1 ] && printf '%s\n' "$cfg" | grep -q '^\[destination ratings\]' \
+	&& printf '%s\n' "$cfg" | grep -Eq '^to += reviews/v1 80, reviews/v2 20'; then
+	pass "SIGHUP: productpage's sidecar runs mesh-lab2.ini (destinations for all four services, the reviews canary)"
+else
+	fail "mesh-lab2.ini on reload" "$(grep -E 'error|warn' "$ART/proxy-productpage-v1.log" | tail -n 5)"
+fi
+bad_codes=0
+for i in $(seq 1 10); do
+	[ "$(code "http://127.0.0.1:$GW/productpage")" = 200 ] || bad_codes=$((bad_codes + 1))
+done
+expect_eq "pages still 200 after the reload" 0 "$bad_codes"
 exit 0
