@@ -17,9 +17,18 @@
  * half-built config and returns NULL. Data leaves as the struct, conf_render()
  * (INI text that re-parses to the same config) and conf_find_service().
  *
- * To add a section (issue #3: [destination X], [route X/Y]): write its key
- * table, add a SEC_ id and a sections[] entry; a named section also gets
- * open/close/nth hooks like [service NAME].
+ * Traffic management (issue #3): [destination SERVICE] and [route HOST/NAME]
+ * fill conf->destinations and conf->routes as they are read; what they name
+ * (services, subsets, [destination S/SUBSET] overrides, `to` and `mirror`
+ * destinations) is kept in the loader (struct dest_x, struct route_x) and
+ * resolved in finish_traffic(), so any section may refer to one defined
+ * later or in the other file. Old key names are table entries with .alias:
+ * they set the current key and leave a warning. Regexes are POSIX ERE,
+ * anchored, checked for RE2-only syntax first (re_check).
+ *
+ * To add a section: write its key table, add a SEC_ id and a sections[]
+ * entry; a named section also gets open/close/nth (or render) hooks like
+ * [service NAME].
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -3290,18 +3299,13 @@ static const struct conf_policy default_policy = {
 	.outlier_max_ejection_percent = 10,
 };
 
+/* O(1): finish_traffic() links each service to its rule before anything asks.
+ * A service of another config (an old one, across a reload) gets NULL. */
 const struct conf_destination *conf_destination_of(const struct conf *c, const struct conf_service *svc)
 {
-	size_t i;
-
-	if (!c || !svc)
+	if (!c || !svc || svc < c->services || svc >= c->services + c->n_services)
 		return NULL;
-	if (svc->destination)
-		return svc->destination;
-	for (i = 0; i < c->n_destinations; i++)  /* while loading, before the links are set */
-		if (c->destinations[i].svc == svc)
-			return &c->destinations[i];
-	return NULL;
+	return svc->destination;
 }
 
 const struct conf_policy *conf_policy_of(const struct conf *c, const struct conf_service *svc, int subset)

@@ -2,7 +2,10 @@
  * libFuzzer target for conf: the loader on arbitrary text, every value parser,
  * and conf_find_service on arbitrary (not NUL-terminated) hosts. Oracles beyond
  * the sanitizers: a config that loads must render to text that loads again and
- * renders identically, and every service must be found by its own names.
+ * renders identically, and every service must be found by its own names. For
+ * traffic management: every destination rule belongs to its service, every
+ * route destination and mirror is resolved to a real service and subset, the
+ * weights of a `to` add up to 100, and every regex condition is compiled.
  */
 #include "../../modules/conf.c"
 
@@ -14,6 +17,69 @@ static const char *skip_comments(const char *r)
 		r = nl ? nl + 1 : r + strlen(r);
 	}
 	return r;
+}
+
+static void check_dest(const struct conf *c, const struct conf_dest *d)
+{
+	const struct conf_destination *dr;
+
+	if (d->svc < c->services || d->svc >= c->services + c->n_services)
+		abort();
+	dr = conf_destination_of(c, d->svc);
+	if (d->subset < -1 || (d->subset >= 0 && (!dr || (size_t)d->subset >= dr->n_subsets)))
+		abort();
+}
+
+static void check_strmatch(const struct conf_strmatch *m)
+{
+	if (!m->value || (m->kind == CONF_MATCH_REGEX) != (m->re != NULL))
+		abort();
+	if (m->re)
+		regexec(m->re, m->value, 0, NULL, 0);  /* must not crash on its own source */
+}
+
+static void check_traffic(const struct conf *c)
+{
+	size_t i, j, k;
+
+	for (i = 0; i < c->n_destinations; i++) {
+		const struct conf_destination *d = &c->destinations[i];
+
+		if (!d->svc || conf_destination_of(c, d->svc) != d || d->svc->destination != d)
+			abort();
+		for (j = 0; j < d->n_subsets; j++) {
+			const struct conf_policy *p = conf_policy_of(c, d->svc, (int)j);
+
+			if (p != &d->subsets[j].policy || (p->hash_on != CONF_HASH_NONE) !=
+			    (p->lb == CONF_LB_RING_HASH || p->lb == CONF_LB_MAGLEV))
+				abort();
+		}
+	}
+	for (i = 0; i < c->n_routes; i++) {
+		const struct conf_route *r = &c->routes[i];
+		uint32_t sum = 0;
+
+		if (!r->n_hosts || (!r->n_to + !r->redirect + !r->direct_status) != 2)
+			abort();
+		for (j = 0; j < r->n_to; j++) {
+			check_dest(c, &r->to[j]);
+			sum += r->to[j].weight;
+		}
+		if (r->n_to && sum != 100)
+			abort();
+		if (r->mirror.svc)
+			check_dest(c, &r->mirror);
+		for (j = 0; j < r->n_matches; j++) {
+			const struct conf_match *m = &r->matches[j];
+
+			if (m->has_path)
+				check_strmatch(&m->path);
+			for (k = 0; k < m->n_headers; k++)
+				check_strmatch(&m->headers[k].m);
+			for (k = 0; k < m->n_query; k++)
+				check_strmatch(&m->query[k].m);
+		}
+	}
 }
 
 static void check_loaded(struct conf *c)
@@ -35,6 +101,7 @@ static void check_loaded(struct conf *c)
 		if (!conf_find_service(c, s->name, strlen(s->name), &ok))
 			abort();
 	}
+	check_traffic(c);
 	r1 = conf_render(c);
 	c2 = conf_load_string("fuzz.ini", r1, err, sizeof(err));
 	if (!c2) {

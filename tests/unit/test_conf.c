@@ -738,6 +738,15 @@ static void test_destination_defaults(void)
 	     c->destinations[0].svc == &c->services[0] && p == &c->destinations[0].policy && p->lb == CONF_LB_PEAK_EWMA &&
 	     p->outlier_interval == 10000 && p->outlier_base_ejection_time == 30000 && p->outlier_max_ejection_percent == 10 &&
 	     !p->max_connections && c->destinations[0].line == 3 && !strcmp(c->destinations[0].file, "t.ini"));
+	{
+		struct conf *other = load("[service a]\nendpoint = :1\n[destination a]\n");
+
+		TEST("a service of another config has no rule here (no stale pointers across a reload)",
+		     c && other && !conf_destination_of(other, &c->services[0]) &&
+		     conf_policy_of(other, &c->services[0], -1)->lb == CONF_LB_PEAK_EWMA &&
+		     conf_policy_of(other, &c->services[0], -1) != &other->destinations[0].policy);
+		conf_unref(other);
+	}
 	conf_unref(c);
 }
 
@@ -1752,6 +1761,77 @@ static void test_traffic_render(void)
 	}
 }
 
+/* The ```ini block of docs/config.md whose text contains `marker` (malloc'd), or NULL. */
+static char *doc_block(const char *marker)
+{
+	char *doc = read_file("../../docs/config.md", err, sizeof(err)), *p, *start, *end, *r = NULL;
+
+	for (p = doc; p && (start = strstr(p, "```ini\n")); p = end + 4) {
+		start += 7;
+		if (!(end = strstr(start, "\n```")))
+			break;
+		if (memmem(start, (size_t)(end - start), marker, strlen(marker))) {
+			r = xstrndup(start, (size_t)(end - start + 1));
+			break;
+		}
+	}
+	free(doc);
+	return r;
+}
+
+static void test_doc_examples(void)
+{
+	char *lab = doc_block("; mesh.ini: the seed's Lab 2"), *bi = doc_block("[route bookinfo.com/jason]");
+	char *cb = doc_block("circuit_breaker.consecutive_errors = 3"), *ov = doc_block("[destination reviews/v2]");
+	char *text;
+	struct conf *c;
+	size_t n;
+
+	TEST("docs: the examples are there", lab && bi && cb && ov);
+	if (!lab || !bi || !cb || !ov)
+		goto out;
+	c = conf_load_string("mesh.ini", lab, err, sizeof(err));
+	TEST("docs: Lab 2 loads", c && c->n_destinations == 4 && c->n_routes == 2 && c->routes[1].n_to == 2 &&
+	     c->routes[1].to[1].weight == 20 && c->routes[0].matches[0].n_headers == 1);
+	TEST("docs: Lab 2's warnings are the four undeployed subsets, the first as quoted", c && c->n_warnings == 4 &&
+	     has_warning(c, "mesh.ini:31: warning: subset 'v2' of ratings matches no endpoint"));
+	if (!c)
+		printf("  %s\n", err);
+	conf_unref(c);
+	TEST("docs: Lab 2 round trip", round_trips(lab, NULL));
+	n = strlen(lab) + strlen(bi) + 2;
+	text = malloc(n);
+	snprintf(text, n, "%s\n%s", lab, bi);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("docs: the bookinfo.com rules load with Lab 2", c && c->n_routes == 4 && c->routes[3].to[1].subset == 2 &&
+	     c->routes[3].to[1].weight == 10 && c->routes[2].to[0].svc == svc_named(c, "reviews"));
+	conf_unref(c);
+	free(text);
+	n = strlen(cb) + 128;
+	text = malloc(n);
+	snprintf(text, n, "[service reviews]\nendpoint = :1 version=v1\n%s", cb);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("docs: the seed's circuit breaker loads with four warnings", c && c->n_warnings >= 4 &&
+	     c->destinations[0].policy.lb == CONF_LB_LEAST_REQUEST && c->destinations[0].policy.outlier_consecutive_5xx == 3 &&
+	     c->destinations[0].policy.outlier_interval == 30000 && c->destinations[0].policy.max_requests_per_connection == 2);
+	conf_unref(c);
+	free(text);
+	n = strlen(ov) + 128;
+	text = malloc(n);
+	snprintf(text, n, "[service reviews]\nendpoint = :1 version=v1\nendpoint = :2 version=v2\n%s", ov);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("docs: the subset override example", c && conf_policy_of(c, &c->services[0], 1)->max_connections == 10 &&
+	     conf_policy_of(c, &c->services[0], 1)->lb == CONF_LB_LEAST_REQUEST &&
+	     conf_policy_of(c, &c->services[0], 0)->max_connections == 100 && c->n_warnings == 0);
+	conf_unref(c);
+	free(text);
+out:
+	free(lab);
+	free(bi);
+	free(cb);
+	free(ov);
+}
+
 static void test_refcount(void)
 {
 	struct conf *c = load("[service a]\nendpoint = :1 x=y\n");
@@ -1819,5 +1899,6 @@ int main(void)
 	test_route_order_warnings();
 	test_lab2();
 	test_traffic_render();
+	test_doc_examples();
 	return test_report();
 }
