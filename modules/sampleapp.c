@@ -1266,7 +1266,6 @@ struct sa_resp {
 	const char *ctype;             /* Content-Type */
 	struct strbuf body;
 	struct strbuf headers;         /* extra header lines ("Set-Cookie: ...\r\n") */
-	int close;                     /* close the connection after this response */
 	char note[240];                /* what went wrong in a call, for the log */
 };
 
@@ -1741,13 +1740,13 @@ static void serve(struct sa_conn *c)
 		t0 = now_ms();
 		/* the body */
 		used = (size_t)n;
+		if (m.body == HTTP1_BODY_LENGTH && m.content_length > SAPP_MAX_BODY) {
+			send_error(c->fd, 413, "request body too large");
+			return;
+		}
 		if (m.body != HTTP1_BODY_NONE && (m.flags & HTTP1_F_EXPECT_CONTINUE))
 			send_by(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25, now_ms() + SAPP_SEND_MS);
 		if (m.body == HTTP1_BODY_LENGTH) {
-			if (m.content_length > SAPP_MAX_BODY) {
-				send_error(c->fd, 413, "request body too large");
-				return;
-			}
 			used += (size_t)m.content_length;
 			if (read_to(c, used, max, now_ms() + SAPP_HEADER_MS) < 0)
 				return;
@@ -1809,7 +1808,7 @@ static void serve(struct sa_conn *c)
 			rq.body_len = chunked.len;
 		}
 		handle(&rq, &rs);
-		keep = !(m.flags & HTTP1_F_CONN_CLOSE) && !rs.close && !rs.body.oom && !rs.headers.oom;
+		keep = !(m.flags & HTTP1_F_CONN_CLOSE) && !rs.body.oom && !rs.headers.oom;
 		if (rs.body.oom || rs.headers.oom) {
 			strbuf_free(&rs.body);
 			strbuf_free(&rs.headers);
@@ -1934,6 +1933,9 @@ static void accept_loop(int lfd)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
 				log_error("accept: %s (pausing 100 ms)", strerror(errno));
 				usleep(100000);
+			} else if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO && errno != EAGAIN) {
+				log_error("accept on %s: %s", SA.listen.text, strerror(errno));
+				return;
 			}
 			continue;
 		}
