@@ -175,7 +175,7 @@ build_asan() {
 # ---------------------------------------------------------------- tests
 # Every test program / scenario prints "PASS: ..." / "FAIL: ..." lines; we count them.
 TOTAL_PASS=0; TOTAL_FAIL=0
-count_output() { # $1 = log file, $2 = exit status, $3 = name
+count_output() { # $1 = log file, $2 = exit status, $3 = name, $4 = seconds taken
 	local p f
 	p=$(grep -c '^PASS: ' "$1" || true); f=$(grep -c '^FAIL: ' "$1" || true)
 	if [ "$2" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -183,7 +183,7 @@ count_output() { # $1 = log file, $2 = exit status, $3 = name
 	fi
 	grep '^FAIL: ' "$1" | sed "s|^|  [$3] |" || true
 	TOTAL_PASS=$((TOTAL_PASS + p)); TOTAL_FAIL=$((TOTAL_FAIL + f))
-	printf '  %-40s %3d passed, %d failed\n' "$3" "$p" "$f"
+	printf '  %-40s %3d passed, %d failed  (%ss)\n' "$3" "$p" "$f" "${4:-?}"
 }
 
 run_tests() {
@@ -203,9 +203,9 @@ run_tests() {
 			>"$art/$name.build.log" 2>&1; then
 			cat "$art/$name.build.log"; echo "FAIL: $name does not compile" >"$art/$name.log"; rc=1
 		else
-			rc=0; (cd tests/unit && timeout 300 "$art/bin/$name") >"$art/$name.log" 2>&1 || rc=$?
+			rc=0; SECONDS=0; (cd tests/unit && timeout 300 "$art/bin/$name") >"$art/$name.log" 2>&1 || rc=$?
 		fi
-		count_output "$art/$name.log" "$rc" "$name"
+		count_output "$art/$name.log" "$rc" "$name" "$SECONDS"
 	done
 	# helper programs the scenarios use (backends), plain glibc builds
 	for t in tests/e2e/*.c; do
@@ -219,10 +219,10 @@ run_tests() {
 		for t in tests/e2e/[0-9]*.sh; do
 			[ -e "$t" ] || continue
 			name=$(basename "$t" .sh)
-			rc=0
+			rc=0; SECONDS=0
 			MESH="$ROOT/$bin" BIN="$art/bin" ART="$art/$bin-$name" timeout 240 bash "$t" \
 				>"$art/$bin-$name.log" 2>&1 || rc=$?
-			count_output "$art/$bin-$name.log" "$rc" "$bin:$name"
+			count_output "$art/$bin-$name.log" "$rc" "$bin:$name" "$SECONDS"
 		done
 	done
 	echo "$TOTAL_PASS passed, $TOTAL_FAIL failed"

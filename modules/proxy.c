@@ -32,6 +32,7 @@
 #include <ev.h>
 
 #include "admin.h"
+#include "balance.h"
 #include "buf.h"
 #include "conf.h"
 #include "http1.h"
@@ -39,8 +40,8 @@
 #include "metrics.h"
 #include "net.h"
 #include "proxy.h"
+#include "route.h"
 
-#define POOL_BUCKETS 64
 #define MAX_TRAILER 8192
 #define LINGER_TIME 2.0     /* discard input this long after an error before closing */
 #define PEER_HEADER "x-mesh-peer"
@@ -61,18 +62,16 @@ struct listener {
 
 struct upstream;
 
-struct pool {                       /* connections to one endpoint address */
-	char key[64];               /* address text */
-	struct sockaddr_storage ss;
-	socklen_t sslen;
+struct pool {                       /* idle connections to one endpoint of one cluster (balance_ep.pool) */
 	struct upstream *idle;      /* LIFO of idle connections */
 	size_t n_idle;
-	struct pool *next;          /* hash chain */
 };
 
 #define U_CONNECTING 0x01
 #define U_EOF        0x02           /* peer closed */
 #define U_ERR        0x04           /* read/write error */
+#define U_IDLE       0x08           /* in its pool's idle list */
+#define U_SHADOW     0x10           /* a mirror's connection: the response is discarded */
 
 struct upstream {
 	ev_io io;
@@ -82,8 +81,9 @@ struct upstream {
 	unsigned flags;             /* U_* */
 	uint32_t requests;          /* requests sent on this connection */
 	int err;                    /* errno of a failed connect/read/write */
-	struct pool *pool;
+	struct balance_ep *bep;     /* its endpoint; NULL once the endpoint left the config */
 	struct client *client;      /* owner while in use; NULL when idle */
+	struct client *mirror_of;   /* U_SHADOW: the stream whose request it copies (NULL: detached) */
 	struct upstream *next_idle;
 	struct buf in, out;
 };
@@ -106,19 +106,37 @@ enum cstate { CS_HEAD = 0, CS_STREAM, CS_TUNNEL };
 #define C_CLOSE_AFTER 0x02          /* close once the current response is written */
 #define C_LINGER      0x04          /* response written, write side shut, discarding input */
 
+/* why a stream is waiting without an upstream */
+enum wait { W_NONE = 0, W_DELAY, W_BACKOFF, W_QUEUE };
+
 struct stream {
 	struct conf *conf;          /* config the stream started with (ref held) */
 	const struct conf_service *svc;
 	const struct conf_endpoint *ep;
 	struct upstream *up;
+	const struct conf_route *route;  /* the rule that matched, or NULL */
+	int route_block;            /* its match block (-1 = none) */
+	int subset;                 /* subset index of svc's destination, -1 = whole service */
+	struct balance_set *set;    /* the cluster (service or subset) */
+	struct balance_ep *bep;     /* the endpoint of the current try */
+	struct upstream *shadow;    /* the mirror's connection, if mirroring */
+	struct client *qnext;       /* in P.queue while waiting for a connection */
+	struct buf replay;          /* bytes sent upstream so far, to replay on a retry */
+	enum wait waiting;
+	double wake_at;             /* end of a fault delay or retry backoff */
+	double try_start;           /* when the current try was sent */
+	uint32_t attempts;          /* tries made (1 = the first) */
+	unsigned admitted : 1;      /* counted in set->active (balance_admit said GO) */
+	unsigned replayable : 1;    /* replay holds everything sent so far */
+	unsigned try_counted : 1;   /* balance_start was called for this try */
+	unsigned retry_active : 1;  /* counted in P.retries_active */
 	double t_start;             /* head parsed */
 	double t_up;                /* upstream response head received */
-	size_t head_len;            /* request head kept in client->in until the response starts (for a retry) */
+	size_t head_len;            /* request head still in client->in (consumed when first sent upstream) */
 	struct body req, resp;
 	unsigned head_req : 1;      /* HEAD: no response body */
 	unsigned upgrade : 1;       /* request asked for an upgrade */
 	unsigned http10 : 1;        /* HTTP/1.0 client */
-	unsigned retried : 1;
 	unsigned resp_head : 1;     /* final response head written to client->out */
 	unsigned up_close : 1;      /* upstream said Connection: close */
 	unsigned inbound : 1;
@@ -163,9 +181,10 @@ static struct {
 	char admin_addr[64];
 	struct client *clients;
 	size_t n_clients;
-	struct pool *pools[POOL_BUCKETS];
-	uint32_t *rr;               /* round-robin position per service of conf */
-	size_t rr_n;
+	struct route_table *routes; /* index of P.conf's routes */
+	struct client *queue;       /* streams waiting for a connection (max_connections) */
+	uint32_t retries_active;    /* retries in flight, for the retry budget */
+	uint32_t streams_active;    /* streams with an upstream, for the retry budget */
 	int draining;
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain_timer;
@@ -178,10 +197,12 @@ static struct {
 	size_t hdrs_cap;
 	char workload[128];         /* this workload's name for metrics */
 	/* counters for /metrics */
-	uint64_t cx_total, up_cx_total, up_cx_active, up_reused, rejected, retries;
+	uint64_t cx_total, up_cx_total, up_cx_active, up_reused, rejected, retries, retries_refused;
+	uint64_t overflows, faults, mirrors;
 } P;
 
 static int client_pump(struct client *c);
+static void try_end(struct client *c, int status, int gateway_error);
 static void upstream_close(struct upstream *u);
 static void client_close(struct client *c);
 
@@ -277,7 +298,11 @@ static void set_io(struct ev_loop *loop, ev_io *io, int *cur, int fd, int want)
 		return;
 	ev_io_stop(loop, io);
 	if (want) {
-		ev_io_set(io, fd, want);
+		/* same fd: ev_io_modify spares libev an epoll_ctl(ADD) that fails with EEXIST */
+		if (io->fd == fd)
+			io->events = (io->events & EV__IOFDSET) | want;   /* ev_io_modify, minus a warning */
+		else
+			ev_io_set(io, fd, want);
 		ev_io_start(loop, io);
 	}
 	*cur = want;
@@ -549,17 +574,62 @@ static void parse_peer(struct stream *st, const char *v, size_t n)
  * Writes the request head for the upstream into up->out. target/target_len is
  * the origin-form target, authority the Host to send.
  */
-static int build_request_head(struct client *c, const struct http1_msg *m, const char *target,
-                              size_t target_len, const char *authority, size_t authority_len)
+/* is header name n set or removed by these operations (so the original is dropped)? */
+static int ops_drop(const struct conf_header_ops *ops, const char *n, size_t l)
+{
+	size_t i;
+
+	for (i = 0; i < ops->n_set; i++)
+		if (http1_ieq(n, l, ops->set[i].name))
+			return 1;
+	for (i = 0; i < ops->n_remove; i++)
+		if (http1_ieq(n, l, ops->remove[i]))
+			return 1;
+	return 0;
+}
+
+static size_t ops_size(const struct conf_header_ops *ops)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < ops->n_set; i++)
+		n += strlen(ops->set[i].name) + strlen(ops->set[i].value) + 4;
+	for (i = 0; i < ops->n_add; i++)
+		n += strlen(ops->add[i].name) + strlen(ops->add[i].value) + 4;
+	return n;
+}
+
+static void ops_put(struct buf *o, const struct conf_header_ops *ops)
+{
+	size_t i;
+
+	for (i = 0; i < ops->n_set; i++) {
+		put(o, ops->set[i].name, strlen(ops->set[i].name));
+		PUTS(o, ": ");
+		put(o, ops->set[i].value, strlen(ops->set[i].value));
+		PUTS(o, "\r\n");
+	}
+	for (i = 0; i < ops->n_add; i++) {
+		put(o, ops->add[i].name, strlen(ops->add[i].name));
+		PUTS(o, ": ");
+		put(o, ops->add[i].value, strlen(ops->add[i].value));
+		PUTS(o, "\r\n");
+	}
+}
+
+static int build_request_head(struct client *c, struct buf *o, const struct http1_msg *m,
+                              const char *target, size_t target_len, const char *authority,
+                              size_t authority_len, int shadow)
 {
 	struct stream *st = &c->st;
-	struct buf *o = &st->up->out;
+	const struct conf_header_ops *ops = st->route ? &st->route->req_headers : NULL;
 	const char *xff = NULL, *reqid = NULL;
 	size_t xff_len = 0, reqid_len = 0, need, i;
 	int conn_tokens = has_connection_tokens(m), has_xfp = 0;
 	const struct conf_workload *w = &st->conf->workload;
 
-	need = m->method_len + target_len + authority_len + 512 + (sizeof(st->xff)) + 2 * 64;
+	need = m->method_len + target_len + authority_len + 600 + (sizeof(st->xff)) + 2 * 64 +
+	       (ops ? ops_size(ops) : 0);
 	for (i = 0; i < m->num_headers; i++)
 		need += m->headers[i].name_len + m->headers[i].value_len + 4;
 	if (buf_reserve(o, need) < 0)
@@ -568,12 +638,20 @@ static int build_request_head(struct client *c, const struct http1_msg *m, const
 	PUTS(o, " ");
 	put(o, target, target_len);
 	PUTS(o, " HTTP/1.1\r\nhost: ");
-	if (authority_len)
+	if (!authority_len) {
+		authority = st->svc ? st->svc->name : "localhost";
+		authority_len = strlen(authority);
+	}
+	if (shadow) {
+		/* Istio/Envoy: the mirror's Host is the original with "-shadow" (before a port) */
+		const char *colon = authority[0] == '[' ? NULL : memchr(authority, ':', authority_len);
+		size_t hl = colon ? (size_t)(colon - authority) : authority_len;
+		put(o, authority, hl);
+		PUTS(o, "-shadow");
+		put(o, authority + hl, authority_len - hl);
+	} else {
 		put(o, authority, authority_len);
-	else if (st->svc)
-		put(o, st->svc->name, strlen(st->svc->name));
-	else
-		PUTS(o, "localhost");
+	}
 	PUTS(o, "\r\n");
 	for (i = 0; i < m->num_headers; i++) {
 		const struct http1_header *h = &m->headers[i];
@@ -581,6 +659,8 @@ static int build_request_head(struct client *c, const struct http1_msg *m, const
 		if (is_hop_by_hop(h->name, h->name_len) || http1_ieq(h->name, h->name_len, "host"))
 			continue;
 		if (conn_tokens && listed_in_connection(m, h->name, h->name_len))
+			continue;
+		if (ops && ops_drop(ops, h->name, h->name_len))
 			continue;
 		if (http1_ieq(h->name, h->name_len, "x-forwarded-for")) {
 			xff = h->value;
@@ -619,11 +699,16 @@ static int build_request_head(struct client *c, const struct http1_msg *m, const
 	if (reqid_len) {
 		copy_slice(st->request_id, sizeof(st->request_id), reqid, reqid_len);
 	} else {
-		make_request_id(st->request_id);
+		if (!shadow)   /* the mirror carries the same id as the request it copies */
+			make_request_id(st->request_id);
 		PUTS(o, "x-request-id: ");
-		put(o, st->request_id, 36);
+		put(o, st->request_id, strlen(st->request_id));
 		PUTS(o, "\r\n");
 	}
+	if (ops)
+		ops_put(o, ops);
+	if (shadow)
+		PUTS(o, "connection: close\r\n");
 	if (!st->inbound && w->service) {
 		/* who is calling, for the destination's metrics (Istio's peer metadata) */
 		char v[200];
@@ -652,6 +737,10 @@ static int build_response_head(struct client *c, const struct http1_msg *m, int 
 	size_t need = 256 + m->reason_len, i;
 	int conn_tokens = has_connection_tokens(m);
 
+	const struct conf_header_ops *ops = final && st->route ? &st->route->resp_headers : NULL;
+
+	if (ops)
+		need += ops_size(ops);
 	for (i = 0; i < m->num_headers; i++)
 		need += m->headers[i].name_len + m->headers[i].value_len + 4;
 	if (buf_reserve(o, need) < 0)
@@ -673,11 +762,15 @@ static int build_response_head(struct client *c, const struct http1_msg *m, int 
 			continue;
 		if (conn_tokens && listed_in_connection(m, h->name, h->name_len))
 			continue;
+		if (ops && ops_drop(ops, h->name, h->name_len))
+			continue;
 		put(o, h->name, h->name_len);
 		PUTS(o, ": ");
 		put(o, h->value, h->value_len);
 		PUTS(o, "\r\n");
 	}
+	if (ops)
+		ops_put(o, ops);
 	if (!final) {
 		PUTS(o, "\r\n");
 		return 0;
@@ -910,10 +1003,20 @@ static double client_deadline(struct client *c)
 		return after(c->last_active, px->idle_timeout);
 	}
 	d = after(c->last_active, c->st.conf ? c->st.conf->proxy.stream_idle_timeout : px->stream_idle_timeout);
-	if (c->state == CS_STREAM && c->st.conf && c->st.conf->proxy.request_timeout) {
-		double r = c->st.t_start + c->st.conf->proxy.request_timeout / 1000.0;
+	if (c->state == CS_STREAM && c->st.conf) {
+		const struct stream *st = &c->st;
+		uint32_t to = st->route && st->route->timeout ? st->route->timeout : st->conf->proxy.request_timeout;
+		double r = after(st->t_start, to);
+
 		if (r < d)
 			d = r;
+		if ((st->waiting == W_DELAY || st->waiting == W_BACKOFF || st->waiting == W_QUEUE) && st->wake_at < d)
+			d = st->wake_at;
+		if (st->up && !st->resp_head && st->route && st->route->per_try_timeout) {
+			r = st->try_start + st->route->per_try_timeout / 1000.0;
+			if (r < d)
+				d = r;
+		}
 	}
 	return d;
 }
@@ -935,34 +1038,14 @@ static void client_arm(struct client *c)
 
 /* ------------------------------------------------------------------ pools, upstreams */
 
-static struct pool *pool_get(const struct conf_addr *a)
-{
-	uint32_t h = 2166136261u;
-	const char *p;
-	struct pool *pl;
-
-	for (p = a->text; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	for (pl = P.pools[h % POOL_BUCKETS]; pl; pl = pl->next)
-		if (!strcmp(pl->key, a->text))
-			return pl;
-	pl = calloc(1, sizeof(*pl));
-	if (!pl)
-		return NULL;
-	snprintf(pl->key, sizeof(pl->key), "%s", a->text);
-	memcpy(&pl->ss, &a->ss, sizeof(pl->ss));
-	pl->sslen = a->len;
-	pl->next = P.pools[h % POOL_BUCKETS];
-	P.pools[h % POOL_BUCKETS] = pl;
-	return pl;
-}
-
 static void upstream_update_io(struct upstream *u)
 {
 	int want = 0;
 
 	if (u->flags & U_CONNECTING)
 		want = EV_WRITE;
+	else if (u->flags & U_IDLE)
+		want = EV_READ;         /* an idle connection: only to see the server close it */
 	else {
 		if (!(u->flags & (U_EOF | U_ERR)) && u->in.len < (u->in.cap > BUF_SIZE ? u->in.cap : BUF_SIZE))
 			want |= EV_READ;
@@ -972,22 +1055,41 @@ static void upstream_update_io(struct upstream *u)
 	set_io(P.loop, &u->io, &u->io_events, u->fd, want);
 }
 
+static struct pool *pool_of(struct balance_ep *e)
+{
+	if (!e->pool)
+		e->pool = calloc(1, sizeof(struct pool));
+	return e->pool;
+}
+
 static void pool_unlink(struct upstream *u)
 {
+	struct pool *pl = u->bep ? u->bep->pool : NULL;
 	struct upstream **pp;
 
-	for (pp = &u->pool->idle; *pp; pp = &(*pp)->next_idle)
+	u->flags &= ~U_IDLE;
+	if (!pl)
+		return;
+	for (pp = &pl->idle; *pp; pp = &(*pp)->next_idle)
 		if (*pp == u) {
 			*pp = u->next_idle;
-			u->pool->n_idle--;
+			pl->n_idle--;
 			return;
 		}
 }
 
+static void queue_wake(struct balance_set *s);
+static void queue_unlink(struct client *c);
+static void client_arm(struct client *c);
+
 static void upstream_close(struct upstream *u)
 {
-	if (!u->client)
+	struct balance_set *set = u->bep ? u->bep->set : NULL;
+
+	if (u->flags & U_IDLE)
 		pool_unlink(u);
+	if (u->bep)
+		balance_conn_close(u->bep);
 	ev_io_stop(P.loop, &u->io);
 	ev_timer_stop(P.loop, &u->timer);
 	close(u->fd);
@@ -995,13 +1097,21 @@ static void upstream_close(struct upstream *u)
 	buf_free(&u->out);
 	P.up_cx_active--;
 	free(u);
+	if (set)
+		queue_wake(set);         /* a connection slot is free */
 }
+
+static void shadow_done(struct upstream *u);
 
 static void upstream_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct upstream *u = container_of(w, struct upstream, timer);
 	struct client *c = u->client;
 
+	if (u->flags & U_SHADOW) {      /* a mirror that took too long */
+		shadow_done(u);
+		return;
+	}
 	if (!c) {                       /* idle too long in the pool */
 		upstream_close(u);
 		return;
@@ -1012,12 +1122,18 @@ static void upstream_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	client_pump(c);
 }
 
+static void shadow_io(struct upstream *u, int revents);
+
 static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct upstream *u = (struct upstream *)w;
 	struct client *c = u->client;
 	ssize_t n;
 
+	if (u->flags & U_SHADOW) {
+		shadow_io(u, revents);
+		return;
+	}
 	if (!c) {
 		/* idle in the pool: data or EOF means the server is done with it */
 		upstream_close(u);
@@ -1043,39 +1159,58 @@ static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	client_pump(c);
 }
 
-/* a connection to the endpoint: an idle one from the pool, or a new one */
-static struct upstream *upstream_get(const struct conf_addr *a, int fresh)
+/* the address to connect to for an endpoint of a set */
+static const struct conf_addr *ep_addr(const struct conf *cf, const struct balance_ep *e)
 {
-	struct pool *pl = pool_get(a);
+	if (e->conf)
+		return &e->conf->addr;
+	return &cf->workload.app;       /* the app set's one endpoint */
+}
+
+/* an idle pooled connection to e, or NULL */
+static struct upstream *pool_take(struct balance_ep *e)
+{
+	struct pool *pl = e->pool;
+	struct upstream *u;
+
+	if (!pl || !pl->idle)
+		return NULL;
+	u = pl->idle;
+	pl->idle = u->next_idle;
+	pl->n_idle--;
+	u->next_idle = NULL;
+	u->flags &= ~U_IDLE;
+	ev_timer_stop(P.loop, &u->timer);
+	P.up_reused++;
+	return u;
+}
+
+/* a new connection to e (connect started); NULL with errno set */
+static struct upstream *upstream_connect(const struct conf *cf, struct balance_ep *e,
+                                         uint32_t connect_timeout)
+{
+	const struct conf_addr *a = ep_addr(cf, e);
 	struct upstream *u;
 	int in_progress, fd;
 
-	if (!pl)
-		return NULL;
-	if (!fresh && pl->idle) {
-		u = pl->idle;
-		pl->idle = u->next_idle;
-		pl->n_idle--;
-		u->next_idle = NULL;
-		ev_timer_stop(P.loop, &u->timer);
-		P.up_reused++;
-		return u;
-	}
 	fd = net_connect((const struct sockaddr *)&a->ss, a->len, &in_progress);
 	if (fd < 0)
 		return NULL;
 	u = calloc(1, sizeof(*u));
 	if (!u) {
 		close(fd);
+		errno = ENOMEM;
 		return NULL;
 	}
 	u->fd = fd;
-	u->pool = pl;
+	u->bep = e;
+	balance_conn_open(e);
 	ev_init(&u->io, upstream_io_cb);
+	u->io.fd = -1;            /* not registered yet: set_io uses ev_io_set */
 	ev_init(&u->timer, upstream_timer_cb);
 	if (in_progress) {
 		u->flags |= U_CONNECTING;
-		ev_timer_set(&u->timer, P.conf->proxy.connect_timeout / 1000.0, 0.);
+		ev_timer_set(&u->timer, (connect_timeout ? connect_timeout : cf->proxy.connect_timeout) / 1000.0, 0.);
 		ev_timer_start(P.loop, &u->timer);
 	}
 	P.up_cx_total++;
@@ -1086,23 +1221,71 @@ static struct upstream *upstream_get(const struct conf_addr *a, int fresh)
 static void upstream_release(struct upstream *u, int reusable)
 {
 	const struct conf_proxy *px = &P.conf->proxy;
+	const struct conf_policy *pol = u->bep ? u->bep->set->policy : NULL;
+	struct pool *pl;
 
 	u->client = NULL;
-	if (!reusable || u->in.len || u->out.len || (u->flags & (U_EOF | U_ERR | U_CONNECTING)) ||
-	    u->pool->n_idle >= px->max_idle_per_endpoint || P.draining) {
+	if (!reusable || !u->bep || u->in.len || u->out.len ||
+	    (u->flags & (U_EOF | U_ERR | U_CONNECTING)) || P.draining ||
+	    (pol && pol->max_requests_per_connection && u->requests >= pol->max_requests_per_connection) ||
+	    !(pl = pool_of(u->bep)) || pl->n_idle >= px->max_idle_per_endpoint) {
 		upstream_close(u);
 		return;
 	}
 	buf_release(&u->in);
 	buf_release(&u->out);
-	u->next_idle = u->pool->idle;
-	u->pool->idle = u;
-	u->pool->n_idle++;
-	set_io(P.loop, &u->io, &u->io_events, u->fd, EV_READ);
+	u->next_idle = pl->idle;
+	pl->idle = u;
+	pl->n_idle++;
+	u->flags |= U_IDLE;
+	upstream_update_io(u);
 	if (px->upstream_idle_timeout) {
 		ev_timer_set(&u->timer, px->upstream_idle_timeout / 1000.0, 0.);
 		ev_timer_start(P.loop, &u->timer);
 	}
+	queue_wake(u->bep->set);         /* an idle connection is there to take */
+}
+
+/* balance_sync is dropping endpoint e: close its idle connections, forget it elsewhere */
+static void ep_free_hook(struct balance_ep *e)
+{
+	struct pool *pl = e->pool;
+	struct client *c;
+
+	while (pl && pl->idle)
+		upstream_close(pl->idle);
+	free(pl);
+	e->pool = NULL;
+	for (c = P.clients; c; c = c->next) {
+		if (c->st.up && c->st.up->bep == e)
+			c->st.up->bep = NULL;      /* closed, not pooled, when the stream ends */
+		if (c->st.shadow && c->st.shadow->bep == e)
+			c->st.shadow->bep = NULL;
+		if (c->st.bep == e) {
+			c->st.bep = NULL;
+			c->st.try_counted = 0;
+		}
+	}
+}
+
+/* balance_sync is dropping a whole cluster: streams using it go on unaccounted */
+static void set_free_hook(struct balance_set *s)
+{
+	struct client *c;
+
+	for (c = P.clients; c; c = c->next)
+		if (c->st.set == s) {
+			if (c->st.waiting == W_QUEUE) {
+				queue_unlink(c);
+				c->st.wake_at = ev_now(P.loop);   /* dispatch finds no set: 503 */
+				client_arm(c);
+			}
+			if (c->st.admitted) {
+				c->st.admitted = 0;
+				P.streams_active--;
+			}
+			c->st.set = NULL;
+		}
 }
 
 /* ------------------------------------------------------------------ client lifecycle */
@@ -1125,14 +1308,7 @@ static void client_update_io(struct client *c)
 	client_arm(c);
 }
 
-static void stream_reset(struct client *c)
-{
-	if (c->st.conf)
-		conf_unref(c->st.conf);
-	memset(&c->st, 0, sizeof(c->st));
-	c->state = CS_HEAD;
-	c->head_start = 0;
-}
+static void stream_reset(struct client *c);
 
 static void client_close(struct client *c)
 {
@@ -1182,6 +1358,8 @@ static int stream_fail(struct client *c, int status, const char *flags, const ch
 	int n, hn;
 
 	if (st->up) {
+		/* a timeout or a bad answer is the endpoint's failure; a bad request is not */
+		try_end(c, status >= 500 ? 0 : 499, status >= 502 && status <= 504);
 		st->up->client = NULL;
 		upstream_release(st->up, 0);
 		st->up = NULL;
@@ -1249,6 +1427,9 @@ static int client_reject(struct client *c, int status, const char *reason)
 
 /* ------------------------------------------------------------------ streams */
 
+/* the name error messages give the destination */
+#define SVC(st) ((st)->svc ? (st)->svc->name : "local app")
+
 static const struct conf_service *find_service_by_name(const struct conf *cf, const char *name,
                                                        const char *ns)
 {
@@ -1260,170 +1441,462 @@ static const struct conf_service *find_service_by_name(const struct conf *cf, co
 	return NULL;
 }
 
-/* parses the head in c->in and connects the stream; 1 started, 0 need more, -1 freed */
-static int stream_start(struct client *c, int retry)
+static int percent_hit(double pct)
+{
+	return pct >= 100.0 || (double)(rnd() % 1000000) < pct * 10000.0;
+}
+
+/* the consistent-hash key of a request, per the cluster's policy (0 = none) */
+static uint64_t request_hash(struct client *c, const struct conf_policy *pol, const struct http1_msg *m,
+                             const char *query, size_t query_len)
+{
+	size_t i, kl;
+
+	if (!pol || (pol->lb != CONF_LB_RING_HASH && pol->lb != CONF_LB_MAGLEV))
+		return 0;
+	switch (pol->hash_on) {
+	case CONF_HASH_SOURCE_IP:
+		return balance_hash(c->ip, strlen(c->ip));
+	case CONF_HASH_HEADER:
+		i = (size_t)http1_find_header(m, pol->hash_key);
+		return (int)i >= 0 ? balance_hash(m->headers[i].value, m->headers[i].value_len) : 0;
+	case CONF_HASH_COOKIE:
+		kl = strlen(pol->hash_key);
+		for (i = 0; i < m->num_headers; i++) {
+			const char *p, *end;
+			if (!http1_ieq(m->headers[i].name, m->headers[i].name_len, "cookie"))
+				continue;
+			p = m->headers[i].value;
+			end = p + m->headers[i].value_len;
+			while (p < end) {
+				const char *semi = memchr(p, ';', (size_t)(end - p)), *e2 = semi ? semi : end;
+				while (p < e2 && *p == ' ')
+					p++;
+				if ((size_t)(e2 - p) > kl && !memcmp(p, pol->hash_key, kl) && p[kl] == '=')
+					return balance_hash(p + kl + 1, (size_t)(e2 - p - (ptrdiff_t)kl - 1));
+				p = semi ? semi + 1 : end;
+			}
+		}
+		return 0;
+	case CONF_HASH_QUERY: {
+		const char *p = query, *end = query ? query + query_len : NULL;
+		kl = strlen(pol->hash_key);
+		while (p && p < end) {
+			const char *amp = memchr(p, '&', (size_t)(end - p)), *e2 = amp ? amp : end;
+			if ((size_t)(e2 - p) > kl && !memcmp(p, pol->hash_key, kl) && p[kl] == '=')
+				return balance_hash(p + kl + 1, (size_t)(e2 - p - (ptrdiff_t)kl - 1));
+			p = amp ? amp + 1 : end;
+		}
+		return 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+/* ends the current try on its endpoint (outlier detection, latency estimate) */
+static void try_end(struct client *c, int status, int gateway_error)
 {
 	struct stream *st = &c->st;
-	struct conf *cf = retry ? st->conf : P.conf;
-	const struct conf_proxy *px = &cf->proxy;
-	struct http1_limits lim = { px->max_request_line, px->max_header_size, px->max_headers };
-	struct http1_msg m;
-	const char *target, *authority;
-	size_t target_len, authority_len;
-	const struct conf_addr *dest;
-	int r;
 
-	if (P.hdrs_cap < px->max_headers) {
-		free(P.hdrs);
-		P.hdrs = calloc(px->max_headers, sizeof(*P.hdrs));
-		P.hdrs_cap = P.hdrs ? px->max_headers : 0;
-		if (!P.hdrs) {
+	if (st->try_counted && st->bep)
+		balance_end(st->bep, status, gateway_error, (ev_now(P.loop) - st->try_start) * 1000.0,
+		            ev_now(P.loop));
+	st->try_counted = 0;
+}
+
+static void queue_unlink(struct client *c)
+{
+	struct client **pp;
+
+	for (pp = &P.queue; *pp; pp = &(*pp)->st.qnext)
+		if (*pp == c) {
+			*pp = c->st.qnext;
+			c->st.qnext = NULL;
+			return;
+		}
+}
+
+/* a connection of set s became free: the first stream queued on it tries again */
+static void queue_wake(struct balance_set *s)
+{
+	struct client *c;
+
+	for (c = P.queue; c; c = c->st.qnext)
+		if (c->st.set == s && c->st.wake_at >= NEVER) {
+			c->st.wake_at = ev_now(P.loop);
+			ev_timer_stop(P.loop, &c->timer);
+			ev_timer_set(&c->timer, 0., 0.);
+			ev_timer_start(P.loop, &c->timer);
+			c->timer_at = c->st.wake_at;
+			return;
+		}
+}
+
+static void shadow_detach(struct client *c);
+
+/* gives back everything the stream holds (balancer counts, queue place, replay) */
+static void stream_unaccount(struct client *c)
+{
+	struct stream *st = &c->st;
+
+	if (st->up) {
+		try_end(c, 499, 0);      /* not the endpoint's fault */
+		st->up->client = NULL;
+		upstream_release(st->up, 0);
+		st->up = NULL;
+	}
+	if (st->waiting == W_QUEUE) {
+		queue_unlink(c);
+		if (st->set)
+			balance_unqueue(st->set);
+	}
+	st->waiting = W_NONE;
+	if (st->admitted) {
+		if (st->set)
+			balance_release(st->set);
+		P.streams_active--;
+		st->admitted = 0;
+	}
+	if (st->retry_active) {
+		P.retries_active--;
+		st->retry_active = 0;
+	}
+	if (st->shadow)
+		shadow_detach(c);
+	buf_free(&st->replay);
+}
+
+static void stream_reset(struct client *c)
+{
+	stream_unaccount(c);
+	if (c->st.conf)
+		conf_unref(c->st.conf);
+	memset(&c->st, 0, sizeof(c->st));
+	c->state = CS_HEAD;
+	c->head_start = 0;
+}
+
+/* a response made by the proxy itself (direct_response, redirect), the request's head consumed */
+static int stream_local(struct client *c, int status, const char *extra_headers, const char *body)
+{
+	struct stream *st = &c->st;
+	char head[1024];
+	size_t bl = body ? strlen(body) : 0;
+	int hn;
+
+	if (!st->req.done)
+		c->flags |= C_CLOSE_AFTER;
+	if (st->head_len) {
+		buf_consume(&c->in, st->head_len);
+		st->head_len = 0;
+	}
+	hn = snprintf(head, sizeof(head), "HTTP/1.%d %d %s\r\ncontent-length: %zu\r\n%s%s\r\n",
+	              st->http10 ? 0 : 1, status, reason_phrase(status), st->head_req ? 0 : bl,
+	              extra_headers, (c->flags & C_CLOSE_AFTER) ? "connection: close\r\n" : "");
+	if (hn < 0 || hn >= (int)sizeof(head) || buf_append(&c->out, head, (size_t)hn) < 0 ||
+	    (!st->head_req && bl && buf_append(&c->out, body, bl) < 0)) {
+		client_close(c);
+		return -1;
+	}
+	st->status = status;
+	st->resp_head = 1;
+	st->resp.done = 1;
+	st->req.done = 1;
+	return 0;
+}
+
+/*
+ * Writes the request head for an upstream into o. authority may be rewritten;
+ * shadow: a mirror's copy (Host gets "-shadow", the connection closes after).
+ */
+static int build_request_head(struct client *c, struct buf *o, const struct http1_msg *m,
+                              const char *target, size_t target_len, const char *authority,
+                              size_t authority_len, int shadow);
+
+/* parses the retained head again (after a wait); 0 or -1 (closed) */
+static int reparse_head(struct client *c, struct http1_msg *m)
+{
+	const struct conf_proxy *px = &c->st.conf->proxy;
+	struct http1_limits lim = { px->max_request_line, px->max_header_size, px->max_headers };
+
+	memset(m, 0, sizeof(*m));
+	if (http1_parse_request(buf_data(&c->in), c->st.head_len, m, P.hdrs, &lim) != (int)c->st.head_len) {
+		client_close(c);   /* cannot happen: it parsed before */
+		return -1;
+	}
+	return 0;
+}
+
+/* target (origin-form) and authority of a parsed request */
+static void request_target(const struct http1_msg *m, const char **target, size_t *target_len,
+                           const char **authority, size_t *authority_len)
+{
+	*target = m->target;
+	*target_len = m->target_len;
+	*authority = m->host;
+	*authority_len = (m->flags & HTTP1_F_HAS_HOST) ? m->host_len : 0;
+	if (m->target_len > 7 && !strncasecmp(m->target, "http://", 7)) {
+		const char *a = m->target + 7, *end = m->target + m->target_len, *p = a;
+		while (p < end && *p != '/' && *p != '?')
+			p++;
+		*authority = a;
+		*authority_len = (size_t)(p - a);
+		if (p < end && *p == '/') {
+			*target = p;
+			*target_len = (size_t)(end - p);
+		} else {
+			*target = "/";      /* "http://host" and "http://host?x" have an empty path */
+			*target_len = 1;
+		}
+	}
+}
+
+static void shadow_start(struct client *c, const struct http1_msg *m, const char *target,
+                         size_t target_len, const char *authority, size_t authority_len);
+static int retry_check(struct client *c, unsigned kind, int status, double *backoff);
+static int stream_retry(struct client *c, double backoff);
+
+/*
+ * Sends the stream to an endpoint of its cluster: admission (pool limits), the
+ * balancer's pick, a pooled or new connection, and the request head (built from
+ * the head still in client->in the first time, replayed after that).
+ * m: the parsed head when the caller has it, else NULL. 1 sent, 0 waiting, -1 freed.
+ */
+static int stream_dispatch(struct client *c, const struct http1_msg *m_in)
+{
+	struct stream *st = &c->st;
+	struct conf *cf = st->conf;
+	double now = ev_now(P.loop);
+	const struct conf_policy *pol;
+	struct http1_msg mbuf;
+	const struct http1_msg *m = m_in;
+	const char *why = NULL, *target, *authority, *query;
+	size_t target_len, authority_len, query_len;
+	int from_queue = st->waiting == W_QUEUE, r;
+	struct balance_ep *e;
+	struct upstream *u;
+	char path_buf[2048];
+
+	if (from_queue)
+		queue_unlink(c);
+	st->waiting = W_NONE;
+	if (!st->set)
+		return stream_fail(c, 503, "UH", "no healthy upstream: %s left the configuration",
+		                   st->svc ? st->svc->name : "the local app");
+	pol = st->set->policy;
+	if (st->head_len && !m) {
+		if (reparse_head(c, &mbuf) < 0)
+			return -1;
+		m = &mbuf;
+	}
+	target = authority = query = NULL;
+	target_len = authority_len = query_len = 0;
+	if (m) {
+		request_target(m, &target, &target_len, &authority, &authority_len);
+		query = memchr(target, '?', target_len);
+		query_len = query ? (size_t)(target + target_len - query - 1) : 0;
+		if (query)
+			query++;
+	}
+	e = balance_pick(st->set, m ? request_hash(c, pol, m, query, query_len) : 0, rnd(), now, &why);
+	if (!e)
+		return stream_fail(c, 503, "UH", "%s for service %s", why ? why : "no healthy upstream",
+		                   st->svc ? st->svc->name : "local app");
+	u = pool_take(e);
+	if (!st->admitted) {
+		r = balance_admit(st->set, !u, from_queue, &why);
+		if (r == BALANCE_QUEUE) {
+			if (u)
+				upstream_release(u, 1);
+			st->waiting = W_QUEUE;
+			st->wake_at = NEVER;
+			st->qnext = P.queue;
+			P.queue = c;
+			return 0;
+		}
+		if (r == BALANCE_REFUSE) {
+			if (u)
+				upstream_release(u, 1);
+			P.overflows++;
+			return stream_fail(c, 503, "UO", "upstream overflow: %s reached for %s", why,
+			                   st->svc ? st->svc->name : "local app");
+		}
+		st->admitted = 1;
+		P.streams_active++;
+	}
+	st->bep = e;
+	st->ep = e->conf;
+	st->attempts++;
+	balance_start(e);
+	st->try_counted = 1;
+	st->try_start = now;
+	if (!u) {
+		u = upstream_connect(cf, e, pol ? pol->connect_timeout : 0);
+		if (!u) {
+			int err = errno;
+			double backoff;
+
+			try_end(c, 0, 1);
+			if (retry_check(c, CONF_RETRY_CONNECT_FAILURE, 0, &backoff))
+				return stream_retry(c, backoff);
+			return stream_fail(c, 502, "UF", "upstream connect error: %s %s (%s)",
+			                   st->svc ? st->svc->name : "local app", ep_addr(cf, e)->text,
+			                   strerror(err));
+		}
+	}
+	st->up = u;
+	u->client = c;
+	u->requests++;
+	if (st->head_len) {
+		/* the first try: the head, rewritten for the upstream */
+		const struct conf_route *rt = st->route;
+		size_t mark = u->out.len;
+
+		if (rt && rt->rewrite_uri) {
+			const char *q = memchr(target, '?', target_len);
+			size_t pl = q ? (size_t)(q - target) : target_len;
+			int n = route_rewrite_path(rt, st->route_block, target, pl, q ? q + 1 : NULL,
+			                           q ? (size_t)(target + target_len - q - 1) : 0, path_buf,
+			                           sizeof(path_buf));
+			if (n > 0) {
+				target = path_buf;
+				target_len = (size_t)n;
+			}
+		}
+		if (rt && rt->rewrite_authority) {
+			authority = rt->rewrite_authority;
+			authority_len = strlen(authority);
+		}
+		if (build_request_head(c, &u->out, m, target, target_len, authority, authority_len, 0) < 0) {
+			client_close(c);
+			return -1;
+		}
+		if (st->replayable && buf_append(&st->replay, buf_data(&u->out) + mark, u->out.len - mark) < 0) {
+			st->replayable = 0;
+			buf_free(&st->replay);
+		}
+		if (rt && rt->mirror.svc && percent_hit(rt->mirror_percent))
+			shadow_start(c, m, target, target_len, authority, authority_len);
+		buf_consume(&c->in, st->head_len);
+		st->head_len = 0;
+	} else {
+		/* a retry: everything sent so far, again */
+		if (buf_append(&u->out, buf_data(&st->replay), st->replay.len) < 0) {
 			client_close(c);
 			return -1;
 		}
 	}
-	/* the parser starts over each time: while a head trickles in, parse again
-	 * only when a line is complete (limits are still checked on time) */
-	if (!retry && c->scanned && c->in.len > c->scanned && c->in.len < px->max_request_line &&
-	    !memchr(buf_data(&c->in) + c->scanned, '\n', c->in.len - c->scanned))
-		return 0;
-	memset(&m, 0, sizeof(m));
-	r = http1_parse_request(buf_data(&c->in), c->in.len, &m, P.hdrs, &lim);
-	if (r == -2) {
-		c->scanned = c->in.len;
-		return 0;
-	}
-	c->scanned = 0;
-	if (r < 0)
-		return client_reject(c, m.err_status ? m.err_status : 400,
-		                     m.err_reason ? m.err_reason : "bad request") < 0 ? -1 : 0;
-	if (!retry) {
-		st->conf = conf_ref(cf);
-		st->t_start = ev_now(P.loop);
-		st->flags = "-";
-		st->inbound = c->kind == L_INBOUND;
-		st->http10 = m.minor_version == 0;
-		st->head_req = http1_ieq(m.method, m.method_len, "head");
-		st->upgrade = !!(m.flags & HTTP1_F_UPGRADE);
-		st->req.in = m.body;
-		st->req.left = m.content_length;
-		st->req.out = m.body == HTTP1_BODY_CHUNKED ? OUT_CHUNKED : OUT_RAW;
-		if (m.flags & HTTP1_F_CONN_CLOSE)
-			c->flags |= C_CLOSE_AFTER;
-		if (P.draining)
-			c->flags |= C_CLOSE_AFTER;
-		copy_slice(st->method, sizeof(st->method), m.method, m.method_len);
-		c->state = CS_STREAM;
-		/* the head stays in client->in until it is consumed: on an error reply
-		 * below, or once the upstream is chosen */
-		st->head_len = (size_t)r;
-		st->req.done = m.body == HTTP1_BODY_NONE;
-	}
-	/* the target: origin-form as is; absolute-form (we are the app's http_proxy) split */
-	target = m.target;
-	target_len = m.target_len;
-	authority = m.host;
-	authority_len = (m.flags & HTTP1_F_HAS_HOST) ? m.host_len : 0;
-	if (target_len > 7 && !strncasecmp(target, "http://", 7)) {
-		const char *a = target + 7, *end = target + target_len, *p = a;
-		while (p < end && *p != '/' && *p != '?')
-			p++;
-		authority = a;
-		authority_len = (size_t)(p - a);
-		target = p < end ? p : "/";
-		target_len = p < end ? (size_t)(end - p) : 1;
-		if (*target == '?') {   /* "http://host?x" has an empty path */
-			target = "/";
-			target_len = 1;
-		}
-	} else if (target[0] != '/' && !(target_len == 1 && target[0] == '*')) {
-		if (http1_ieq(m.method, m.method_len, "connect"))
-			return stream_fail(c, 405, "-", "CONNECT is not supported by the mesh proxy");
-		return stream_fail(c, 400, "DPE", "unsupported request-target form");
-	}
-	if (!retry) {
-		copy_slice(st->path, sizeof(st->path), target, target_len);
-		copy_slice(st->authority, sizeof(st->authority), authority, authority_len);
-	}
-	/* where it goes */
-	if (c->kind == L_INBOUND) {
-		if (!cf->workload.app.set)
-			return stream_fail(c, 503, "UH", "no local app configured for this workload");
-		dest = &cf->workload.app;
-	} else {
-		if (!retry) {
-			if (c->kind == L_SERVICE) {
-				st->svc = find_service_by_name(cf, c->service, c->namespace);
-				if (!st->svc)
-					return stream_fail(c, 404, "NR", "service '%s' is no longer configured",
-					                   c->service);
-			} else {
-				int port_ok = 1;
-				if (!authority_len)
-					return stream_fail(c, 400, "DPE", "no Host: the outbound listener routes by Host");
-				st->svc = conf_find_service(cf, authority, authority_len, &port_ok);
-				if (!st->svc)
-					return stream_fail(c, 404, "NR", "no route: '%s' is not a mesh service",
-					                   st->authority);
-				if (!port_ok)
-					return stream_fail(c, 404, "NR", "no route: service %s listens on port %u",
-					                   st->svc->name, st->svc->port);
-			}
-			if (!st->svc->n_endpoints)
-				return stream_fail(c, 503, "UH", "no healthy upstream for service %s",
-				                   st->svc->name);
-			if (cf == P.conf && (size_t)(st->svc - cf->services) < P.rr_n) {
-				uint32_t *rr = &P.rr[st->svc - cf->services];
-				st->ep = &st->svc->endpoints[(*rr)++ % st->svc->n_endpoints];
-			} else {
-				st->ep = &st->svc->endpoints[rnd() % st->svc->n_endpoints];
-			}
-		}
-		dest = &st->ep->addr;
-	}
-	st->up = upstream_get(dest, retry);
-	if (!st->up)
-		return stream_fail(c, 502, "UF", "upstream connect error: %s (%s)",
-		                   st->svc ? st->svc->name : "local app", strerror(errno));
-	st->up->client = c;
-	st->up->requests++;
-	if (build_request_head(c, &m, target, target_len, authority, authority_len) < 0) {
-		client_close(c);
-		return -1;
-	}
-	/* keep a bodiless head until the response starts, so a stale pooled
-	 * connection can be retried on a fresh one */
-	if (m.body != HTTP1_BODY_NONE || st->upgrade) {
-		buf_consume(&c->in, st->head_len);
-		st->head_len = 0;
-	}
-	upstream_update_io(st->up);
+	upstream_update_io(u);
 	return 1;
 }
 
-/* the upstream failed before any response byte: retry once if safe, else 502 */
+/*
+ * May the failed try be retried? kind: the failure's retry_on class
+ * (CONF_RETRY_CONNECT_FAILURE, CONF_RETRY_RESET) with status 0, or 0 with the
+ * response status. Needs a route that allows it (or a stale pooled connection,
+ * retried once whatever the route), a replayable request, nothing sent to the
+ * client yet, and room in the retry budget. Sets the backoff (seconds).
+ */
+static int retry_check(struct client *c, unsigned kind, int status, double *backoff)
+{
+	struct stream *st = &c->st;
+	const struct conf_route *rt = st->route;
+	struct upstream *u = st->up;
+	unsigned on = rt ? rt->retry_on : 0;
+	uint32_t cap;
+	int ok = 0;
+	size_t i;
+
+	*backoff = 0;
+	if (!st->replayable || st->resp_head)
+		return 0;
+	if (kind == CONF_RETRY_RESET && u && u->requests > 1 && !u->in.len && st->attempts == 1 &&
+	    !(rt && rt->retries))
+		return 1;   /* a pooled connection the server had closed: not the request's fault */
+	if (!rt || st->attempts > rt->retries)
+		return 0;
+	if (kind & on)
+		ok = 1;
+	else if (!status && (on & (CONF_RETRY_5XX | CONF_RETRY_GATEWAY_ERROR)))
+		ok = 1;     /* no response at all counts as 5xx / gateway error (Envoy) */
+	else if (status >= 500 && (on & CONF_RETRY_5XX))
+		ok = 1;
+	else if ((status == 502 || status == 503 || status == 504) && (on & CONF_RETRY_GATEWAY_ERROR))
+		ok = 1;
+	else if (status && (on & CONF_RETRY_STATUS_CODES))
+		for (i = 0; i < rt->n_retry_status_codes; i++)
+			if (rt->retry_status_codes[i] == status)
+				ok = 1;
+	if (!ok)
+		return 0;
+	/* the retry budget: retries in flight stay under a share of the streams in flight */
+	cap = P.streams_active * st->conf->proxy.retry_budget_percent / 100;
+	if (cap < 3)
+		cap = 3;
+	if (!st->retry_active && P.retries_active >= cap) {
+		P.retries_refused++;
+		return 0;
+	}
+	/* exponential backoff with full jitter: base 25 ms, ceiling doubling up to 250 ms */
+	{
+		uint32_t shift = st->attempts > 4 ? 4 : st->attempts - 1;
+		double ceil_us = 25000.0 * (double)(1u << shift);
+		if (ceil_us > 250000.0)
+			ceil_us = 250000.0;
+		*backoff = (double)(rnd() % (uint64_t)ceil_us) / 1e6;
+	}
+	return 1;
+}
+
+/* drops the current try's connection and sends again, now or after backoff; 1, or -1 freed */
+static int stream_retry(struct client *c, double backoff)
+{
+	struct stream *st = &c->st;
+
+	if (st->up) {
+		st->up->client = NULL;
+		upstream_release(st->up, 0);
+		st->up = NULL;
+	}
+	P.retries++;
+	if (backoff > 0 && !st->retry_active) {
+		st->retry_active = 1;
+		P.retries_active++;
+	}
+	st->resp = (struct body){ 0 };
+	if (backoff <= 0)
+		return stream_dispatch(c, NULL) < 0 ? -1 : 1;
+	st->waiting = W_BACKOFF;
+	st->wake_at = ev_now(P.loop) + backoff;
+	return 1;
+}
+
+/* the upstream failed before any response byte */
 static int upstream_failed(struct client *c)
 {
-	const char *what = strerror(c->st.up->err ? c->st.up->err : ECONNRESET);
 	struct stream *st = &c->st;
 	struct upstream *u = st->up;
-	int was_connecting = (u->flags & U_CONNECTING) != 0;
+	char what[256];
+	int r;
 
-	if (!st->retried && st->head_len && u->requests > 1 && !u->in.len) {
-		/* a pooled connection the server had closed: not the request's fault */
-		st->retried = 1;
-		P.retries++;
-		u->client = NULL;
-		upstream_release(u, 0);
-		st->up = NULL;
-		return stream_start(c, 1) < 0 ? -1 : 1;
+	int connecting = (u->flags & U_CONNECTING) != 0;
+	double backoff;
+
+	try_end(c, 0, 1);
+	if (retry_check(c, connecting ? CONF_RETRY_CONNECT_FAILURE : CONF_RETRY_RESET, 0, &backoff))
+		return stream_retry(c, backoff);
+	if (connecting) {
+		snprintf(what, sizeof(what), "upstream connect error: %s %s (%s)",
+		         st->svc ? st->svc->name : "local app", u->bep ? ep_addr(st->conf, u->bep)->text : "",
+		         strerror(u->err ? u->err : ECONNREFUSED));
+		r = stream_fail(c, 502, "UF", "%s", what);
+	} else {
+		snprintf(what, sizeof(what), "upstream connection closed before the response (%s: %s)",
+		         st->svc ? st->svc->name : "local app", strerror(u->err ? u->err : ECONNRESET));
+		r = stream_fail(c, 502, "UC", "%s", what);
 	}
-	if (was_connecting)
-		return stream_fail(c, 502, "UF", "upstream connect error: %s %s (%s)",
-		                   st->svc ? st->svc->name : "local app",
-		                   st->ep ? st->ep->addr.text : st->conf->workload.app.text, what);
-	return stream_fail(c, 502, "UC", "upstream connection closed before the response (%s)",
-	                   st->svc ? st->svc->name : "local app");
+	return r < 0 ? -1 : 1;
 }
 
 /* response side: parse heads, move the body; 1 progress, 0 none, -1 freed */
@@ -1446,18 +1919,18 @@ static int stream_response(struct client *c)
 		memset(&m, 0, sizeof(m));
 		r = http1_parse_response(buf_data(&u->in), u->in.len, &m, P.hdrs, &lim, st->head_req);
 		if (r == -2) {
-			if (u->flags & (U_EOF | U_ERR))
-				return stream_fail(c, 502, "UPE", "upstream sent an incomplete response head");
+			if (u->flags & (U_EOF | U_ERR)) {
+				try_end(c, 0, 1);
+				return stream_fail(c, 502, "UPE", "upstream sent an incomplete response head (%s)", SVC(st));
+			}
 			if (u->in.len == u->in.cap && buf_reserve(&u->in, BUF_SIZE) < 0)
-				return stream_fail(c, 502, "UPE", "out of memory for a large response head");
+				return stream_fail(c, 502, "UPE", "out of memory for a large response head (%s)", SVC(st));
 			return progress;
 		}
-		if (r < 0)
-			return stream_fail(c, 502, "UPE", "upstream sent an invalid response: %s",
+		if (r < 0) {
+			try_end(c, 0, 1);
+			return stream_fail(c, 502, "UPE", "upstream sent an invalid response (%s): %s", SVC(st),
 			                   m.err_reason ? m.err_reason : "bad response");
-		if (st->head_len) {     /* the response started: no retry any more */
-			buf_consume(&c->in, st->head_len);
-			st->head_len = 0;
 		}
 		if (m.status >= 100 && m.status < 200 && m.status != 101) {
 			/* interim (100 Continue, 103): pass to HTTP/1.1 clients */
@@ -1469,8 +1942,17 @@ static int stream_response(struct client *c)
 			progress = 1;
 			continue;
 		}
-		if (m.status == 101 && !st->upgrade)
-			return stream_fail(c, 502, "UPE", "upstream switched protocols unasked");
+		if (m.status == 101 && !st->upgrade) {
+			try_end(c, 0, 1);
+			return stream_fail(c, 502, "UPE", "upstream switched protocols unasked (%s)", SVC(st));
+		}
+		try_end(c, m.status, m.status == 502 || m.status == 503 || m.status == 504);
+		if (m.status >= 400 && st->route && st->route->retries) {
+			double backoff;
+			/* a retriable answer is dropped with its connection, never shown */
+			if (retry_check(c, 0, m.status, &backoff))
+				return stream_retry(c, backoff);
+		}
 		st->t_up = ev_now(P.loop);
 		st->status = m.status;
 		st->up_close = !!(m.flags & HTTP1_F_CONN_CLOSE);
@@ -1502,15 +1984,176 @@ static int stream_response(struct client *c)
 	if (!st->resp.done) {
 		r = body_move(&st->resp, &u->in, &c->out, (u->flags & (U_EOF | U_ERR)) != 0, &err);
 		if (r < 0)
-			return stream_fail(c, 502, "UPE", "upstream sent a bad body: %s", err);
+			return stream_fail(c, 502, "UPE", "upstream sent a bad body (%s): %s", SVC(st), err);
 		if (r > 0)
 			progress = 1;
 		if (!st->resp.done && !r && (u->flags & (U_EOF | U_ERR)) && !u->in.len) {
 			/* the upstream died mid-body: the client must see a cut, not a short body */
-			return stream_fail(c, 502, "UC", "upstream closed mid-response");
+			return stream_fail(c, 502, "UC", "upstream closed mid-response (%s)", SVC(st));
 		}
 	}
 	return progress;
+}
+
+/*
+ * Parses the head in c->in, routes it (rules, faults, local responses) and
+ * dispatches it; 1 started, 0 need more, -1 freed.
+ */
+static int stream_start(struct client *c)
+{
+	struct stream *st = &c->st;
+	struct conf *cf = P.conf;
+	const struct conf_proxy *px = &cf->proxy;
+	struct http1_limits lim = { px->max_request_line, px->max_header_size, px->max_headers };
+	struct http1_msg m;
+	const char *target, *authority;
+	size_t target_len, authority_len;
+	const struct conf_route *rt = NULL;
+	int r, subset = -1;
+
+	if (P.hdrs_cap < px->max_headers) {
+		free(P.hdrs);
+		P.hdrs = calloc(px->max_headers, sizeof(*P.hdrs));
+		P.hdrs_cap = P.hdrs ? px->max_headers : 0;
+		if (!P.hdrs) {
+			client_close(c);
+			return -1;
+		}
+	}
+	/* the parser starts over each time: while a head trickles in, parse again
+	 * only when a line is complete (limits are still checked on time) */
+	if (c->scanned && c->in.len > c->scanned && c->in.len < px->max_request_line &&
+	    !memchr(buf_data(&c->in) + c->scanned, '\n', c->in.len - c->scanned))
+		return 0;
+	memset(&m, 0, sizeof(m));
+	r = http1_parse_request(buf_data(&c->in), c->in.len, &m, P.hdrs, &lim);
+	if (r == -2) {
+		c->scanned = c->in.len;
+		return 0;
+	}
+	c->scanned = 0;
+	if (r < 0)
+		return client_reject(c, m.err_status ? m.err_status : 400,
+		                     m.err_reason ? m.err_reason : "bad request") < 0 ? -1 : 0;
+	st->conf = conf_ref(cf);
+	st->t_start = ev_now(P.loop);
+	st->flags = "-";
+	st->subset = -1;
+	st->inbound = c->kind == L_INBOUND;
+	st->http10 = m.minor_version == 0;
+	st->head_req = http1_ieq(m.method, m.method_len, "head");
+	st->upgrade = !!(m.flags & HTTP1_F_UPGRADE);
+	st->req.in = m.body;
+	st->req.left = m.content_length;
+	st->req.out = m.body == HTTP1_BODY_CHUNKED ? OUT_CHUNKED : OUT_RAW;
+	if ((m.flags & HTTP1_F_CONN_CLOSE) || P.draining)
+		c->flags |= C_CLOSE_AFTER;
+	copy_slice(st->method, sizeof(st->method), m.method, m.method_len);
+	c->state = CS_STREAM;
+	/* the head stays in client->in until it is first sent upstream (or answered) */
+	st->head_len = (size_t)r;
+	st->req.done = m.body == HTTP1_BODY_NONE;
+	request_target(&m, &target, &target_len, &authority, &authority_len);
+	if (target == m.target && target[0] != '/' && !(target_len == 1 && target[0] == '*')) {
+		if (http1_ieq(m.method, m.method_len, "connect"))
+			return stream_fail(c, 405, "-", "CONNECT is not supported by the mesh proxy");
+		return stream_fail(c, 400, "DPE", "unsupported request-target form");
+	}
+	copy_slice(st->path, sizeof(st->path), target, target_len);
+	copy_slice(st->authority, sizeof(st->authority), authority, authority_len);
+
+	if (c->kind == L_INBOUND) {
+		st->set = balance_app_set();
+		if (!st->set)
+			return stream_fail(c, 503, "UH", "no local app configured for this workload");
+	} else {
+		if (c->kind == L_SERVICE) {
+			st->svc = find_service_by_name(cf, c->service, c->namespace);
+			if (!st->svc)
+				return stream_fail(c, 404, "NR", "service '%s' is no longer configured", c->service);
+		} else {
+			int port_ok = 1;
+			if (!authority_len)
+				return stream_fail(c, 400, "DPE", "no Host: the outbound listener routes by Host");
+			st->svc = conf_find_service(cf, authority, authority_len, &port_ok);
+			if (st->svc && !port_ok)
+				return stream_fail(c, 404, "NR", "no route: service %s listens on port %u",
+				                   st->svc->name, st->svc->port);
+		}
+		/* VirtualService rules */
+		if (cf->n_routes) {
+			struct route_req rq;
+			const char *q = memchr(target, '?', target_len);
+
+			rq.method = m.method;
+			rq.method_len = m.method_len;
+			rq.path = target;
+			rq.path_len = q ? (size_t)(q - target) : target_len;
+			rq.query = q ? q + 1 : NULL;
+			rq.query_len = q ? (size_t)(target + target_len - q - 1) : 0;
+			rq.headers = m.headers;
+			rq.n_headers = m.num_headers;
+			rq.source = &cf->workload.labels;
+			rt = route_match(cf, P.routes, authority, authority_len, st->svc, &rq, &st->route_block);
+		}
+		if (!st->svc && !rt)
+			return stream_fail(c, 404, "NR", "no route: '%s' is not a mesh service", st->authority);
+		st->route = rt;
+		if (rt) {
+			if (rt->fault_abort && percent_hit(rt->fault_abort_percent)) {
+				P.faults++;
+				if (!(rt->fault_delay && percent_hit(rt->fault_delay_percent)))
+					return stream_fail(c, rt->fault_abort, "FI", "fault filter abort");
+				st->status = rt->fault_abort;   /* abort after the delay */
+			}
+			if (rt->direct_status) {
+				if (stream_local(c, rt->direct_status, "content-type: text/plain\r\n",
+				                 rt->direct_body ? rt->direct_body : "") < 0)
+					return -1;
+				return 1;
+			}
+			if (rt->redirect) {
+				char loc[1024];
+				if (!strncmp(rt->redirect, "http://", 7) || !strncmp(rt->redirect, "https://", 8))
+					snprintf(loc, sizeof(loc), "location: %s\r\n", rt->redirect);
+				else
+					snprintf(loc, sizeof(loc), "location: http://%s%s\r\n", st->authority, rt->redirect);
+				if (stream_local(c, rt->redirect_code ? rt->redirect_code : 301, loc, NULL) < 0)
+					return -1;
+				return 1;
+			}
+			{
+				const struct conf_dest *d = route_pick(rt, rnd());
+				if (d) {
+					st->svc = d->svc;
+					subset = d->subset;
+				}
+			}
+			/* retries (and the stale-connection retry) need the bytes sent so far */
+			st->replayable = 1;
+		}
+		if (!st->svc)
+			return stream_fail(c, 404, "NR", "no route: '%s' is not a mesh service", st->authority);
+		st->subset = subset;
+		st->set = balance_set_of(cf, st->svc, subset);
+		if (!st->set || !st->set->n_eps)
+			return stream_fail(c, 503, "UH", "no healthy upstream for service %s%s%s", st->svc->name,
+			                   subset >= 0 ? " subset " : "",
+			                   subset >= 0 ? conf_destination_of(cf, st->svc)->subsets[subset].name : "");
+	}
+	if (m.body == HTTP1_BODY_NONE && !st->upgrade)
+		st->replayable = 1;   /* a bodiless request can always be sent again */
+	else if (st->upgrade)
+		st->replayable = 0;
+	if (rt && rt->fault_delay && (st->status || percent_hit(rt->fault_delay_percent))) {
+		P.faults++;
+		st->waiting = W_DELAY;
+		st->wake_at = st->t_start + rt->fault_delay / 1000.0;
+		return 1;
+	}
+	if (st->status)
+		return stream_fail(c, st->status, "FI", "fault filter abort");
+	return stream_dispatch(c, &m) < 0 ? -1 : 1;
 }
 
 /* the exchange is over: metrics, log, upstream back to the pool, next request */
@@ -1532,6 +2175,92 @@ static int stream_finish(struct client *c)
 		buf_free(&c->in);
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------------ mirrors */
+
+/*
+ * A mirror (Istio mirror / Envoy request_mirror_policies) is a fire-and-forget
+ * copy of the request to another cluster: its own connection, Host with a
+ * "-shadow" suffix, the body copied as it streams (up to [proxy] retry_buffer
+ * waiting to be written, else the mirror is dropped), the response read and
+ * discarded. Nothing that happens to it reaches the caller.
+ */
+static void shadow_done(struct upstream *u)
+{
+	if (u->mirror_of) {
+		u->mirror_of->st.shadow = NULL;
+		u->mirror_of = NULL;
+	}
+	u->flags &= ~U_SHADOW;
+	u->client = NULL;
+	upstream_close(u);
+}
+
+/* the stream ends: a mirror with its whole request keeps going alone */
+static void shadow_detach(struct client *c)
+{
+	struct upstream *u = c->st.shadow;
+
+	c->st.shadow = NULL;
+	u->mirror_of = NULL;
+	if (!c->st.req.done)
+		shadow_done(u);    /* half a request is not a copy */
+}
+
+static void shadow_io(struct upstream *u, int revents)
+{
+	char sink[4096];
+	ssize_t n;
+
+	if (u->flags & U_CONNECTING) {
+		if (net_connect_result(u->fd)) {
+			shadow_done(u);
+			return;
+		}
+		u->flags &= ~U_CONNECTING;
+	}
+	if (u->out.len && flush_buf(u->fd, &u->out) < 0) {
+		shadow_done(u);
+		return;
+	}
+	if (revents & EV_READ) {
+		n = read(u->fd, sink, sizeof(sink));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			shadow_done(u);    /* the response was read (connection: close) or failed */
+			return;
+		}
+	}
+	set_io(P.loop, &u->io, &u->io_events, u->fd, EV_READ | (u->out.len ? EV_WRITE : 0));
+}
+
+static void shadow_start(struct client *c, const struct http1_msg *m, const char *target,
+                         size_t target_len, const char *authority, size_t authority_len)
+{
+	struct stream *st = &c->st;
+	const struct conf_route *rt = st->route;
+	struct balance_set *set = balance_set_of(st->conf, rt->mirror.svc, rt->mirror.subset);
+	struct balance_ep *e;
+	struct upstream *u;
+	const char *why;
+
+	if (!set || !(e = balance_pick(set, 0, rnd(), ev_now(P.loop), &why)))
+		return;
+	u = upstream_connect(st->conf, e, set->policy ? set->policy->connect_timeout : 0);
+	if (!u)
+		return;
+	u->flags |= U_SHADOW;
+	u->mirror_of = c;
+	if (build_request_head(c, &u->out, m, target, target_len, authority, authority_len, 1) < 0) {
+		shadow_done(u);
+		return;
+	}
+	st->shadow = u;
+	P.mirrors++;
+	/* a mirror lives at most as long as a stream may stay idle */
+	ev_timer_set(&u->timer, (st->conf->proxy.stream_idle_timeout ? st->conf->proxy.stream_idle_timeout : 60000) / 1000.0, 0.);
+	ev_timer_start(P.loop, &u->timer);
+	shadow_io(u, 0);
 }
 
 static int tunnel_step(struct client *c)
@@ -1560,6 +2289,27 @@ static int tunnel_step(struct client *c)
 	return progress;
 }
 
+/* request bytes just sent upstream: kept for a retry and copied to a mirror, within bounds */
+static void copy_sent(struct client *c, const char *p, size_t n)
+{
+	struct stream *st = &c->st;
+	size_t cap = st->conf->proxy.retry_buffer;
+
+	if (st->replayable) {
+		if (st->replay.len + n > cap + BUF_SIZE || buf_append(&st->replay, p, n) < 0) {
+			st->replayable = 0;    /* too big to replay: no more retries */
+			buf_free(&st->replay);
+		}
+	}
+	if (st->shadow) {
+		struct upstream *u = st->shadow;
+		if (u->out.len + n > cap + BUF_SIZE || buf_append(&u->out, p, n) < 0)
+			shadow_done(u);        /* the mirror cannot keep up: drop it, not the caller */
+		else
+			shadow_io(u, 0);
+	}
+}
+
 /*
  * Makes all the progress possible for client c and its upstream, then sets
  * the watchers. Returns -1 when c was freed.
@@ -1574,7 +2324,7 @@ static int client_pump(struct client *c)
 			if (c->flags & C_LINGER)
 				break;
 			if (c->in.len && !(c->flags & C_CLOSE_AFTER) && !c->out.len) {
-				r = stream_start(c, 0);
+				r = stream_start(c);
 				if (r < 0)
 					return -1;
 				/* a head larger than one block: give it room, up to the limit */
@@ -1594,6 +2344,8 @@ static int client_pump(struct client *c)
 
 			if (!(u->flags & U_CONNECTING)) {
 				if (!c->st.req.done) {
+					size_t mark = u->out.len;
+
 					r = body_move(&c->st.req, &c->in, &u->out, 0, &err);
 					if (r < 0) {
 						c->flags |= C_CLOSE_AFTER;
@@ -1601,6 +2353,8 @@ static int client_pump(struct client *c)
 							return -1;
 						continue;
 					}
+					if (u->out.len > mark)
+						copy_sent(c, buf_data(&u->out) + mark, u->out.len - mark);
 					progress |= r;
 				}
 				if (u->out.len && !(u->flags & (U_EOF | U_ERR))) {
@@ -1647,6 +2401,15 @@ static int client_pump(struct client *c)
 				return -1;
 			}
 			progress |= r > 0;
+		}
+		if (c->state == CS_STREAM && c->st.resp.done && !c->st.req.done && !c->out.len) {
+			/* the upstream answered before the request body ended (an early 413,
+			 * a redirect): the rest of the body cannot be skipped safely, so the
+			 * exchange ends here and the connection closes (lingering) */
+			c->flags |= C_CLOSE_AFTER;
+			c->st.up_close = 1;
+			c->st.req.done = 1;
+			buf_free(&c->in);
 		}
 		if (c->state == CS_STREAM && c->st.resp.done && c->st.req.done && !c->out.len) {
 			stream_finish(c);
@@ -1746,13 +2509,51 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		client_close(c);
 		return;
 	}
-	/* a stream that took too long, or went quiet */
-	if (c->st.conf->proxy.request_timeout &&
-	    now >= c->st.t_start + c->st.conf->proxy.request_timeout / 1000.0) {
-		if (stream_fail(c, 504, "UT", "upstream request timeout (%s)",
-		                c->st.svc ? c->st.svc->name : "local app") == 0)
-			client_pump(c);
-		return;
+	{
+		struct stream *st = &c->st;
+		uint32_t to = st->route && st->route->timeout ? st->route->timeout : st->conf->proxy.request_timeout;
+
+		/* the whole request took too long (the route's timeout, or [proxy] request_timeout) */
+		if (to && now >= st->t_start + to / 1000.0) {
+			if (stream_fail(c, 504, "UT", "upstream request timeout (%s)",
+			                st->svc ? st->svc->name : "local app") == 0)
+				client_pump(c);
+			return;
+		}
+		/* the end of a fault delay, a retry backoff, or a turn in the connection queue */
+		if (st->waiting != W_NONE && now >= st->wake_at) {
+			if (st->waiting == W_DELAY && st->status) {
+				int status = st->status;
+				st->waiting = W_NONE;
+				st->status = 0;
+				if (stream_fail(c, status, "FI", "fault filter abort") == 0)
+					client_pump(c);
+				return;
+			}
+			if (stream_dispatch(c, NULL) >= 0)
+				client_pump(c);
+			return;
+		}
+		/* one try took longer than per_try_timeout: retry, or 504 */
+		if (st->up && !st->resp_head && st->route && st->route->per_try_timeout &&
+		    now >= st->try_start + st->route->per_try_timeout / 1000.0) {
+			double backoff;
+			try_end(c, 0, 1);
+			if (retry_check(c, 0, 0, &backoff)) {   /* no response: a 5xx / gateway error */
+				if (stream_retry(c, backoff) >= 0)
+					client_pump(c);
+				return;
+			}
+			if (stream_fail(c, 504, "UT", "upstream per-try timeout (%s)",
+			                st->svc ? st->svc->name : "local app") == 0)
+				client_pump(c);
+			return;
+		}
+		if (st->waiting != W_NONE && c->last_active + (st->conf->proxy.stream_idle_timeout ?
+		    st->conf->proxy.stream_idle_timeout / 1000.0 : NEVER) > now) {
+			client_arm(c);   /* still waiting, not idle yet */
+			return;
+		}
 	}
 	if (stream_fail(c, 504, "SI", "stream idle timeout (%s)",
 	                c->st.svc ? c->st.svc->name : "local app") == 0)
@@ -1785,6 +2586,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		memcpy(c->ip, ip, sizeof(c->ip));
 		c->last_active = ev_now(loop);
 		ev_init(&c->io, client_io_cb);
+		c->io.fd = -1;
 		ev_init(&c->timer, client_timer_cb);
 		c->next = P.clients;
 		if (P.clients)
@@ -1955,22 +2757,30 @@ static int access_log_apply(const struct conf *cf, char *err, size_t errlen)
 static int config_install(struct conf *cf)
 {
 	char err[512];
-	uint32_t *rr;
+	struct route_table *rt;
 	size_t i;
 
+	rt = route_table_build(cf);
+	if (!rt) {
+		log_error("out of memory indexing the routes");
+		return -1;
+	}
 	if (listeners_apply(cf, err, sizeof(err)) < 0 || admin_apply(cf, err, sizeof(err)) < 0 ||
 	    access_log_apply(cf, err, sizeof(err)) < 0) {
 		log_error("%s: %s", cf->path ? cf->path : P.conf_path, err);
+		route_table_free(rt);
 		return -1;
 	}
-	rr = calloc(cf->n_services ? cf->n_services : 1, sizeof(*rr));
-	if (!rr) {
-		log_error("out of memory");
+	/* clusters and endpoints: state (pools, latency, ejections) carries over by name */
+	balance_ep_free_hook = ep_free_hook;
+	balance_set_free_hook = set_free_hook;
+	if (balance_sync(cf) < 0) {
+		log_error("out of memory building the clusters");
+		route_table_free(rt);
 		return -1;
 	}
-	free(P.rr);
-	P.rr = rr;
-	P.rr_n = cf->n_services;
+	route_table_free(P.routes);
+	P.routes = rt;
 	if (P.conf)
 		conf_unref(P.conf);
 	P.conf = cf;
@@ -2176,15 +2986,9 @@ int proxy_main(int argc, char **argv)
 		P.listeners = l->next;
 		listener_free(l);
 	}
-	for (i = 0; i < POOL_BUCKETS; i++) {
-		while (P.pools[i]) {
-			struct pool *pl = P.pools[i];
-			while (pl->idle)
-				upstream_close(pl->idle);
-			P.pools[i] = pl->next;
-			free(pl);
-		}
-	}
+	balance_free_all();     /* closes the idle pools through ep_free_hook */
+	route_table_free(P.routes);
+	P.routes = NULL;
 	admin_stop(P.admin);
 	P.admin = NULL;
 	if (P.access_fd >= 0)
@@ -2192,7 +2996,6 @@ int proxy_main(int argc, char **argv)
 	if (P.access_fd > 2)
 		close(P.access_fd);
 	strbuf_free(&P.access_buf);
-	free(P.rr);
 	free(P.hdrs);
 	conf_unref(P.conf);
 	metrics_reset();

@@ -27,6 +27,11 @@ port = 80
 [service dead]
 port = 80
 endpoint = 127.0.0.1:$DEAD
+
+; these checks count endpoints in turn: round robin (the default, peak EWMA,
+; follows latency instead; see docs/balancing.md)
+[destination hello]
+load_balancer = round_robin
 EOF
 
 # the client's sidecar: outbound only

@@ -17,6 +17,8 @@ write_mesh() { # write_mesh ENDPOINT_PORT... : the mesh file, atomically
 		echo "port = 80"
 		local p
 		for p in "$@"; do echo "endpoint = 127.0.0.1:$p"; done
+		echo "[destination hello]"            # the checks count endpoints in turn
+		echo "load_balancer = round_robin"
 	} >"$ART/mesh.ini.tmp"
 	mv "$ART/mesh.ini.tmp" "$ART/mesh.ini"
 }
