@@ -2816,6 +2816,41 @@ static void reload(void)
 
 /* ------------------------------------------------------------------ admin endpoints */
 
+/* per-cluster gauges and counters (the balancer's state) */
+static void cluster_metrics(struct strbuf *body)
+{
+	static const char *names[] = { "mesh_cluster_rq_active", "mesh_cluster_cx_active",
+		"mesh_cluster_rq_pending", "mesh_cluster_overflow_total", "mesh_cluster_ejections_total",
+		"mesh_cluster_endpoints_ejected" };
+	static const char *types[] = { "gauge", "gauge", "gauge", "counter", "counter", "gauge" };
+	struct balance_set **sets;
+	size_t n = balance_sets(&sets), i, k;
+	double now = ev_now(P.loop);
+
+	for (k = 0; k < 6; k++) {
+		strbuf_printf(body, "# TYPE %s %s\n", names[k], types[k]);
+		for (i = 0; i < n; i++) {
+			const struct balance_set *s = sets[i];
+			unsigned long long v = 0;
+			size_t e;
+
+			switch (k) {
+			case 0: v = s->active; break;
+			case 1: v = s->connections; break;
+			case 2: v = s->pending; break;
+			case 3: v = s->overflows; break;
+			case 4: v = s->ejections_total; break;
+			case 5:
+				for (e = 0; e < s->n_eps; e++)
+					v += s->eps[e]->ejected_until > now;
+				break;
+			}
+			strbuf_printf(body, "%s{service=\"%s\",namespace=\"%s\",subset=\"%s\"} %llu\n", names[k],
+			              s->service, s->namespace, s->subset, v);
+		}
+	}
+}
+
 static int admin_handler(void *ctx, const char *method, size_t method_len, const char *path,
                          size_t path_len, struct strbuf *body, const char **ctype)
 {
@@ -2856,6 +2891,14 @@ static int admin_handler(void *ctx, const char *method, size_t method_len, const
 		              (unsigned long long)P.up_cx_active, (unsigned long long)P.up_reused,
 		              (unsigned long long)P.retries, (unsigned long long)P.rejected,
 		              buf_blocks_in_use);
+		strbuf_printf(body,
+		              "# TYPE mesh_upstream_rq_retry_refused_total counter\nmesh_upstream_rq_retry_refused_total %llu\n"
+		              "# TYPE mesh_upstream_rq_overflow_total counter\nmesh_upstream_rq_overflow_total %llu\n"
+		              "# TYPE mesh_fault_injected_total counter\nmesh_fault_injected_total %llu\n"
+		              "# TYPE mesh_mirror_total counter\nmesh_mirror_total %llu\n",
+		              (unsigned long long)P.retries_refused, (unsigned long long)P.overflows,
+		              (unsigned long long)P.faults, (unsigned long long)P.mirrors);
+		cluster_metrics(body);
 		return 200;
 	}
 	if (plen == 1 && path[0] == '/') {
