@@ -8,7 +8,8 @@
 # -> reviews -> ratings, the other tracing headers forwarded and nothing else,
 # partial failures rendered like Bookinfo (ratings down, details down, reviews
 # down) with status 200, Istio metrics on every sidecar, keep-alive to the
-# sidecar, the connection cap, and Lab 2's mesh file loading on a reload.
+# sidecar, the connection cap, and the seed's Lab 2 (mesh-lab2.ini on a
+# reload: jason always v2, everyone else 80/20 v1/v2).
 . "$(dirname "$0")/lib.sh"
 
 ports GW GW_OUT GW_ADM \
@@ -499,4 +500,51 @@ for i in $(seq 1 10); do
 	[ "$(code "http://127.0.0.1:$GW/productpage")" = 200 ] || bad_codes=$((bad_codes + 1))
 done
 expect_eq "pages still 200 after the reload" 0 "$bad_codes"
+
+# the seed's Lab 2 test: jason always sees black stars (v2); everyone else
+# 80% v1 (no stars), 20% v2, never v3. One curl per batch (keep-alive), a
+# file per page; the split is checked against a 4-sigma binomial bound.
+# pages URL N [curl args]: fetches N pages into $ART/lab2/, prints the status codes
+pages() {
+	local url=$1 n=$2 i args=()
+	shift 2
+	rm -rf "$ART/lab2"; mkdir -p "$ART/lab2"
+	for ((i = 1; i <= n; i++)); do args+=(-o "$ART/lab2/$i.html" "$url"); done
+	curl -s --max-time 120 -w '%{http_code}\n' "$@" "${args[@]}"
+}
+# tally: counts of each version over $ART/lab2/*.html, as "v1=A v2=B v3=C ?=D"
+tally() {
+	local f v
+	declare -A t=([v1]=0 [v2]=0 [v3]=0 ['?']=0)
+	for f in "$ART"/lab2/*.html; do v=$(classify "$f"); t[$v]=$((t[$v] + 1)); done
+	echo "v1=${t[v1]} v2=${t[v2]} v3=${t[v3]} ?=${t['?']}"
+}
+codes=$(pages "http://127.0.0.1:$GW/productpage" 40 -H 'end-user: jason' | sort | uniq -c | tr -s ' ')
+t=$(tally)
+expect_match "Lab 2: 40 pages as end-user jason, all 200" '^ ?40 200$' "$codes"
+expect_eq "Lab 2: jason always gets reviews v2 (black stars)" "v1=0 v2=40 v3=0 ?=0" "$t"
+codes=$(pages "http://127.0.0.1:$GW/productpage" 20 -b 'user=jason' | sort | uniq -c | tr -s ' ')
+expect_eq "Lab 2: jason signed in (cookie) gets v2 too: productpage sends end-user" "v1=0 v2=20 v3=0 ?=0" "$(tally)"
+n=200
+codes=$(pages "http://127.0.0.1:$GW/productpage" "$n" | sort | uniq -c | tr -s ' ')
+t=$(tally)
+expect_match "Lab 2: $n anonymous pages, all 200" "^ ?$n 200\$" "$codes"
+v1=$(printf '%s' "$t" | sed 's/.*v1=\([0-9]*\).*/\1/'); v2=$(printf '%s' "$t" | sed 's/.*v2=\([0-9]*\).*/\1/')
+# 20% of 200 = 40, sigma = sqrt(200 * 0.2 * 0.8) = 5.66: 4 sigma is 40 +- 22
+if [ "$((v1 + v2))" -eq "$n" ] && [ "$v2" -ge 18 ] && [ "$v2" -le 62 ]; then
+	pass "Lab 2: anonymous split v1/v2 within 4 sigma of 80/20, no v3 ($t)"
+else fail "Lab 2 anonymous split" "$t (want only v1 and v2, v2 in 18..62 of $n)"; fi
+
+# and back: mesh.ini again, the three versions take turns again
+sed -i 's/^mesh = mesh-lab2\.ini$/mesh = mesh.ini/' "$ART/productpage-v1.ini"
+kill -HUP "${PROXY_PID[productpage-v1]}"
+for i in $(seq 1 25); do
+	curl -s --max-time 2 "http://127.0.0.1:$PP_ADM/config" | grep -q '^\[route' || break
+	sleep 0.2
+done
+pages "http://127.0.0.1:$GW/productpage" 30 >/dev/null
+t=$(tally)
+if printf '%s' "$t" | grep -Eq 'v1=[1-9][0-9]* v2=[1-9][0-9]* v3=[1-9][0-9]* \?=0'; then
+	pass "SIGHUP back to mesh.ini: all three versions again ($t)"
+else fail "back to mesh.ini" "$t"; fi
 exit 0
