@@ -1349,9 +1349,9 @@ static void note_call(struct sa_resp *rs, const char *what, const struct sa_call
 	if (l + 2 >= sizeof(rs->note))
 		return;
 	if (c->status)
-		snprintf(rs->note + l, sizeof(rs->note) - l, "%s%s=%d", l ? " " : "", what, c->status);
+		snprintf(rs->note + l, sizeof(rs->note) - l, "%s%s=%d", l ? "; " : "", what, c->status);
 	else
-		snprintf(rs->note + l, sizeof(rs->note) - l, "%s%s: %s", l ? " " : "", what, c->err);
+		snprintf(rs->note + l, sizeof(rs->note) - l, "%s%s: %s", l ? "; " : "", what, c->err);
 }
 
 /* a call's outcome as Bookinfo's productpage sees it: usable when 200 */
