@@ -1591,11 +1591,23 @@ static int stream_local(struct client *c, int status, const char *extra_headers,
 		buf_consume(&c->in, st->head_len);
 		st->head_len = 0;
 	}
-	hn = snprintf(head, sizeof(head), "HTTP/1.%d %d %s\r\ncontent-length: %zu\r\n%s%s\r\n",
+	hn = snprintf(head, sizeof(head), "HTTP/1.%d %d %s\r\ncontent-length: %zu\r\n%s%s",
 	              st->http10 ? 0 : 1, status, reason_phrase(status), st->head_req ? 0 : bl,
 	              extra_headers, (c->flags & C_CLOSE_AFTER) ? "connection: close\r\n" : "");
-	if (hn < 0 || hn >= (int)sizeof(head) || buf_append(&c->out, head, (size_t)hn) < 0 ||
-	    (!st->head_req && bl && buf_append(&c->out, body, bl) < 0)) {
+	if (hn < 0 || hn >= (int)sizeof(head) || buf_append(&c->out, head, (size_t)hn) < 0) {
+		client_close(c);
+		return -1;
+	}
+	/* the route's response header operations apply to its own answers too (Envoy) */
+	if (st->route) {
+		const struct conf_header_ops *ops = &st->route->resp_headers;
+		if (buf_reserve(&c->out, ops_size(ops) + 2) < 0) {
+			client_close(c);
+			return -1;
+		}
+		ops_put(&c->out, ops);
+	}
+	if (buf_append(&c->out, "\r\n", 2) < 0 || (!st->head_req && bl && buf_append(&c->out, body, bl) < 0)) {
 		client_close(c);
 		return -1;
 	}
@@ -1830,9 +1842,10 @@ static int retry_check(struct client *c, unsigned kind, int status, double *back
 				ok = 1;
 	if (!ok)
 		return 0;
-	/* the retry budget: retries in flight stay under a share of the streams in flight */
+	/* the retry budget: retries in flight stay under a share of the streams in
+	 * flight, with Envoy's floor of 3; 0% turns retries off */
 	cap = P.streams_active * st->conf->proxy.retry_budget_percent / 100;
-	if (cap < 3)
+	if (cap < 3 && st->conf->proxy.retry_budget_percent)
 		cap = 3;
 	if (!st->retry_active && P.retries_active >= cap) {
 		P.retries_refused++;
@@ -1995,6 +2008,41 @@ static int stream_response(struct client *c)
 	return progress;
 }
 
+/* a local answer of the matched rule: fault abort, direct response or redirect; 0 or -1 */
+static int stream_answer(struct client *c)
+{
+	struct stream *st = &c->st;
+	const struct conf_route *rt = st->route;
+
+	if (st->status) {
+		P.faults++;
+		return stream_fail(c, st->status, "FI", "fault filter abort");
+	}
+	if (rt->direct_status)
+		return stream_local(c, rt->direct_status, "content-type: text/plain\r\n",
+		                    rt->direct_body ? rt->direct_body : "");
+	if (rt->redirect) {
+		char loc[1024];
+		if (!strncmp(rt->redirect, "http://", 7) || !strncmp(rt->redirect, "https://", 8))
+			snprintf(loc, sizeof(loc), "location: %s\r\n", rt->redirect);
+		else
+			snprintf(loc, sizeof(loc), "location: http://%s%s\r\n", st->authority, rt->redirect);
+		return stream_local(c, rt->redirect_code ? rt->redirect_code : 301, loc, NULL);
+	}
+	return 0;
+}
+
+/* after routing (and any fault delay): answer locally, or send upstream */
+static int stream_answer_or_dispatch(struct client *c, const struct http1_msg *m)
+{
+	struct stream *st = &c->st;
+
+	st->waiting = W_NONE;
+	if (st->status || (st->route && (st->route->direct_status || st->route->redirect)))
+		return stream_answer(c);
+	return stream_dispatch(c, m);
+}
+
 /*
  * Parses the head in c->in, routes it (rules, faults, local responses) and
  * dispatches it; 1 started, 0 need more, -1 freed.
@@ -2100,27 +2148,17 @@ static int stream_start(struct client *c)
 			return stream_fail(c, 404, "NR", "no route: '%s' is not a mesh service", st->authority);
 		st->route = rt;
 		if (rt) {
-			if (rt->fault_abort && percent_hit(rt->fault_abort_percent)) {
+			/* the fault filter runs first (Envoy): delay, then abort, each drawn on its own */
+			if (rt->fault_abort && percent_hit(rt->fault_abort_percent))
+				st->status = rt->fault_abort;
+			if (rt->fault_delay && percent_hit(rt->fault_delay_percent)) {
 				P.faults++;
-				if (!(rt->fault_delay && percent_hit(rt->fault_delay_percent)))
-					return stream_fail(c, rt->fault_abort, "FI", "fault filter abort");
-				st->status = rt->fault_abort;   /* abort after the delay */
+				st->waiting = W_DELAY;
+				st->wake_at = st->t_start + rt->fault_delay / 1000.0;
 			}
-			if (rt->direct_status) {
-				if (stream_local(c, rt->direct_status, "content-type: text/plain\r\n",
-				                 rt->direct_body ? rt->direct_body : "") < 0)
-					return -1;
-				return 1;
-			}
-			if (rt->redirect) {
-				char loc[1024];
-				if (!strncmp(rt->redirect, "http://", 7) || !strncmp(rt->redirect, "https://", 8))
-					snprintf(loc, sizeof(loc), "location: %s\r\n", rt->redirect);
-				else
-					snprintf(loc, sizeof(loc), "location: http://%s%s\r\n", st->authority, rt->redirect);
-				if (stream_local(c, rt->redirect_code ? rt->redirect_code : 301, loc, NULL) < 0)
-					return -1;
-				return 1;
+			if (rt->direct_status || rt->redirect) {
+				st->req.done = m.body == HTTP1_BODY_NONE;
+				return st->waiting ? 1 : (stream_answer(c) < 0 ? -1 : 1);
 			}
 			{
 				const struct conf_dest *d = route_pick(rt, rnd());
@@ -2145,15 +2183,9 @@ static int stream_start(struct client *c)
 		st->replayable = 1;   /* a bodiless request can always be sent again */
 	else if (st->upgrade)
 		st->replayable = 0;
-	if (rt && rt->fault_delay && (st->status || percent_hit(rt->fault_delay_percent))) {
-		P.faults++;
-		st->waiting = W_DELAY;
-		st->wake_at = st->t_start + rt->fault_delay / 1000.0;
+	if (st->waiting == W_DELAY)
 		return 1;
-	}
-	if (st->status)
-		return stream_fail(c, st->status, "FI", "fault filter abort");
-	return stream_dispatch(c, &m) < 0 ? -1 : 1;
+	return stream_answer_or_dispatch(c, &m) < 0 ? -1 : 1;
 }
 
 /* the exchange is over: metrics, log, upstream back to the pool, next request */
@@ -2214,6 +2246,10 @@ static void shadow_io(struct upstream *u, int revents)
 	ssize_t n;
 
 	if (u->flags & U_CONNECTING) {
+		if (!(revents & EV_WRITE)) {
+			set_io(P.loop, &u->io, &u->io_events, u->fd, EV_WRITE);
+			return;             /* still connecting: wait for the socket to say */
+		}
 		if (net_connect_result(u->fd)) {
 			shadow_done(u);
 			return;
@@ -2257,7 +2293,9 @@ static void shadow_start(struct client *c, const struct http1_msg *m, const char
 	}
 	st->shadow = u;
 	P.mirrors++;
-	/* a mirror lives at most as long as a stream may stay idle */
+	/* a mirror lives at most as long as a stream may stay idle (this replaces
+	 * the connect timeout: a mirror that cannot connect is dropped then) */
+	ev_timer_stop(P.loop, &u->timer);
 	ev_timer_set(&u->timer, (st->conf->proxy.stream_idle_timeout ? st->conf->proxy.stream_idle_timeout : 60000) / 1000.0, 0.);
 	ev_timer_start(P.loop, &u->timer);
 	shadow_io(u, 0);
@@ -2296,7 +2334,8 @@ static void copy_sent(struct client *c, const char *p, size_t n)
 	size_t cap = st->conf->proxy.retry_buffer;
 
 	if (st->replayable) {
-		if (st->replay.len + n > cap + BUF_SIZE || buf_append(&st->replay, p, n) < 0) {
+		/* the body (decoded bytes so far) must fit retry_buffer; the head always does */
+		if (st->req.bytes > cap || buf_append(&st->replay, p, n) < 0) {
 			st->replayable = 0;    /* too big to replay: no more retries */
 			buf_free(&st->replay);
 		}
@@ -2522,15 +2561,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 		/* the end of a fault delay, a retry backoff, or a turn in the connection queue */
 		if (st->waiting != W_NONE && now >= st->wake_at) {
-			if (st->waiting == W_DELAY && st->status) {
-				int status = st->status;
-				st->waiting = W_NONE;
-				st->status = 0;
-				if (stream_fail(c, status, "FI", "fault filter abort") == 0)
-					client_pump(c);
-				return;
-			}
-			if (stream_dispatch(c, NULL) >= 0)
+			if ((st->waiting == W_DELAY ? stream_answer_or_dispatch(c, NULL) : stream_dispatch(c, NULL)) >= 0)
 				client_pump(c);
 			return;
 		}
