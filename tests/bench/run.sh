@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# tests/bench/run.sh - the same HTTP/1.1 job four ways: direct to the origin, via mesh,
-# via HAProxy, via nginx. A benchmark, not a test: it measures and prints, never asserts.
+# tests/bench/run.sh - mesh benchmarks, three suites (docs/benchmarks.md):
+#   proxy    the same HTTP/1.1 job four ways: direct to the origin, via mesh, via HAProxy,
+#            via nginx;
+#   routing  mesh with 1, 100 and 1,000 route rules (and 1,000 hosts, 1,000 literal hosts,
+#            100 regex rules): req/s, p99 and CPU per request against the 1-rule case;
+#   lb       three endpoints, one slow: peak_ewma vs round_robin (and least_request) p99.
+# A benchmark, not a test: it measures and prints, never asserts.
 #
-#   bash tests/bench/run.sh [--quick] [--targets "direct mesh haproxy nginx"] [--syscalls] [--keep]
-#   ./build.sh bench [--quick]        (builds ./mesh first)
+#   bash tests/bench/run.sh [--suite all|proxy|routing|lb[,...]] [--quick]
+#                           [--targets "direct mesh haproxy nginx"] [--syscalls] [--keep]
+#   ./build.sh bench [--quick]        (builds ./mesh first; all suites)
 #
-# What it does (docs/benchmarks.md explains why):
+# What the proxy suite does (docs/benchmarks.md explains why):
 #   - installs what it lacks with plain apt-get (wrk, haproxy, nginx, gcc, util-linux);
 #   - builds tests/bench/origin.c (the backend) and rate.c (fixed-rate client) into a
 #     temp dir, writes every config there, picks free loopback ports;
@@ -17,7 +23,13 @@
 #   - VmRSS idle after start and mid-run under wrk -c1000; stripped size of ./mesh;
 #   - --syscalls: also counts each proxy's system calls per request (strace -c -f during
 #     a short wrk run; strace slows the proxy, so only the counts mean anything);
-#   - prints a table, ratios, and last the key=value figures.
+# The routing suite: tests/bench/routes.sh writes one mesh config per case; each case is
+# its own mesh on CPU 1, all up at once; wrk -t1 -c50 rounds interleaved over the cases
+# -> median req/s, p99, and mesh CPU time per request, each against the 1-rule case.
+# The lb suite: two fast origins and one slowed by BENCH_SLOW_US (origin.c's delay
+# option, default 10000 us); one mesh per algorithm; rate.c at a fixed rate, rounds
+# interleaved -> median p50/p99/p99.9 and the share of requests the slow one got.
+# It prints a table per suite, ratios, and last the key=value figures of every suite.
 # Everything it started is killed on exit, failure included.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,24 +39,47 @@ MESH=${MESH:-$ROOT/mesh}
 ARGS=("$@")
 QUICK=0 KEEP=0 SYSCALLS=0
 TARGETS="direct mesh haproxy nginx"
+SUITES=all
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
 	--keep) KEEP=1 ;;
 	--syscalls) SYSCALLS=1 ;;
 	--targets) TARGETS=$2; shift ;;
-	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--suite | --suites) SUITES=$2; shift ;;
+	-h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
+DO_PROXY=0 DO_ROUTING=0 DO_LB=0
+for suite in ${SUITES//,/ }; do
+	case "$suite" in
+	all) DO_PROXY=1 DO_ROUTING=1 DO_LB=1 ;;
+	proxy) DO_PROXY=1 ;;
+	routing) DO_ROUTING=1 ;;
+	lb) DO_LB=1 ;;
+	*) echo "run.sh: unknown suite '$suite' (all proxy routing lb)" >&2; exit 2 ;;
+	esac
+done
+[ "$DO_PROXY" = 1 ] || TARGETS=""   # --targets is the proxy suite's
 
-# durations in seconds; defaults finish in about 4.5 minutes (--quick: about 1)
+# durations in seconds; all suites take about 7.5 minutes (proxy alone about 5;
+# --quick: about 2.5)
 if [ "$QUICK" = 1 ]; then
 	REPS=1 DUR=3 WARM=1 RATE_DUR=3 RATE_WARM=1 RSS_DUR=5
+	RT_DUR=2 LB_DUR=2 LB_WARM=1
 else
 	REPS=3 DUR=10 WARM=1 RATE_DUR=4 RATE_WARM=0.5 RSS_DUR=5
+	RT_DUR=4 LB_DUR=5 LB_WARM=1
 fi
+# routing: the cases (KIND then N, see tests/bench/routes.sh); rules1 is the baseline
+RT_CASES="rules1 rules100 rules1000 hosts1000 lit1000 regex100"
+# lb: one mesh per case; floor = round robin over the two fast endpoints only
+LB_CASES="ewma rr lr floor"
+declare -A LB_ALGO=([ewma]=peak_ewma [rr]=round_robin [lr]=least_request [floor]=round_robin)
+LB_RATE=1000                          # req/s, as the proxy suite's fixed-rate runs
+LB_SLOW_US=${BENCH_SLOW_US:-10000}    # the slow endpoint's added latency
 CONNS=50          # wrk connections for the throughput runs
 RATE=1000         # fixed rate for the latency runs (req/s)
 RATE_CONNS=20     # rate.c keep-alive connections
@@ -87,8 +122,9 @@ need_tools() { # cmd:package ...
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
 		|| die "apt-get install ${missing[*]} failed"
 }
-need_tools wrk:wrk haproxy:haproxy gcc:gcc taskset:util-linux strip:binutils curl:curl
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+need_tools wrk:wrk gcc:gcc taskset:util-linux strip:binutils curl:curl
+[ "$DO_PROXY" = 1 ] && need_tools haproxy:haproxy
+if [ "$DO_PROXY" = 1 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 	need_tools nginx:nginx-light
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_tools nginx:nginx
 fi
@@ -111,7 +147,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- ports
-USED_PORTS=" "
+# ports handed out so far, in a file: free_port runs in $(...) subshells, which could
+# not update a shell variable
+: >"$TMP/ports"
 port_busy() { # any local TCP socket (v4 or v6) on port $1?
 	local hex
 	hex=$(printf '%04X' "$1")
@@ -122,9 +160,9 @@ free_port() { # below the ephemeral range, so our own client sockets never take 
 	local p i
 	for i in $(seq 1 200); do
 		p=$((20000 + RANDOM % 12000))
-		case "$USED_PORTS" in *" $p "*) continue ;; esac
+		grep -qx "$p" "$TMP/ports" && continue
 		port_busy "$p" && continue
-		USED_PORTS="$USED_PORTS$p "
+		echo "$p" >>"$TMP/ports"
 		echo "$p"; return 0
 	done
 	die "no free loopback port found"
@@ -182,6 +220,8 @@ median() { # numbers on stdin -> median ("na" if none)
 to_us() { # wrk latency "601.00us" / "0.90ms" / "1.20s" -> microseconds
 	awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000; else m = 1; printf "%.0f", n * m }'
 }
+med() { echo "$1" | tr ' ' '\n' | awk NF | median; }   # "1 2 3 " -> median
+in_list() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "na" || b == "na" || b == 0) print "na"; else printf "%.2f", a / b }'; }
 diff_us() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "na" || b == "na") print "na"; else printf "%.0f", a - b }'; }
 
@@ -343,9 +383,13 @@ for t in $TARGETS; do
 	fi
 done
 LIVE=${LIVE# }
-[ -n "$LIVE" ] || die "no target could be started"
+[ -n "$LIVE" ] || [ "$DO_PROXY" = 0 ] || die "no target could be started"
 N_LIVE=$(echo "$LIVE" | wc -w)
 
+# ================================================================ suite: proxy
+# (not re-indented: everything down to "suite: routing" runs only with the proxy suite)
+if [ "$DO_PROXY" = 1 ]; then
+T_SUITE=$SECONDS
 # ---------------------------------------------------------------- wrk rounds
 URL_PATH=/
 run_wrk() { # target conns secs outfile -> wrk output in outfile, "user sys" in outfile.time
@@ -393,7 +437,6 @@ for r in $(seq 1 "$REPS"); do
 			"$(pct $((o1 - o0)) $((DUR * TICK)))" "$( [ "$t" = direct ] && echo - || pct $((p1 - p0)) $((DUR * TICK)))" "$other"
 	done
 done
-med() { echo "$1" | tr ' ' '\n' | awk NF | median; }
 
 # ---------------------------------------------------------------- fixed rate
 # Two placements. As pinned above (proxy on CPU 1): every hop crosses CPUs, and on a
@@ -504,6 +547,180 @@ if [ "$SYSCALLS" = 1 ]; then
 	done
 fi
 
+say "proxy suite took $((SECONDS - T_SUITE)) s"
+fi   # suite: proxy
+
+# ================================================================ suite: routing
+# One mesh per case (tests/bench/routes.sh writes its config), all up at once on CPU 1,
+# idle except the one being measured. Every request walks the case's rules to the last
+# one, which matches; a response header it sets is checked before anything is measured.
+declare -A RT_PORT RT_PID RT_HOST RT_NOTE RT_RSS RT_RPS RT_P50 RT_P99 RT_US RT_ERRS RT_OTHER RT_NRULES
+RT_LIVE=""
+RT_HDRS=(-H 'end-user: bench' -H 'accept: */*')
+RT_PATH=/api/v1/items
+rt_wrk() { # case secs outfile -> wrk output in outfile, "user sys" in outfile.time
+	local TIMEFORMAT='%U %S'
+	{ time "${ON_LOAD[@]}" wrk -t1 -c"$CONNS" -d"${2}s" --latency -H "Host: ${RT_HOST[$1]}" "${RT_HDRS[@]}" \
+		"http://127.0.0.1:${RT_PORT[$1]}$RT_PATH" >"$3" 2>&1; } 2>"$3.time" || true
+}
+if [ "$DO_ROUTING" = 1 ]; then
+	T_SUITE=$SECONDS
+	[ -x "$MESH" ] || die "no binary at $MESH (./build.sh first)"
+	say "routing cost: one mesh per case on CPU $CPU_PROXY, configs from tests/bench/routes.sh"
+	for c in $RT_CASES; do
+		kind=${c%%[0-9]*}; n=${c#"$kind"}
+		RT_PORT[$c]=$(free_port)
+		bash tests/bench/routes.sh "$kind" "$n" "$P_ORIGIN" "${RT_PORT[$c]}" "$(free_port)" >"$TMP/route-$c.ini" \
+			|| die "routes.sh $kind $n failed"
+		RT_NRULES[$c]=$(grep -c '^\[route ' "$TMP/route-$c.ini")
+		if [ "$kind" = lit ]; then RT_HOST[$c]=origin.bench.test; else RT_HOST[$c]=origin; fi
+		"${ON_PROXY[@]}" "$MESH" proxy -c "$TMP/route-$c.ini" >"$TMP/route-$c.log" 2>&1 &
+		RT_PID[$c]=$!; PIDS+=("${RT_PID[$c]}")
+		if ! wait_port "${RT_PORT[$c]}" "${RT_PID[$c]}"; then
+			RT_NOTE[$c]="did not start: $(tail -3 "$TMP/route-$c.log" | tr '\n' ' ')"
+			say "$c: NOT MEASURED - ${RT_NOTE[$c]}"; continue
+		fi
+		head=$(curl -s -D - -o /dev/null -H "Host: ${RT_HOST[$c]}" "${RT_HDRS[@]}" \
+			"http://127.0.0.1:${RT_PORT[$c]}$RT_PATH" | tr -d '\r' || true)
+		if ! echo "$head" | head -1 | grep -q ' 200' || ! echo "$head" | grep -qi '^x-bench-rule: hit$'; then
+			RT_NOTE[$c]="the last rule did not match: $(echo "$head" | head -1) $(tail -2 "$TMP/route-$c.log" | tr '\n' ' ')"
+			say "$c: NOT MEASURED - ${RT_NOTE[$c]}"; continue
+		fi
+		sleep 0.3
+		RT_RSS[$c]=$(rss_kb "${RT_PID[$c]}")
+		RT_LIVE="$RT_LIVE $c"
+		say "$c: ${RT_NRULES[$c]} rules, $(grep -c '^\[service ' "$TMP/route-$c.ini") services, port ${RT_PORT[$c]}, Host ${RT_HOST[$c]}, idle RSS ${RT_RSS[$c]} kB"
+	done
+	RT_LIVE=${RT_LIVE# }
+	RT_N=$(echo "$RT_LIVE" | wc -w)
+	say "warm-up: wrk ${WARM}s per case"
+	for c in $RT_LIVE; do rt_wrk "$c" "$WARM" "$TMP/rt-warm-$c.txt"; done
+	say "throughput: wrk -t1 -c$CONNS -d${RT_DUR}s --latency GET $RT_PATH, $REPS round(s) interleaved over: $RT_LIVE"
+	rot=0
+	for r in $(seq 1 "$REPS"); do
+		order=$(echo "$RT_LIVE" | tr ' ' '\n' | awk -v k="$rot" -v n="$RT_N" '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) print a[(i + k) % n] }')
+		rot=$((rot + 1))
+		for c in $order; do
+			out=$TMP/rt-$c-$r.txt
+			p0=$(cpu_ticks "${RT_PID[$c]}"); o0=$(cpu_ticks "$ORIGIN_PID")
+			read -r b0 s0 t0 < <(cpu_stat "$CPU_LOAD"); read -r b1 s1 u1 < <(cpu_stat "$CPU_PROXY")
+			rt_wrk "$c" "$RT_DUR" "$out"
+			p1=$(cpu_ticks "${RT_PID[$c]}"); o1=$(cpu_ticks "$ORIGIN_PID")
+			read -r b0e s0e t0e < <(cpu_stat "$CPU_LOAD"); read -r b1e s1e u1e < <(cpu_stat "$CPU_PROXY")
+			rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+			reqs=$(awk '/requests in/ { print $1 }' "$out")
+			p50=$(awk '$1 == "50%" { print $2 }' "$out"); p99=$(awk '$1 == "99%" { print $2 }' "$out")
+			errs=$(awk '/Non-2xx/ { e += $NF } /Socket errors/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 } END { print e + 0 }' "$out")
+			# mesh CPU time per request, this run: ticks -> us, over the requests wrk completed
+			us=$(awk -v t=$((p1 - p0)) -v hz="$TICK" -v n="${reqs:-0}" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "na" }')
+			wcpu=$(awk -v d="$RT_DUR" '{ printf "%.0f", 100 * ($1 + $2) / d }' "$out.time")
+			other=$(( $(pct $((b0e - b0)) $((t0e - t0))) + $(pct $((b1e - b1)) $((u1e - u1))) - wcpu \
+				- $(pct $((o1 - o0)) $((RT_DUR * TICK))) - $(pct $((p1 - p0)) $((RT_DUR * TICK))) ))
+			[ "$other" -ge 0 ] || other=0
+			RT_RPS[$c]+="${rps:-0} "; RT_P50[$c]+="$(to_us "${p50:-0}") "; RT_P99[$c]+="$(to_us "${p99:-0}") "
+			[ "$us" = na ] || RT_US[$c]+="$us "
+			RT_ERRS[$c]=$(( ${RT_ERRS[$c]:-0} + errs ))
+			RT_OTHER[$c]+="$other "
+			printf '    round %d %-10s %10s req/s  p99 %6s us  mesh %5s us/req (%s%% of CPU %s)  errors %s  other %s%%\n' \
+				"$r" "$c" "${rps:-?}" "$(to_us "${p99:-0}")" "$us" "$(pct $((p1 - p0)) $((RT_DUR * TICK)))" \
+				"$CPU_PROXY" "$errs" "$other"
+		done
+	done
+	for c in $RT_LIVE; do
+		kill -0 "${RT_PID[$c]}" 2>/dev/null || RT_NOTE[$c]="exited during the run: $(tail -3 "$TMP/route-$c.log" | tr '\n' ' ')"
+	done
+	say "routing suite took $((SECONDS - T_SUITE)) s"
+fi
+
+# ================================================================ suite: lb
+# Three endpoints, one slow (origin.c with a delay), the same fixed-rate load through
+# one mesh per algorithm. The slow origin counts what it served (SIGUSR1 prints it).
+declare -A LB_PORT LB_PID LB_NOTE LB_P50 LB_P99 LB_P999 LB_MAX LB_SHARE LB_ERRS LB_LATE
+LB_LIVE=""
+slow_served() { # -> requests the slow origin has served so far
+	local n0 i
+	n0=$(grep -c '^served=' "$TMP/slow.log" 2>/dev/null || true)
+	kill -USR1 "$SLOW_PID" 2>/dev/null || { echo na; return; }
+	for i in $(seq 1 100); do
+		[ "$(grep -c '^served=' "$TMP/slow.log" 2>/dev/null || true)" -gt "${n0:-0}" ] && break
+		sleep 0.01
+	done
+	awk -F= '/^served=/ { v = $2 } END { print (v == "" ? "na" : v) }' "$TMP/slow.log"
+}
+if [ "$DO_LB" = 1 ]; then
+	T_SUITE=$SECONDS
+	[ -x "$MESH" ] || die "no binary at $MESH (./build.sh first)"
+	P_FAST1=$(free_port); P_FAST2=$(free_port); P_SLOW=$(free_port)
+	"${ON_LOAD[@]}" "$TMP/origin" "$P_FAST1" >"$TMP/fast1.log" 2>&1 &
+	FAST1_PID=$!; PIDS+=("$FAST1_PID")
+	"${ON_LOAD[@]}" "$TMP/origin" "$P_FAST2" >"$TMP/fast2.log" 2>&1 &
+	FAST2_PID=$!; PIDS+=("$FAST2_PID")
+	"${ON_LOAD[@]}" "$TMP/origin" "$P_SLOW" 13 "$LB_SLOW_US" >"$TMP/slow.log" 2>&1 &
+	SLOW_PID=$!; PIDS+=("$SLOW_PID")
+	for p in "$P_FAST1:$FAST1_PID" "$P_FAST2:$FAST2_PID" "$P_SLOW:$SLOW_PID"; do
+		wait_port "${p%:*}" "${p#*:}" || die "an lb origin did not start (port ${p%:*})"
+	done
+	say "lb: origins on CPU $CPU_LOAD: fast 127.0.0.1:$P_FAST1, slow (+${LB_SLOW_US} us) 127.0.0.1:$P_SLOW, fast 127.0.0.1:$P_FAST2"
+	for c in $LB_CASES; do
+		LB_PORT[$c]=$(free_port)
+		{
+			echo "; written by tests/bench/run.sh (lb suite, case $c)"
+			printf '[listen]\noutbound = 127.0.0.1:%s\nadmin = 127.0.0.1:%s\nservice.lb = 127.0.0.1:%s\n\n' \
+				"$(free_port)" "$(free_port)" "${LB_PORT[$c]}"
+			printf '[proxy]\nmax_idle_per_endpoint = 1024\n\n[log]\naccess_log = off\n\n'
+			printf '[service lb]\nport = 80\nendpoint = 127.0.0.1:%s\n' "$P_FAST1"
+			[ "$c" = floor ] || printf 'endpoint = 127.0.0.1:%s\n' "$P_SLOW"
+			printf 'endpoint = 127.0.0.1:%s\n\n' "$P_FAST2"
+			printf '[destination lb]\nload_balancer = %s\n' "${LB_ALGO[$c]}"
+		} >"$TMP/lb-$c.ini"
+		"${ON_PROXY[@]}" "$MESH" proxy -c "$TMP/lb-$c.ini" >"$TMP/lb-$c.log" 2>&1 &
+		LB_PID[$c]=$!; PIDS+=("${LB_PID[$c]}")
+		if ! wait_port "${LB_PORT[$c]}" "${LB_PID[$c]}"; then
+			LB_NOTE[$c]="did not start: $(tail -3 "$TMP/lb-$c.log" | tr '\n' ' ')"
+			say "$c: NOT MEASURED - ${LB_NOTE[$c]}"; continue
+		fi
+		code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: lb' "http://127.0.0.1:${LB_PORT[$c]}/" || true)
+		if [ "$code" != 200 ]; then
+			LB_NOTE[$c]="answers $code instead of 200: $(tail -2 "$TMP/lb-$c.log" | tr '\n' ' ')"
+			say "$c: NOT MEASURED - ${LB_NOTE[$c]}"; continue
+		fi
+		LB_LIVE="$LB_LIVE $c"
+		say "$c: mesh with load_balancer = ${LB_ALGO[$c]} on 127.0.0.1:${LB_PORT[$c]}$([ "$c" = floor ] && echo ' (the two fast endpoints only)')"
+	done
+	LB_LIVE=${LB_LIVE# }
+	LB_N=$(echo "$LB_LIVE" | wc -w)
+	say "latency with one slow endpoint: rate.c $LB_RATE req/s, $RATE_CONNS connections, ${LB_DUR}s (+${LB_WARM}s warm-up), $REPS round(s) interleaved"
+	rot=0
+	for r in $(seq 1 "$REPS"); do
+		order=$(echo "$LB_LIVE" | tr ' ' '\n' | awk -v k="$rot" -v n="$LB_N" '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) print a[(i + k) % n] }')
+		rot=$((rot + 1))
+		for c in $order; do
+			out=$TMP/lb-rate-$c-$r.txt
+			s0=$(slow_served)
+			"${ON_LOAD[@]}" "$TMP/rate" -p "${LB_PORT[$c]}" -H lb -r "$LB_RATE" -d "$LB_DUR" \
+				-w "$LB_WARM" -c "$RATE_CONNS" >"$out" 2>&1 || true
+			s1=$(slow_served)
+			# every request rate.c sent, warm-up included, against what the slow one served
+			total=$(awk -v r="$LB_RATE" -v d="$LB_DUR" -v w="$LB_WARM" 'BEGIN { printf "%.0f", r * (d + w) }')
+			share=$(awk -v a="$s0" -v b="$s1" -v n="$total" 'BEGIN { if (a == "na" || b == "na") print "na"; else printf "%.2f", 100 * (b - a) / n }')
+			read -r a50 a99 a999 amax < <(awk '/^latency_us/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+				print v["p50"], v["p99"], v["p999"], v["max"] }' "$out")
+			errs=$(tail -1 "$out" | tr ' ' '\n' | awk -F= '$1 == "errors" { print $2 }')
+			if [ -z "${a99:-}" ] || [ -z "$errs" ]; then echo "    rate.c failed for $c: $(tail -1 "$out")"; continue; fi
+			LB_P50[$c]+="$a50 "; LB_P99[$c]+="$a99 "; LB_P999[$c]+="$a999 "; LB_MAX[$c]+="$amax "
+			[ "$share" = na ] || LB_SHARE[$c]+="$share "
+			LB_ERRS[$c]=$(( ${LB_ERRS[$c]:-0} + errs ))
+			LB_LATE[$c]+="$(awk '/lateness/ { sub("p99=", "", $5); print $5 }' "$out") "
+			printf '    round %d %-6s p50 %8s us  p99 %8s us  p99.9 %8s us  max %8s us  to slow %6s%%  errors %s\n' \
+				"$r" "$c" "$a50" "$a99" "$a999" "$amax" "$share" "$errs"
+		done
+	done
+	for c in $LB_LIVE; do
+		kill -0 "${LB_PID[$c]}" 2>/dev/null || LB_NOTE[$c]="exited during the run: $(tail -3 "$TMP/lb-$c.log" | tr '\n' ' ')"
+	done
+	say "lb suite took $((SECONDS - T_SUITE)) s"
+fi
+
 # ---------------------------------------------------------------- binary size
 BIN_BYTES=na
 if [ -x "$MESH" ]; then
@@ -522,6 +739,8 @@ us_per_req() { awk -v c="$(mget CPU_P "$1")" -v r="$(mget RPS "$1")" 'BEGIN { if
 
 echo
 echo "mesh benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "suites: $([ "$DO_PROXY" = 1 ] && printf 'proxy ')$([ "$DO_ROUTING" = 1 ] && printf 'routing ')$([ "$DO_LB" = 1 ] && printf 'lb')(${SECONDS} s); mesh $("$MESH" version 2>/dev/null | head -1)"
+if [ "$DO_PROXY" = 1 ]; then   # (not re-indented) the proxy suite's tables and ratios
 echo "wrk -t1 -c$CONNS ${DUR}s x $REPS; rate.c $RATE req/s ${RATE_DUR}s x $REPS; medians; proxy on CPU $CPU_PROXY, wrk/rate.c/origin on CPU $CPU_LOAD"
 echo
 echo "throughput (wrk)                              | CPU busy during the wrk runs, %"
@@ -582,8 +801,79 @@ printf '  same, proxy on CPU %s: added p99   mesh %s   haproxy %s   nginx %s\n' 
 	"$(added SP99 mesh "$SD")" "$(added SP99 haproxy "$SD")" "$(added SP99 nginx "$SD")"
 printf '  same, proxy on CPU %s: added p50   mesh %s   haproxy %s   nginx %s\n' "$CPU_LOAD" \
 	"$(added SP50 mesh "$SD50")" "$(added SP50 haproxy "$SD50")" "$(added SP50 nginx "$SD50")"
+fi   # the proxy suite's tables
+# ---------------------------------------------------------------- report: routing
+rmed() { local -n a=$1; if [ -n "${a[$2]+x}" ] && [ -n "${a[$2]}" ]; then med "${a[$2]}"; else echo na; fi; }
+rt_ratio() { ratio "$(rmed "$1" "$2")" "$(rmed "$1" rules1)"; }
+# extra mesh CPU per rule walked, ns: (us/req of the case - us/req of rules1) / extra rules
+rt_ns_per_rule() { awk -v a="$(rmed RT_US "$1")" -v b="$(rmed RT_US rules1)" -v n="$2" \
+	'BEGIN { if (a == "na" || b == "na" || n <= 0) print "na"; else printf "%.0f", (a - b) * 1000 / n }'; }
+rt_desc() {
+	case "$1" in
+	rules*) echo "${1#rules} rules on host origin, the last matches" ;;
+	regex*) echo "${1#regex} rules on origin, $((${1#regex} - 1)) whole-path regexes miss" ;;
+	hosts*) echo "${1#hosts} services, 1 rule each; origin's is last" ;;
+	lit*) echo "${1#lit} literal hosts, 1 rule each; ours is last" ;;
+	esac
+}
+if [ "$DO_ROUTING" = 1 ]; then
+	echo
+	echo "routing cost (wrk -t1 -c$CONNS ${RT_DUR}s x $REPS, GET $RT_PATH via the outbound listener; medians; mesh on CPU $CPU_PROXY)"
+	printf '%-10s %9s %7s %7s %6s %7s %6s %8s | %5s  %s\n' case "req/s" p50_us p99_us errors "us/req" "vs 1" rss_kb other what
+	for c in $RT_CASES; do
+		if ! in_list "$c" "$RT_LIVE"; then
+			printf '%-10s not measured: %s\n' "$c" "${RT_NOTE[$c]}"; continue
+		fi
+		printf '%-10s %9.0f %7s %7s %6s %7s %6s %8s | %5s  %s\n' "$c" "$(rmed RT_RPS "$c")" "$(rmed RT_P50 "$c")" \
+			"$(rmed RT_P99 "$c")" "${RT_ERRS[$c]:-na}" "$(rmed RT_US "$c")" "$(rt_ratio RT_US "$c")" \
+			"${RT_RSS[$c]:-na}" "$(rmed RT_OTHER "$c")" "$(rt_desc "$c")"
+		[ -z "${RT_NOTE[$c]+x}" ] || echo "    WARNING: $c ${RT_NOTE[$c]}"
+	done
+	echo "(us/req: mesh CPU time per request, user + kernel, median of the rounds; vs 1: that over rules1's;"
+	echo " rss_kb: idle VmRSS with that config loaded; other: CPU used outside the bench, % of a CPU)"
+	echo
+	echo "ratios to the 1-rule case (of medians; req/s target from issue 3: 1,000 rules >= 0.90):"
+	printf '  req/s        100 rules %s   1000 rules %s   1000 hosts %s   1000 literal hosts %s   100 regex %s\n' \
+		"$(rt_ratio RT_RPS rules100)" "$(rt_ratio RT_RPS rules1000)" "$(rt_ratio RT_RPS hosts1000)" \
+		"$(rt_ratio RT_RPS lit1000)" "$(rt_ratio RT_RPS regex100)"
+	printf '  p99          100 rules %s   1000 rules %s   1000 hosts %s   1000 literal hosts %s   100 regex %s\n' \
+		"$(rt_ratio RT_P99 rules100)" "$(rt_ratio RT_P99 rules1000)" "$(rt_ratio RT_P99 hosts1000)" \
+		"$(rt_ratio RT_P99 lit1000)" "$(rt_ratio RT_P99 regex100)"
+	printf '  CPU us/req   100 rules %s   1000 rules %s   1000 hosts %s   1000 literal hosts %s   100 regex %s\n' \
+		"$(rt_ratio RT_US rules100)" "$(rt_ratio RT_US rules1000)" "$(rt_ratio RT_US hosts1000)" \
+		"$(rt_ratio RT_US lit1000)" "$(rt_ratio RT_US regex100)"
+	printf '  mesh CPU per extra rule walked, ns: 1000 rules %s   per extra host: 1000 hosts %s, 1000 literal hosts %s   per regex rule: %s\n' \
+		"$(rt_ns_per_rule rules1000 999)" "$(rt_ns_per_rule hosts1000 999)" "$(rt_ns_per_rule lit1000 999)" \
+		"$(rt_ns_per_rule regex100 99)"
+fi
 
+# ---------------------------------------------------------------- report: lb
+lb_ratio() { ratio "$(rmed "$1" "$2")" "$(rmed "$1" "$3")"; }
+if [ "$DO_LB" = 1 ]; then
+	echo
+	echo "load balancing, one slow endpoint of three (+${LB_SLOW_US} us; rate.c $LB_RATE req/s, $RATE_CONNS conns, ${LB_DUR}s x $REPS; medians; us)"
+	printf '%-6s %-14s %8s %8s %8s %9s %8s %6s\n' case load_balancer p50 p99 p99.9 max to_slow errors
+	for c in $LB_CASES; do
+		if ! in_list "$c" "$LB_LIVE"; then
+			printf '%-6s not measured: %s\n' "$c" "${LB_NOTE[$c]:-}"; continue
+		fi
+		printf '%-6s %-14s %8s %8s %8s %9s %7s%% %6s\n' "$c" "${LB_ALGO[$c]}" "$(rmed LB_P50 "$c")" "$(rmed LB_P99 "$c")" \
+			"$(rmed LB_P999 "$c")" "$(rmed LB_MAX "$c")" "$(rmed LB_SHARE "$c")" "${LB_ERRS[$c]:-na}"
+		[ -z "${LB_NOTE[$c]+x}" ] || echo "    WARNING: $c ${LB_NOTE[$c]}"
+	done
+	echo "(to_slow: share of all requests of a run, warm-up included, that the slow endpoint served; round robin"
+	echo " gives it 33.3%. floor: round robin over the two fast endpoints only, no slow one: this machine's floor)"
+	printf 'client send lateness p99 (not counted in latency): %s\n' \
+		"$(for c in $LB_LIVE; do printf '%s %s us  ' "$c" "$(rmed LB_LATE "$c")"; done)"
+	printf '  p99   ewma/rr %s (target from issue 3: <= 0.5)   lr/rr %s   ewma/floor %s\n' \
+		"$(lb_ratio LB_P99 ewma rr)" "$(lb_ratio LB_P99 lr rr)" "$(lb_ratio LB_P99 ewma floor)"
+	printf '  p50   ewma/rr %s   lr/rr %s   ewma/floor %s\n' \
+		"$(lb_ratio LB_P50 ewma rr)" "$(lb_ratio LB_P50 lr rr)" "$(lb_ratio LB_P50 ewma floor)"
+fi
+
+# ---------------------------------------------------------------- key=value figures, every suite
 echo
+if [ "$DO_PROXY" = 1 ]; then   # (not re-indented)
 for t in direct mesh haproxy nginx; do
 	printf 'rps_%s=%s\n' "$t" "$(mget RPS "$t" | awk '{ if ($1 == "na") print "na"; else printf "%.0f\n", $1 }')"
 done
@@ -598,7 +888,12 @@ done
 printf 'added_p99_us_fixed_rate_1cpu=%s\n' "$(added SP99 mesh "$SD")"
 printf 'added_p99_us_cross_cpu_control=%s\n' "$(diff_us "$(med "$XP99")" "$FD")"
 if [ "$SYSCALLS" = 1 ]; then for t in mesh haproxy nginx; do printf 'syscalls_per_req_%s=%s\n' "$t" "$(get SYSC "$t")"; done; fi
-printf 'errors_total=%s\n' "$(for t in $LIVE; do errs_of "$t"; done | awk '{ s += $1 } END { print s + 0 }')"
+fi
+# errors of every suite that ran
+printf 'errors_total=%s\n' "$( { for t in $LIVE; do errs_of "$t"; done
+	for c in $RT_LIVE; do echo "${RT_ERRS[$c]:-0}"; done
+	for c in $LB_LIVE; do echo "${LB_ERRS[$c]:-0}"; done; } | awk '{ s += $1 } END { print s + 0 }')"
+if [ "$DO_PROXY" = 1 ]; then
 printf 'cpu_per_req_ratio_haproxy=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")"
 printf 'cpu_per_req_ratio_nginx=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req nginx)")"
 printf 'rps_ratio_haproxy=%s\n' "$(ratio "$RM" "$RH")"
@@ -608,3 +903,36 @@ printf 'added_p99_us_fixed_rate=%s\n' "$(added FP99 mesh "$FD")"
 printf 'rss_idle_kb=%s\n' "$(get RSS_IDLE mesh)"
 printf 'rss_1000conn_kb=%s\n' "$(get RSS_BIG mesh)"
 printf 'binary_bytes=%s\n' "$BIN_BYTES"
+fi   # the proxy suite's figures
+if [ "$DO_ROUTING" = 1 ]; then
+	for c in $RT_CASES; do
+		case "$c" in rules*) sfx=${c#rules} ;; *) sfx=$c ;; esac
+		printf 'route_rps_%s=%s\n' "$sfx" "$(rmed RT_RPS "$c" | awk '{ if ($1 == "na") print "na"; else printf "%.0f\n", $1 }')"
+		printf 'route_p99_us_%s=%s\n' "$sfx" "$(rmed RT_P99 "$c")"
+		printf 'route_cpu_us_per_req_%s=%s\n' "$sfx" "$(rmed RT_US "$c")"
+		printf 'route_rss_kb_%s=%s\n' "$sfx" "${RT_RSS[$c]:-na}"
+	done
+	for c in rules100 rules1000 hosts1000 lit1000 regex100; do
+		case "$c" in rules*) sfx=${c#rules} ;; *) sfx=$c ;; esac
+		printf 'route_p99_ratio_%s=%s\n' "$sfx" "$(rt_ratio RT_P99 "$c")"
+		printf 'route_cpu_ratio_%s=%s\n' "$sfx" "$(rt_ratio RT_US "$c")"
+		[ "$c" = rules1000 ] || printf 'route_rps_ratio_%s=%s\n' "$sfx" "$(rt_ratio RT_RPS "$c")"
+	done
+	printf 'route_ns_per_rule=%s\n' "$(rt_ns_per_rule rules1000 999)"
+	printf 'route_ns_per_service=%s\n' "$(rt_ns_per_rule hosts1000 999)"
+	printf 'route_ns_per_literal_host=%s\n' "$(rt_ns_per_rule lit1000 999)"
+	printf 'route_ns_per_regex_rule=%s\n' "$(rt_ns_per_rule regex100 99)"
+	printf 'route_errors=%s\n' "$(for c in $RT_LIVE; do echo "${RT_ERRS[$c]:-0}"; done | awk '{ s += $1 } END { print s + 0 }')"
+	printf 'route_rps_ratio_1000=%s\n' "$(rt_ratio RT_RPS rules1000)"
+fi
+if [ "$DO_LB" = 1 ]; then
+	printf 'lb_slow_us=%s\n' "$LB_SLOW_US"
+	for c in $LB_CASES; do
+		printf '%s_p50_us=%s\n%s_p99_us=%s\n%s_slow_share_pct=%s\n' "$c" "$(rmed LB_P50 "$c")" \
+			"$c" "$(rmed LB_P99 "$c")" "$c" "$(rmed LB_SHARE "$c")"
+	done
+	printf 'lr_rr_p99_ratio=%s\n' "$(lb_ratio LB_P99 lr rr)"
+	printf 'lb_errors=%s\n' "$(for c in $LB_LIVE; do echo "${LB_ERRS[$c]:-0}"; done | awk '{ s += $1 } END { print s + 0 }')"
+	printf 'ewma_rr_p99_ratio=%s\n' "$(lb_ratio LB_P99 ewma rr)"
+fi
+
