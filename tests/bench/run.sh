@@ -554,8 +554,8 @@ fi   # suite: proxy
 # One mesh per case (tests/bench/routes.sh writes its config), all up at once on CPU 1,
 # idle except the one being measured. Every request walks the case's rules to the last
 # one, which matches; a response header it sets is checked before anything is measured.
-declare -A RT_PORT RT_PID RT_HOST RT_NOTE RT_RSS RT_RPS RT_P50 RT_P99 RT_US RT_ERRS RT_OTHER RT_NRULES
-RT_LIVE=""
+declare -A RT_PORT RT_PID RT_HOST RT_NOTE RT_RSS RT_RPS RT_P50 RT_P99 RT_US RT_ERRS RT_OTHER RT_NRULES RT_LOOK
+RT_LIVE="" RT_LOOKUP_NOTE=""
 RT_HDRS=(-H 'end-user: bench' -H 'accept: */*')
 RT_PATH=/api/v1/items
 rt_wrk() { # case secs outfile -> wrk output in outfile, "user sys" in outfile.time
@@ -629,6 +629,36 @@ if [ "$DO_ROUTING" = 1 ]; then
 	for c in $RT_LIVE; do
 		kill -0 "${RT_PID[$c]}" 2>/dev/null || RT_NOTE[$c]="exited during the run: $(tail -3 "$TMP/route-$c.log" | tr '\n' ' ')"
 	done
+	# The lookup alone, in-process (tests/bench/route_lookup.c): what the rules cost without
+	# the network, steady where CPU time per request moves with outside load. Built from
+	# this tree's modules/ with the compiler, C library and defines ./mesh is built with.
+	if command -v musl-gcc >/dev/null 2>&1 && [ -f .cache/musl/lib/libinih.a ] \
+		&& eval "$(sed -n '/^DEP_DEFS=/,/"$/p' build.sh)" && [ -n "${DEP_DEFS:-}" ]; then
+		# shellcheck disable=SC2086
+		musl-gcc -std=gnu11 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE \
+			$DEP_DEFS -I.cache/musl/include -Imodules -static -o "$TMP/route_lookup" tests/bench/route_lookup.c \
+			modules/conf.c modules/route.c modules/http1.c .cache/musl/lib/libinih.a >"$TMP/route_lookup.log" 2>&1 \
+			|| RT_LOOKUP_NOTE="route_lookup.c did not build: $(head -3 "$TMP/route_lookup.log" | tr '\n' ' ')"
+	else
+		RT_LOOKUP_NOTE="no musl-gcc or no .cache/musl (run ./build.sh first): lookup not measured"
+	fi
+	if [ -z "$RT_LOOKUP_NOTE" ]; then
+		say "the lookup alone: route_lookup (conf_find_service + route_match in-process) on CPU $CPU_PROXY, $REPS round(s)"
+		for r in $(seq 1 "$REPS"); do
+			line=""
+			for c in $RT_LIVE; do
+				res=$("${ON_PROXY[@]}" "$TMP/route_lookup" "$TMP/route-$c.ini" "${RT_HOST[$c]}" 2>&1 | tail -1)
+				ns=$(echo "$res" | tr ' ' '\n' | awk -F= '$1 == "lookup_ns" { print $2 }')
+				case "$res" in
+				*"rule=${RT_HOST[$c]}/hit") RT_LOOK[$c]+="$ns "; line+="$c $ns  " ;;
+				*) echo "    route_lookup $c: $res (expected rule=${RT_HOST[$c]}/hit)" ;;
+				esac
+			done
+			echo "    round $r  ns per lookup: $line"
+		done
+	else
+		say "$RT_LOOKUP_NOTE"
+	fi
 	say "routing suite took $((SECONDS - T_SUITE)) s"
 fi
 
@@ -808,6 +838,12 @@ rt_ratio() { ratio "$(rmed "$1" "$2")" "$(rmed "$1" rules1)"; }
 # extra mesh CPU per rule walked, ns: (us/req of the case - us/req of rules1) / extra rules
 rt_ns_per_rule() { awk -v a="$(rmed RT_US "$1")" -v b="$(rmed RT_US rules1)" -v n="$2" \
 	'BEGIN { if (a == "na" || b == "na" || n <= 0) print "na"; else printf "%.0f", (a - b) * 1000 / n }'; }
+# the same from the in-process lookup times
+rt_look_per() { awk -v a="$(rmed RT_LOOK "$1")" -v b="$(rmed RT_LOOK rules1)" -v n="$2" \
+	'BEGIN { if (a == "na" || b == "na" || n <= 0) print "na"; else printf "%.1f", (a - b) / n }'; }
+# req/s ratio to rules1 when mesh's CPU is the only limit: us1 / (us1 + extra lookup us)
+rt_predict() { awk -v u="$(rmed RT_US rules1)" -v a="$(rmed RT_LOOK "$1")" -v b="$(rmed RT_LOOK rules1)" \
+	'BEGIN { if (u == "na" || a == "na" || b == "na" || u <= 0) print "na"; else printf "%.2f", u / (u + (a - b) / 1000) }'; }
 rt_desc() {
 	case "$1" in
 	rules*) echo "${1#rules} rules on host origin, the last matches" ;;
@@ -819,18 +855,20 @@ rt_desc() {
 if [ "$DO_ROUTING" = 1 ]; then
 	echo
 	echo "routing cost (wrk -t1 -c$CONNS ${RT_DUR}s x $REPS, GET $RT_PATH via the outbound listener; medians; mesh on CPU $CPU_PROXY)"
-	printf '%-10s %9s %7s %7s %6s %7s %6s %8s | %5s  %s\n' case "req/s" p50_us p99_us errors "us/req" "vs 1" rss_kb other what
+	printf '%-10s %9s %7s %7s %6s %7s %6s %9s %8s | %5s  %s\n' case "req/s" p50_us p99_us errors "us/req" "vs 1" lookup_ns rss_kb other what
 	for c in $RT_CASES; do
 		if ! in_list "$c" "$RT_LIVE"; then
 			printf '%-10s not measured: %s\n' "$c" "${RT_NOTE[$c]}"; continue
 		fi
-		printf '%-10s %9.0f %7s %7s %6s %7s %6s %8s | %5s  %s\n' "$c" "$(rmed RT_RPS "$c")" "$(rmed RT_P50 "$c")" \
+		printf '%-10s %9.0f %7s %7s %6s %7s %6s %9s %8s | %5s  %s\n' "$c" "$(rmed RT_RPS "$c")" "$(rmed RT_P50 "$c")" \
 			"$(rmed RT_P99 "$c")" "${RT_ERRS[$c]:-na}" "$(rmed RT_US "$c")" "$(rt_ratio RT_US "$c")" \
-			"${RT_RSS[$c]:-na}" "$(rmed RT_OTHER "$c")" "$(rt_desc "$c")"
+			"$(rmed RT_LOOK "$c")" "${RT_RSS[$c]:-na}" "$(rmed RT_OTHER "$c")" "$(rt_desc "$c")"
 		[ -z "${RT_NOTE[$c]+x}" ] || echo "    WARNING: $c ${RT_NOTE[$c]}"
 	done
 	echo "(us/req: mesh CPU time per request, user + kernel, median of the rounds; vs 1: that over rules1's;"
+	echo " lookup_ns: conf_find_service + route_match alone, in-process (route_lookup.c), median;"
 	echo " rss_kb: idle VmRSS with that config loaded; other: CPU used outside the bench, % of a CPU)"
+	[ -z "$RT_LOOKUP_NOTE" ] || echo "($RT_LOOKUP_NOTE)"
 	echo
 	echo "ratios to the 1-rule case (of medians; req/s target from issue 3: 1,000 rules >= 0.90):"
 	printf '  req/s        100 rules %s   1000 rules %s   1000 hosts %s   1000 literal hosts %s   100 regex %s\n' \
@@ -845,6 +883,10 @@ if [ "$DO_ROUTING" = 1 ]; then
 	printf '  mesh CPU per extra rule walked, ns: 1000 rules %s   per extra host: 1000 hosts %s, 1000 literal hosts %s   per regex rule: %s\n' \
 		"$(rt_ns_per_rule rules1000 999)" "$(rt_ns_per_rule hosts1000 999)" "$(rt_ns_per_rule lit1000 999)" \
 		"$(rt_ns_per_rule regex100 99)"
+	printf '  the lookup alone, ns per extra rule: 1000 rules %s   per extra host: 1000 hosts %s, 1000 literal hosts %s   per regex rule: %s\n' \
+		"$(rt_look_per rules1000 999)" "$(rt_look_per hosts1000 999)" "$(rt_look_per lit1000 999)" "$(rt_look_per regex100 99)"
+	printf '  req/s ratio if mesh were the only limit (rules1 us/req + the extra lookup time): 100 rules %s   1000 rules %s   1000 hosts %s   100 regex %s\n' \
+		"$(rt_predict rules100)" "$(rt_predict rules1000)" "$(rt_predict hosts1000)" "$(rt_predict regex100)"
 fi
 
 # ---------------------------------------------------------------- report: lb
@@ -911,6 +953,7 @@ if [ "$DO_ROUTING" = 1 ]; then
 		printf 'route_p99_us_%s=%s\n' "$sfx" "$(rmed RT_P99 "$c")"
 		printf 'route_cpu_us_per_req_%s=%s\n' "$sfx" "$(rmed RT_US "$c")"
 		printf 'route_rss_kb_%s=%s\n' "$sfx" "${RT_RSS[$c]:-na}"
+		printf 'route_lookup_ns_%s=%s\n' "$sfx" "$(rmed RT_LOOK "$c")"
 	done
 	for c in rules100 rules1000 hosts1000 lit1000 regex100; do
 		case "$c" in rules*) sfx=${c#rules} ;; *) sfx=$c ;; esac
@@ -922,6 +965,11 @@ if [ "$DO_ROUTING" = 1 ]; then
 	printf 'route_ns_per_service=%s\n' "$(rt_ns_per_rule hosts1000 999)"
 	printf 'route_ns_per_literal_host=%s\n' "$(rt_ns_per_rule lit1000 999)"
 	printf 'route_ns_per_regex_rule=%s\n' "$(rt_ns_per_rule regex100 99)"
+	printf 'route_lookup_ns_per_rule=%s\n' "$(rt_look_per rules1000 999)"
+	printf 'route_lookup_ns_per_service=%s\n' "$(rt_look_per hosts1000 999)"
+	printf 'route_lookup_ns_per_literal_host=%s\n' "$(rt_look_per lit1000 999)"
+	printf 'route_lookup_ns_per_regex_rule=%s\n' "$(rt_look_per regex100 99)"
+	printf 'route_rps_ratio_1000_cpu_bound=%s\n' "$(rt_predict rules1000)"
 	printf 'route_errors=%s\n' "$(for c in $RT_LIVE; do echo "${RT_ERRS[$c]:-0}"; done | awk '{ s += $1 } END { print s + 0 }')"
 	printf 'route_rps_ratio_1000=%s\n' "$(rt_ratio RT_RPS rules1000)"
 fi
