@@ -77,6 +77,9 @@ class Client:
                 if attempt == 0 and body is None:
                     continue
                 raise
+            except Exception:
+                self.close()   # never reuse a connection in an unknown state
+                raise
         raise last
 
     def close(self):
