@@ -71,7 +71,7 @@ if [ "$QUICK" = 1 ]; then
 	RT_DUR=2 LB_DUR=2 LB_WARM=1
 else
 	REPS=3 DUR=10 WARM=1 RATE_DUR=4 RATE_WARM=0.5 RSS_DUR=5
-	RT_DUR=4 LB_DUR=5 LB_WARM=1
+	RT_DUR=4 LB_DUR=4 LB_WARM=1
 fi
 # routing: the cases (KIND then N, see tests/bench/routes.sh); rules1 is the baseline
 RT_CASES="rules1 rules100 rules1000 hosts1000 lit1000 regex100"
