@@ -19,8 +19,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tm.sh"
 
-ports F F2 FB DEAD SLOW CONC MR O1 O2 O3 OUT ADM OUT0 ADM0
-export F F2 FB SLOW CONC MR O1 O2 O3 OUT ADM OUT0
+ports F F2 FB DEAD SLOW CONC MR O1 O2 O3 OUT ADM OUT0 ADM0 G1 G2 X1 X2 P1 P2 P3 SA SB Q
+export F F2 FB SLOW CONC MR O1 O2 O3 OUT ADM OUT0 G1 G2 X1 X2 P1 P2 P3 SA SB Q
 
 cat >"$ART/mesh.ini" <<EOF
 [service flaky]
@@ -70,7 +70,7 @@ max_requests_per_connection = 2
 [destination out]
 load_balancer = round_robin
 outlier.consecutive_5xx = 3
-outlier.base_ejection_time = 1s
+outlier.base_ejection_time = 2s
 outlier.max_ejection_percent = 30   ; one of three (0% < 30), never two (33% >= 30)
 
 [route flaky/r5xx]
@@ -123,6 +123,97 @@ to = mixed
 [route failing/all]
 retries = 5
 to = failing
+
+; the route's timeout bounds all tries together
+[route flaky/rtmo]
+match.path = prefix:/rtmo
+timeout = 500ms
+retries = 5
+per_try_timeout = 200ms
+to = flaky
+
+; ---- more outlier detection: gateway errors, growing ejections, panic
+[service og]
+port = 80
+endpoint = 127.0.0.1:$G1
+endpoint = 127.0.0.1:$G2
+
+[destination og]
+load_balancer = round_robin
+outlier.consecutive_gateway_errors = 2
+outlier.base_ejection_time = 5s
+outlier.max_ejection_percent = 50
+
+[service grow]
+port = 80
+endpoint = 127.0.0.1:$X1
+endpoint = 127.0.0.1:$X2
+
+[destination grow]
+load_balancer = round_robin
+outlier.consecutive_5xx = 1
+outlier.base_ejection_time = 500ms
+outlier.max_ejection_percent = 50
+
+[service panic]
+port = 80
+endpoint = 127.0.0.1:$P1
+endpoint = 127.0.0.1:$P2
+endpoint = 127.0.0.1:$P3
+
+[destination panic]
+load_balancer = round_robin
+outlier.consecutive_5xx = 1
+outlier.base_ejection_time = 10s
+outlier.max_ejection_percent = 100
+outlier.min_health_percent = 60
+
+[service nopanic]
+port = 80
+endpoint = 127.0.0.1:$P1
+endpoint = 127.0.0.1:$P2
+endpoint = 127.0.0.1:$P3
+
+[destination nopanic]
+load_balancer = round_robin
+outlier.consecutive_5xx = 1
+outlier.base_ejection_time = 10s
+outlier.max_ejection_percent = 100
+
+; ---- a subset's own limit
+[service sub]
+port = 80
+endpoint = 127.0.0.1:$SA version=v1
+endpoint = 127.0.0.1:$SB version=v2
+
+[destination sub]
+subset.v1 = version=v1
+subset.v2 = version=v2
+max_concurrent_requests = 10
+
+[destination sub/v2]
+max_concurrent_requests = 1
+
+[route sub/v2]
+match.path = prefix:/v2
+to = v2
+
+[route sub/v1]
+to = v1
+
+; ---- the connection queue: one connection, requests wait for it
+[service q1]
+port = 80
+endpoint = 127.0.0.1:$Q
+
+[destination q1]
+max_connections = 1
+max_pending_requests = 5
+
+[route q1/t]
+match.path = prefix:/t
+timeout = 300ms
+to = q1
 EOF
 
 cat >"$ART/client.ini" <<EOF
@@ -155,10 +246,12 @@ retry_budget_percent = 0
 mesh = mesh.ini
 EOF
 
-for b in f:$F f2:$F2 fb:$FB slow:$SLOW conc:$CONC mr:$MR o1:$O1 o2:$O2 o3:$O3; do
+for b in f:$F f2:$F2 fb:$FB slow:$SLOW conc:$CONC mr:$MR o1:$O1 o2:$O2 o3:$O3 g1:$G1 g2:$G2 x1:$X1 x2:$X2 \
+	p1:$P1 p2:$P2 p3:$P3 sa:$SA sb:$SB q:$Q; do
 	start_flaky "${b%%:*}" "${b#*:}" || exit 1
 done
 start_proxy client "$ART/client.ini" "$ADM" || exit 1
+CLIENT_PID=$MESH_PID
 start_proxy nobudget "$ART/nobudget.ini" "$ADM0" || exit 1
 pass "backends and proxies ready"
 
@@ -271,6 +364,25 @@ expect("a 4097-byte body (> retry_buffer = 4k) is not retried: the 503 reaches t
 r, body = post("/rbody/40000", 40000)
 expect("a 40000-byte body is not retried: 503 after 1 attempt",
        r.status == 503 and attempts(F, r.rid) == 1, "status %d after %d attempts" % (r.status, attempts(F, r.rid)))
+ctl(F, "heal")
+
+# ---- the route's timeout covers every try: timeout 500ms, per_try_timeout 200ms, 5 retries
+ctl(F, "first?k=10&status=200&delay=3000")
+r = send("/rtmo/a")
+n = attempts(F, r.rid)
+expect("timeout = 500ms with 5 retries of 200 ms each: 504 after ~500 ms (%.0f ms), %d tries" % (r.secs * 1000, n),
+       r.status == 504 and 0.45 <= r.secs < 1.0 and 2 <= n <= 3, "%r %.3f s, %d tries" % (r, r.secs, n))
+
+# ---- backoff between retries: exponential with full jitter, ceilings 25, 50,
+# 100 ms for retries 1..3. Ten requests failing 4 times: the waits sum to
+# 10 x (12.5 + 25 + 50) = 875 ms on average, sd sqrt(10 x (25^2+50^2+100^2)/12)
+# = 105 ms: at least 455 ms at 4 sigma (without backoff: ~10 ms in all).
+ctl(F, "first?k=4&status=503")
+t0 = time.monotonic()
+rs = [send("/r5xx/bo%d" % i) for i in range(10)]
+dt = time.monotonic() - t0
+expect("retries back off: 10 requests x 3 retries took %.0f ms (>= 455 ms; mean 875 ms)" % (dt * 1000),
+       0.455 <= dt < 3.0 and all(r.status == 503 for r in rs), "%.3f s %r" % (dt, [r.status for r in rs]))
 ctl(F, "heal")
 
 # ---- retry_budget_percent = 0 disables retries
@@ -407,7 +519,9 @@ if [ $((c1 - c0 - 1)) -le 1 ]; then pass "without the limit the same 20 requests
 else fail "pooled connections" "$((c1 - c0 - 1)) new connections for 20 requests"; fi
 
 # ---------------------------------------------------------------- outlier detection
-# out: o1, o2, o3 round robin, outlier.consecutive_5xx = 3, base_ejection_time = 1s
+# out: o1, o2, o3 round robin, outlier.consecutive_5xx = 3, base_ejection_time = 2s
+# (2 s: the requests that must all fall inside the ejection take ~50 ms, and
+# a loaded machine may be 10 times slower)
 py <<'PY'
 import time
 from rawhttp import ok, bad, expect
@@ -425,14 +539,14 @@ def reset():
 reset()
 ctl(O["o3"], "fail?n=-1&status=503")
 t0 = time.monotonic()
-codes = [cli.req("/e/%d" % i, host="out").status for i in range(60)]
+codes = [cli.req("/e/%d" % i, host="out").status for i in range(45)]
 dt = time.monotonic() - t0
 c = counts()
-print("note: 60 requests in %.0f ms: %r" % (dt * 1000, c))
+print("note: 45 requests in %.0f ms: %r" % (dt * 1000, c))
 expect("o3 fails: it got exactly 3 requests (consecutive_5xx = 3), then none", c["o3"] == 3, "%r" % c)
-expect("the caller saw exactly those 3 failures", codes.count(503) == 3 and codes.count(200) == 57, "%r" % codes)
-expect("the others took the rest (%d + %d)" % (c["o1"], c["o2"]), c["o1"] + c["o2"] == 57 and min(c["o1"], c["o2"]) >= 25, "%r" % c)
-expect("(those 60 requests took less than the 1 s ejection: %.0f ms)" % (dt * 1000), dt < 0.9, "too slow to tell")
+expect("the caller saw exactly those 3 failures", codes.count(503) == 3 and codes.count(200) == 42, "%r" % codes)
+expect("the others took the rest (%d + %d)" % (c["o1"], c["o2"]), c["o1"] + c["o2"] == 42 and min(c["o1"], c["o2"]) >= 18, "%r" % c)
+expect("(those 45 requests took less than the 2 s ejection: %.0f ms)" % (dt * 1000), dt < 1.8, "too slow to tell")
 n = metric_sum(ADM, 'mesh_cluster_endpoints_ejected{service="out",namespace="default",subset=""}')
 expect("mesh_cluster_endpoints_ejected{service=out} = 1", n == 1, "%d" % n)
 n = metric_sum(ADM, 'mesh_cluster_ejections_total{service="out",namespace="default",subset=""}')
@@ -440,11 +554,11 @@ expect("mesh_cluster_ejections_total{service=out} = 1", n == 1, "%d" % n)
 
 # heal; after the ejection time o3 gets traffic again
 ctl(O["o3"], "heal")
-time.sleep(max(0.0, 1.15 - (time.monotonic() - t0)))
+time.sleep(max(0.0, 2.15 - (time.monotonic() - t0)))
 reset()
 codes = [cli.req("/h/%d" % i, host="out").status for i in range(30)]
 c = counts()
-expect("after base_ejection_time (1 s) o3 is back: 30 requests, all 200, o3 got %d (round robin: 10)" % c["o3"],
+expect("after base_ejection_time (2 s) o3 is back: 30 requests, all 200, o3 got %d (round robin: 10)" % c["o3"],
        codes == [200] * 30 and 9 <= c["o3"] <= 11, "%r %r" % (c, codes))
 n = metric_sum(ADM, 'mesh_cluster_endpoints_ejected{service="out",namespace="default",subset=""}')
 expect("mesh_cluster_endpoints_ejected{service=out} = 0 again", n == 0, "%d" % n)
@@ -453,15 +567,157 @@ expect("mesh_cluster_endpoints_ejected{service=out} = 0 again", n == 0, "%d" % n
 reset()
 ctl(O["o2"], "fail?n=-1&status=503")
 ctl(O["o3"], "fail?n=-1&status=503")
-codes = [cli.req("/m/%d" % i, host="out").status for i in range(60)]
+codes = [cli.req("/m/%d" % i, host="out").status for i in range(45)]
 c = counts()
 lo, hi = sorted((c["o2"], c["o3"]))
 expect("two failing endpoints, max_ejection_percent = 30: one ejected after 3 requests, the other keeps "
-       "getting traffic (o2 %d, o3 %d)" % (c["o2"], c["o3"]), lo == 3 and hi >= 20, "%r" % c)
+       "getting traffic (o2 %d, o3 %d)" % (c["o2"], c["o3"]), lo == 3 and hi >= 15, "%r" % c)
 expect("the caller's failures are those of the two endpoints", codes.count(503) == c["o2"] + c["o3"], "%r %r" % (c, codes.count(503)))
 n = metric_sum(ADM, 'mesh_cluster_endpoints_ejected{service="out",namespace="default",subset=""}')
 expect("mesh_cluster_endpoints_ejected{service=out} = 1 (not 2)", n == 1, "%d" % n)
 ctl(O["o2"], "heal")
 ctl(O["o3"], "heal")
+PY
+# ---------------------------------------------------------------- the queue, subsets, more outlier detection
+py <<'PY'
+import socket, time
+from rawhttp import ok, bad, expect
+from tmhttp import Client, parallel, fstats, ctl, metric_sum, env
+
+OUT, ADM = env("OUT"), env("ADM")
+cli = Client(OUT)
+
+def gauge(name, svc, subset=""):
+    return metric_sum(ADM, '%s{service="%s",namespace="default",subset="%s"}' % (name, svc, subset))
+
+def settle(svc):
+    """the cluster's gauges back at 0 (a second at most)"""
+    end = time.time() + 2
+    while time.time() < end:
+        if gauge("mesh_cluster_rq_pending", svc) == 0 and gauge("mesh_cluster_rq_active", svc) == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+# q1: max_connections = 1. Requests waiting for the connection time out like any other.
+clients = [Client(OUT) for _ in range(3)]
+res = parallel(lambda w, i: clients[w].req("/t/%d?ms=1000" % i, host="q1"), 3, 3)
+st = [(getattr(r, "status", 0), round(getattr(r, "secs", 0), 2)) for r in res]
+expect("max_connections 1, route timeout 300ms: 3 requests (1 sent, 2 queued) all get 504 after ~300 ms: %r" % st,
+       all(c == 504 and 0.28 <= t < 1.0 for c, t in st), "%r" % st)
+expect("... and the queue and the active count are back at 0", settle("q1"),
+       "pending %d active %d" % (gauge("mesh_cluster_rq_pending", "q1"), gauge("mesh_cluster_rq_active", "q1")))
+r = cli.req("/n?ms=0", host="q1")
+expect("the connection slot is free again: the next request 200 at once (%.0f ms)" % (r.secs * 1000),
+       r.status == 200 and r.secs < 0.5, "%r" % r)
+# clients that give up while queued leave the queue
+def impatient(w, i):
+    s = socket.create_connection(("127.0.0.1", OUT), timeout=0.3)
+    s.sendall(b"GET /n/%d?ms=1000 HTTP/1.1\r\nHost: q1\r\n\r\n" % i)
+    try:
+        return s.recv(100)
+    except socket.timeout:
+        return b"gave up"
+    finally:
+        s.close()
+res = parallel(impatient, 3, 3)
+expect("3 clients give up after 300 ms (1 sent, 2 queued)", res == [b"gave up"] * 3, "%r" % res)
+time.sleep(0.2)
+expect("... the queue is empty again (mesh_cluster_rq_pending 0) and nothing is active", settle("q1"),
+       "pending %d active %d" % (gauge("mesh_cluster_rq_pending", "q1"), gauge("mesh_cluster_rq_active", "q1")))
+r = cli.req("/n?ms=0", host="q1")
+expect("... and the next request gets the connection at once (%.0f ms)" % (r.secs * 1000), r.status == 200 and r.secs < 0.5, "%r" % r)
+
+# sub: max_concurrent_requests 10, but 1 for subset v2
+clients = [Client(OUT) for _ in range(6)]
+res = parallel(lambda w, i: clients[w].req("/%s/%d?ms=600" % ("v1" if w < 3 else "v2", i), host="sub"), 6, 6)
+v1 = sorted(getattr(r, "status", 0) for r in res[:3])
+v2 = sorted(getattr(r, "status", 0) for r in res[3:])
+expect("[destination sub/v2] max_concurrent_requests = 1 overrides the parent's 10: v1 %r, v2 %r" % (v1, v2),
+       v1 == [200, 200, 200] and v2 == [200, 503, 503], "v1 %r v2 %r" % (v1, v2))
+n = gauge("mesh_cluster_overflow_total", "sub", "v2")
+expect("the overflows are counted on the subset's cluster (mesh_cluster_overflow_total{subset=v2} = 2)", n == 2, "%d" % n)
+
+# og: consecutive_gateway_errors = 2. 500s are not gateway errors; 502s are.
+G1 = env("G1")
+ctl(G1, "reset"); ctl(G1, "fail?n=-1&status=500")
+codes = [cli.req("/g/%d" % i, host="og").status for i in range(20)]
+n = fstats(G1)["requests"]
+expect("consecutive_gateway_errors: an endpoint answering 500 stays in (it got %d of 20 requests)" % n,
+       n == 10 and codes.count(500) == 10, "%d %r" % (n, codes))
+ctl(G1, "reset"); ctl(G1, "fail?n=-1&status=502")
+codes = [cli.req("/g/%d" % i, host="og").status for i in range(20)]
+n = fstats(G1)["requests"]
+expect("consecutive_gateway_errors = 2: an endpoint answering 502 is ejected after 2 (it got %d of 20)" % n,
+       n == 2 and codes.count(502) == 2, "%d %r" % (n, codes))
+ctl(G1, "heal")
+
+# grow: base_ejection_time = 500ms, consecutive_5xx = 1. An endpoint that keeps
+# failing is ejected for 0.5 s, then 1 s, then 1.5 s (base x (ejections + 1)).
+X2 = env("X2")
+ctl(X2, "fail?n=-1&status=503")
+fails = []
+t0 = time.monotonic()
+for i in range(2000):
+    now = time.monotonic() - t0
+    if now > 3.4:
+        break
+    r = cli.req("/x/%d" % i, host="grow")
+    if r.status == 503:
+        fails.append(now)
+    time.sleep(0.01)
+gaps = [round(b - a, 2) for a, b in zip(fails, fails[1:])]
+print("note: grow: failures at %r, gaps %r" % ([round(f, 2) for f in fails], gaps))
+expect("ejections grow: gaps between the failing endpoint's requests ~0.5, 1.0, 1.5 s: %r" % gaps,
+       len(gaps) >= 3 and 0.45 <= gaps[0] < 0.8 and 0.95 <= gaps[1] < 1.3 and 1.45 <= gaps[2] < 1.8, "%r" % gaps)
+ctl(X2, "heal")
+
+# panic: min_health_percent = 60. p2 and p3 fail: with both ejected only 33% are
+# healthy, so ejections are ignored and all three get traffic. The same without
+# min_health_percent: p2 and p3 get one request each, then nothing.
+P = {"p1": env("P1"), "p2": env("P2"), "p3": env("P3")}
+for k in ("p2", "p3"):
+    ctl(P[k], "fail?n=-1&status=503")
+def run(svc):
+    for p in P.values():
+        ctl(p, "reset")
+    codes = [cli.req("/p/%d" % i, host=svc).status for i in range(30)]
+    return {k: fstats(p)["requests"] for k, p in P.items()}, codes
+c, codes = run("nopanic")
+expect("no panic threshold: both failing endpoints ejected after one request each: %r" % c,
+       c == {"p1": 28, "p2": 1, "p3": 1}, "%r" % c)
+c, codes = run("panic")
+expect("min_health_percent = 60: with 2 of 3 ejected, all three are used again: %r" % c,
+       c["p2"] + c["p3"] >= 15 and codes.count(503) == c["p2"] + c["p3"], "%r" % c)
+for k in ("p2", "p3"):
+    ctl(P[k], "heal")
+PY
+
+# an ejection survives a reload (balance state is kept by endpoint address)
+py <<'PY'
+import time
+from rawhttp import ok, bad, expect
+from tmhttp import Client, fstats, ctl, env
+OUT = env("OUT")
+O3 = env("O3")
+cli = Client(OUT)
+ctl(O3, "fail?n=-1&status=503")
+ctl(O3, "reset")
+codes = [cli.req("/r/%d" % i, host="out").status for i in range(30)]
+expect("o3 failing: ejected after its 3 requests (%d)" % fstats(O3)["requests"], fstats(O3)["requests"] == 3, "%r" % codes)
+PY
+n0=$(grep -c 'configuration reloaded' "$ART/client.log")
+kill -HUP "$CLIENT_PID"
+for i in $(seq 1 30); do [ "$(grep -c 'configuration reloaded' "$ART/client.log")" -gt "$n0" ] && break; sleep 0.1; done
+py <<'PY'
+from rawhttp import ok, bad, expect
+from tmhttp import Client, fstats, ctl, env
+OUT, O3 = env("OUT"), env("O3")
+cli = Client(OUT)
+codes = [cli.req("/r2/%d" % i, host="out").status for i in range(30)]
+n = fstats(O3)["requests"]
+expect("after a SIGHUP reload o3 is still ejected: 30 more requests, all 200, none to o3 (%d)" % n,
+       n == 3 and codes == [200] * 30, "o3 saw %d, %r" % (n, codes))
+ctl(O3, "heal")
 PY
 exit 0

@@ -13,8 +13,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tm.sh"
 
-ports E1 E2 E3 S1 S2 S3 W1 W2 W3 C1 C2 C3 OUT ADM OUT2 ADM2
-export E1 E2 E3 S1 S2 S3 W1 W2 W3 C1 C2 C3 OUT ADM OUT2
+ports E1 E2 E3 S1 S2 S3 W1 W2 W3 C1 C2 C3 H1 H2 H3 OUT ADM OUT2 ADM2
+export E1 E2 E3 S1 S2 S3 W1 W2 W3 C1 C2 C3 H1 H2 H3 OUT ADM OUT2
 
 svc() { # NAME ENDPOINT-PORTS...
 	local n=$1 p i=1
@@ -56,6 +56,46 @@ EOF
 			printf '\n[destination %s-%s]\nload_balancer = %s\nhash_on = %s%s\n' "${lb%%:*}" "$short" "${lb#*:}" "$kind" "${key:+:$key}"
 		done
 	done
+	cat <<EOF
+
+; a subset with its own balancer: v1 inherits round_robin, v2 hashes
+[service subl]
+port = 80
+endpoint = 127.0.0.1:$E1 version=v1
+endpoint = 127.0.0.1:$E2 version=v1
+endpoint = 127.0.0.1:$S1 version=v2
+endpoint = 127.0.0.1:$S2 version=v2
+
+[destination subl]
+load_balancer = round_robin
+subset.v1 = version=v1
+subset.v2 = version=v2
+
+[destination subl/v2]
+load_balancer = ring_hash
+hash_on = header:x-user
+
+[route subl/v2]
+match.header.x-sub = v2
+to = v2
+
+[route subl/v1]
+to = v1
+
+; maglev with outlier detection: an ejected endpoint's keys move, the others stay
+[service magout]
+port = 80
+endpoint = 127.0.0.1:$H1
+endpoint = 127.0.0.1:$H2
+endpoint = 127.0.0.1:$H3
+
+[destination magout]
+load_balancer = maglev
+hash_on = header:x-user
+outlier.consecutive_5xx = 1
+outlier.base_ejection_time = 2s
+outlier.max_ejection_percent = 50
+EOF
 } >"$ART/mesh.ini"
 
 for p in client:$OUT:$ADM client2:$OUT2:$ADM2; do
@@ -73,7 +113,7 @@ mesh = mesh.ini
 EOF
 done
 
-for b in e1:$E1 e2:$E2 e3:$E3 s1:$S1 s2:$S2 s3:$S3 w1:$W1 w2:$W2 w3:$W3 c1:$C1 c2:$C2 c3:$C3; do
+for b in e1:$E1 e2:$E2 e3:$E3 s1:$S1 s2:$S2 s3:$S3 w1:$W1 w2:$W2 w3:$W3 c1:$C1 c2:$C2 c3:$C3 h1:$H1 h2:$H2 h3:$H3; do
 	start_flaky "${b%%:*}" "${b#*:}" || exit 1
 done
 start_proxy client "$ART/client.ini" "$ADM" || exit 1
@@ -211,6 +251,57 @@ for lb, lbname in (("ring", "ring_hash"), ("mag", "maglev")):
     good, (lo, hi) = spread_ok(lb, counts, K)
     expect("%s on source_ip: %d client addresses spread %r (each %d..%d)" % (lbname, K, counts, lo, hi),
            good and sum(counts.values()) == K, "%r" % counts)
+PY
+
+# ---------------------------------------------------------------- subset policy, hashing with ejection
+py <<'PY'
+import time, uuid
+from rawhttp import ok, bad, expect
+from tmhttp import Client, ctl, env
+
+OUT = env("OUT")
+cli = Client(OUT)
+run = uuid.uuid4().hex[:6]
+
+# subl: round_robin for the service, ring_hash for subset v2
+seq = [cli.req("/s/%d" % i, host="subl").first for i in range(12)]
+expect("subset v1 inherits round_robin: an exact cycle over its two endpoints (%s...)" % ",".join(seq[:4]),
+       sorted(seq[:2]) == ["e1", "e2"] and all(seq[i] == seq[i % 2] for i in range(12)), "%r" % seq)
+by_key = {}
+for k in range(30):
+    key = "%s-sub-%d" % (run, k)
+    by_key[key] = {cli.req("/s", host="subl", headers={"x-sub": "v2", "x-user": key}).first for _ in range(3)}
+sticky = all(len(v) == 1 for v in by_key.values())
+used = set().union(*by_key.values())
+expect("[destination subl/v2] load_balancer = ring_hash: 30 keys x 3 requests, each key on one endpoint, both used (%r)" % sorted(used),
+       sticky and used == {"s1", "s2"}, "%r" % by_key)
+
+# magout: maglev + consecutive_5xx = 1. h3 fails once and is ejected for 2 s:
+# its keys move to h1 and h2, every other key stays, and all come back after.
+keys = ["%s-mo-%d" % (run, k) for k in range(90)]
+def mapping():
+    out = {}
+    for k in keys:
+        r = cli.req("/m", host="magout", headers={"x-user": k})
+        out[k] = r.first if r.status == 200 else "status %d" % r.status
+    return out
+base = mapping()
+on3 = [k for k in keys if base[k] == "h3"]
+expect("maglev: 90 keys over h1, h2, h3 (%d on h3)" % len(on3),
+       set(base.values()) == {"h1", "h2", "h3"}, "%r" % sorted(set(base.values())))
+ctl(env("H3"), "fail?n=1&status=503")
+r = cli.req("/m", host="magout", headers={"x-user": on3[0]})
+t_eject = time.monotonic()
+expect("a key on h3 gets h3's one failure (503); h3 is ejected", r.status == 503, "%r" % r)
+during = mapping()
+moved = [k for k in keys if during[k] != base[k]]
+expect("during the ejection exactly h3's %d keys moved, all to h1 or h2, and both took some"
+       % len(on3), sorted(moved) == sorted(on3) and {during[k] for k in on3} == {"h1", "h2"},
+       "moved %d: %r" % (len(moved), {k: (base[k], during[k]) for k in moved[:6]}))
+time.sleep(max(0.0, 2.2 - (time.monotonic() - t_eject)))
+after = mapping()
+expect("after the ejection (2 s) every key is back where it was", after == base,
+       "%r" % {k: (base[k], after[k]) for k in keys if after[k] != base[k]})
 PY
 
 # ---------------------------------------------------------------- peak EWMA

@@ -31,8 +31,8 @@
  *               data requests, those answered 2xx, those failed on purpose,
  *               connections accepted (the control ones included), open now, the
  *               most data requests ever in progress at once
- *   /ctl/log    one line per data request (the last 4096):
- *               "id=ID host=HOST method=M target=T bytes=N sum=S status=S"
+ *   /ctl/log    one line per data request (the last 4096), written when it
+ *               arrives: "id=ID host=HOST method=M target=T bytes=N sum=S status=S"
  *   /ctl/reset  counters, log and per-id attempts to zero (modes unchanged)
  */
 #define _GNU_SOURCE
@@ -419,8 +419,7 @@ static int serve_one(struct conn *c)
 		delay_ms = slow_ms;
 	pthread_mutex_unlock(&mu);
 
-	sleep_ms(delay_ms);
-
+	/* logged on arrival, so a request still waiting (a hung try) is seen */
 	char rec[1024];
 	int rn = snprintf(rec, sizeof(rec), "id=%.100s host=%.100s method=%.20s target=%.600s bytes=%llu sum=%llu status=%d\n",
 	                  id ? id : "-", host ? host : "-", method, target, (unsigned long long)blen,
@@ -428,12 +427,17 @@ static int serve_one(struct conn *c)
 	if (rn < 0 || rn >= (int)sizeof(rec))
 		snprintf(rec, sizeof(rec), "(too long)\n");
 	pthread_mutex_lock(&mu);
-	n_active--;
-	if (status >= 200 && status < 300)
-		n_ok++;
 	free(log_lines[log_next % LOG_LINES]);
 	log_lines[log_next % LOG_LINES] = strdup(rec);
 	log_next++;
+	pthread_mutex_unlock(&mu);
+
+	sleep_ms(delay_ms);
+
+	pthread_mutex_lock(&mu);
+	n_active--;
+	if (status >= 200 && status < 300)
+		n_ok++;
 	pthread_mutex_unlock(&mu);
 
 	if (status == 0) {                         /* reset: no answer at all */
