@@ -19,8 +19,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tm.sh"
 
-ports F F2 FB DEAD SLOW CONC MR O1 O2 O3 OUT ADM OUT0 ADM0 G1 G2 X1 X2 P1 P2 P3 SA SB Q
-export F F2 FB SLOW CONC MR O1 O2 O3 OUT ADM OUT0 G1 G2 X1 X2 P1 P2 P3 SA SB Q
+ports F F2 FB DEAD SLOW CONC MR O1 O2 O3 OUT ADM OUT0 ADM0 G1 G2 X1 X2 P1 P2 P3 SA SB Q BH Y1 Y2
+export F F2 FB SLOW CONC MR O1 O2 O3 OUT ADM OUT0 G1 G2 X1 X2 P1 P2 P3 SA SB Q BH Y1 Y2
 
 cat >"$ART/mesh.ini" <<EOF
 [service flaky]
@@ -214,6 +214,27 @@ max_pending_requests = 5
 match.path = prefix:/t
 timeout = 300ms
 to = q1
+
+; an endpoint whose accept queue is full: connecting hangs
+[service blackhole]
+port = 80
+endpoint = 127.0.0.1:$BH
+
+[destination blackhole]
+connect_timeout = 200ms
+
+; the ejection multiplier decays by one per healthy outlier.interval
+[service decay]
+port = 80
+endpoint = 127.0.0.1:$Y1
+endpoint = 127.0.0.1:$Y2
+
+[destination decay]
+load_balancer = round_robin
+outlier.consecutive_5xx = 1
+outlier.base_ejection_time = 500ms
+outlier.interval = 300ms
+outlier.max_ejection_percent = 50
 EOF
 
 cat >"$ART/client.ini" <<EOF
@@ -247,7 +268,7 @@ mesh = mesh.ini
 EOF
 
 for b in f:$F f2:$F2 fb:$FB slow:$SLOW conc:$CONC mr:$MR o1:$O1 o2:$O2 o3:$O3 g1:$G1 g2:$G2 x1:$X1 x2:$X2 \
-	p1:$P1 p2:$P2 p3:$P3 sa:$SA sb:$SB q:$Q; do
+	p1:$P1 p2:$P2 p3:$P3 sa:$SA sb:$SB q:$Q y1:$Y1 y2:$Y2; do
 	start_flaky "${b%%:*}" "${b#*:}" || exit 1
 done
 start_proxy client "$ART/client.ini" "$ADM" || exit 1
@@ -691,6 +712,57 @@ expect("min_health_percent = 60: with 2 of 3 ejected, all three are used again: 
        c["p2"] + c["p3"] >= 15 and codes.count(503) == c["p2"] + c["p3"], "%r" % c)
 for k in ("p2", "p3"):
     ctl(P[k], "heal")
+
+# decay: y2 fails once (ejected 0.5 s), comes back, stays healthy for more than
+# two intervals (300 ms), fails once again: ejected for the base 0.5 s again,
+# not 1 s (the growth the previous check saw without the healthy intervals).
+Y2 = env("Y2")
+def until_back(t_fail):
+    """seconds from t_fail until y2 answers a request again (requests every 10 ms)"""
+    for i in range(400):
+        r = cli.req("/y", host="decay")
+        if r.first == "y2" and r.status == 200:
+            return time.monotonic() - t_fail
+        time.sleep(0.01)
+    return 99
+def fail_once():
+    ctl(Y2, "fail?n=1&status=503")
+    for i in range(4):
+        if cli.req("/y", host="decay").status == 503:
+            return time.monotonic()
+    return None
+t = fail_once()
+first = until_back(t) if t else 99
+time.sleep(1.0)                       # > 2 intervals healthy (and y2 seen healthy above)
+for i in range(6):
+    cli.req("/y", host="decay")
+t = fail_once()
+second = until_back(t) if t else 99
+expect("outlier.interval = 300ms: after > 2 healthy intervals a new ejection lasts the base 0.5 s again "
+       "(first %.2f s, second %.2f s)" % (first, second),
+       0.45 <= first < 0.8 and 0.45 <= second < 0.8, "first %.2f second %.2f" % (first, second))
+
+# connect_timeout = 200ms: an endpoint that never completes the handshake (its
+# accept queue is full, so the kernel drops the SYN) gets 502 UF after ~200 ms
+import socket
+BH = env("BH")
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", BH))
+ls.listen(0)
+fill = []
+for i in range(3):
+    f = socket.socket()
+    f.setblocking(False)
+    f.connect_ex(("127.0.0.1", BH))
+    fill.append(f)
+time.sleep(0.1)
+r = cli.req("/bh", host="blackhole")
+expect("[destination] connect_timeout = 200ms: 502 after ~200 ms (%.0f ms): %s" % (r.secs * 1000, r.get("x-mesh-error")),
+       r.status == 502 and 0.18 <= r.secs < 1.0 and "connect" in (r.get("x-mesh-error") or ""), "%r %.3f" % (r, r.secs))
+for f in fill:
+    f.close()
+ls.close()
 PY
 
 # an ejection survives a reload (balance state is kept by endpoint address)
