@@ -838,6 +838,9 @@ rt_ratio() { ratio "$(rmed "$1" "$2")" "$(rmed "$1" rules1)"; }
 # extra mesh CPU per rule walked, ns: (us/req of the case - us/req of rules1) / extra rules
 rt_ns_per_rule() { awk -v a="$(rmed RT_US "$1")" -v b="$(rmed RT_US rules1)" -v n="$2" \
 	'BEGIN { if (a == "na" || b == "na" || n <= 0) print "na"; else printf "%.0f", (a - b) * 1000 / n }'; }
+# the ratios round by round (values are appended one per round, in round order)
+rt_rounds() { local -n a=$1; paste -d' ' <(echo "${a[$2]:-}" | tr ' ' '\n' | awk NF) <(echo "${a[rules1]:-}" | tr ' ' '\n' | awk NF) \
+	| awk '{ printf "%.2f ", ($2 > 0 ? $1 / $2 : 0) }'; }
 # the same from the in-process lookup times
 rt_look_per() { awk -v a="$(rmed RT_LOOK "$1")" -v b="$(rmed RT_LOOK rules1)" -v n="$2" \
 	'BEGIN { if (a == "na" || b == "na" || n <= 0) print "na"; else printf "%.1f", (a - b) / n }'; }
@@ -880,6 +883,8 @@ if [ "$DO_ROUTING" = 1 ]; then
 	printf '  CPU us/req   100 rules %s   1000 rules %s   1000 hosts %s   1000 literal hosts %s   100 regex %s\n' \
 		"$(rt_ratio RT_US rules100)" "$(rt_ratio RT_US rules1000)" "$(rt_ratio RT_US hosts1000)" \
 		"$(rt_ratio RT_US lit1000)" "$(rt_ratio RT_US regex100)"
+	printf '  per round, against rules1 in the same round: req/s 100 rules %s| 1000 rules %s| CPU 1000 rules %s\n' \
+		"$(rt_rounds RT_RPS rules100)" "$(rt_rounds RT_RPS rules1000)" "$(rt_rounds RT_US rules1000)"
 	printf '  mesh CPU per extra rule walked, ns: 1000 rules %s   per extra host: 1000 hosts %s, 1000 literal hosts %s   per regex rule: %s\n' \
 		"$(rt_ns_per_rule rules1000 999)" "$(rt_ns_per_rule hosts1000 999)" "$(rt_ns_per_rule lit1000 999)" \
 		"$(rt_ns_per_rule regex100 99)"
