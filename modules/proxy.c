@@ -699,7 +699,8 @@ static int build_request_head(struct client *c, struct buf *o, const struct http
 	if (reqid_len) {
 		copy_slice(st->request_id, sizeof(st->request_id), reqid, reqid_len);
 	} else {
-		if (!shadow)   /* the mirror carries the same id as the request it copies */
+		/* a mirror, and a retry, carry the id of the request they copy */
+		if (!st->request_id[0])
 			make_request_id(st->request_id);
 		PUTS(o, "x-request-id: ");
 		put(o, st->request_id, strlen(st->request_id));
@@ -1784,14 +1785,20 @@ static int stream_dispatch(struct client *c, const struct http1_msg *m_in)
 			client_close(c);
 			return -1;
 		}
-		if (st->replayable && buf_append(&st->replay, buf_data(&u->out) + mark, u->out.len - mark) < 0) {
-			st->replayable = 0;
-			buf_free(&st->replay);
-		}
-		if (rt && rt->mirror.svc && percent_hit(rt->mirror_percent))
+		if (rt && rt->mirror.svc && st->attempts == 1 && percent_hit(rt->mirror_percent))
 			shadow_start(c, m, target, target_len, authority, authority_len);
-		buf_consume(&c->in, st->head_len);
-		st->head_len = 0;
+		if (st->req.in == HTTP1_BODY_NONE && !st->upgrade) {
+			/* bodiless: the head stays in client->in until the response starts,
+			 * and a retry builds it again from there - no copy per request */
+		} else {
+			if (st->replayable &&
+			    buf_append(&st->replay, buf_data(&u->out) + mark, u->out.len - mark) < 0) {
+				st->replayable = 0;
+				buf_free(&st->replay);
+			}
+			buf_consume(&c->in, st->head_len);
+			st->head_len = 0;
+		}
 	} else {
 		/* a retry: everything sent so far, again */
 		if (buf_append(&u->out, buf_data(&st->replay), st->replay.len) < 0) {
@@ -1965,6 +1972,10 @@ static int stream_response(struct client *c)
 			/* a retriable answer is dropped with its connection, never shown */
 			if (retry_check(c, 0, m.status, &backoff))
 				return stream_retry(c, backoff);
+		}
+		if (st->head_len) {     /* the answer is taken: the kept head is not needed again */
+			buf_consume(&c->in, st->head_len);
+			st->head_len = 0;
 		}
 		st->t_up = ev_now(P.loop);
 		st->status = m.status;
@@ -2199,6 +2210,10 @@ static int stream_finish(struct client *c)
 		st->up->client = NULL;
 		upstream_release(st->up, reusable);
 		st->up = NULL;
+	}
+	if (st->head_len) {
+		buf_consume(&c->in, st->head_len);
+		st->head_len = 0;
 	}
 	record(c);
 	stream_reset(c);
