@@ -141,8 +141,13 @@ for name in ("rnd", "lr"):
     N = 600
     clients = [Client(OUT) for _ in range(3)]
     seq = parallel(lambda w, i: clients[w].req("/%s/%d" % (name, i), host=name).first, N, 3)
+    # random: independent draws, Binomial(N, 1/3), 4 sigma. least_request: with 3
+    # clients in parallel a busy endpoint is avoided, so the counts follow how fast
+    # each endpoint answers on a shared machine, not independent draws (seen 4.2
+    # sigma off): 6 sigma still catches starvation or a stuck preference
     for e in E:
-        within("%s: %s's share of %d requests" % (name, e, N), seq.count(e), N, 1 / 3)
+        within("%s: %s's share of %d requests" % (name, e, N), seq.count(e), N, 1 / 3,
+               4.0 if name == "rnd" else 6.0)
     # not a disguised round robin: in a cycle seq[i] == seq[i-3] always, at random 1/3 of the time
     same = sum(seq[i] == seq[i - 3] for i in range(3, N)) / (N - 3)
     expect("%s is not a cycle (seq[i] == seq[i-3] in %.0f%% of positions, random ~33%%)" % (name, same * 100),
