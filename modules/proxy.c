@@ -1338,12 +1338,11 @@ static void client_close(struct client *c)
 
 /* the response is written and the socket's write side shut: read and drop what
  * the client still sends for a moment, so our error reply is not lost in a RST */
-static int client_linger(struct client *c)
+static void client_linger(struct client *c)
 {
 	c->flags |= C_LINGER;
 	shutdown(c->fd, SHUT_WR);
 	buf_free(&c->in);
-	return 0;
 }
 
 /*
