@@ -51,6 +51,8 @@ struct conf_service {
 	const char *file;            /* where it was defined (points into conf->files) */
 	int line;
 	const struct conf_destination *destination;  /* its [destination] rule or NULL (= conf_destination_of) */
+	char *service_account;       /* service_account: identity of its endpoints, default = name (issue #4) */
+	int sidecar;                 /* sidecar = yes (default): endpoints are mesh proxies' inbound ports (auto mTLS); no = plain apps */
 };
 
 struct conf_workload {
@@ -96,6 +98,7 @@ struct conf_log {
 
 struct conf_mesh {
 	char *domain;                /* cluster DNS domain, default "cluster.local" */
+	char *trust_domain;          /* SPIFFE trust domain, default = domain (issue #4) */
 };
 
 /* ------------------------------------------------------------------ traffic management (issue #3) */
@@ -242,6 +245,53 @@ struct conf_destination {
 	int line;
 };
 
+/* ------------------------------------------------------------------ security (issue #4) */
+
+/* PeerAuthentication mtls.mode */
+enum conf_mtls { CONF_MTLS_UNSET = 0, CONF_MTLS_DISABLE, CONF_MTLS_PERMISSIVE, CONF_MTLS_STRICT };
+
+struct conf_port_mtls {
+	uint16_t port;               /* port.9080 = DISABLE (Istio portLevelMtls, the workload's app port) */
+	enum conf_mtls mode;
+};
+
+/* [peer_authentication NAME] */
+struct conf_peer_auth {
+	char *name;
+	char *namespace;             /* namespace = x; NULL (or the root namespace istio-system) = mesh-wide */
+	struct conf_labels selector; /* selector = app=reviews; empty = the whole namespace */
+	enum conf_mtls mode;         /* mode = STRICT | PERMISSIVE | DISABLE | UNSET (inherit) */
+	struct conf_port_mtls *ports;
+	size_t n_ports;
+	const char *file;
+	int line;
+};
+
+enum conf_authz_action { CONF_AUTHZ_ALLOW = 0, CONF_AUTHZ_DENY, CONF_AUTHZ_AUDIT };
+
+struct conf_authz_rule;          /* from / to / when of one rule; defined and used by the authz module */
+
+/* [authorization NAME], more rules in [authorization NAME/RULE] */
+struct conf_authz {
+	char *name;
+	char *namespace;             /* NULL / istio-system = mesh-wide */
+	struct conf_labels selector; /* empty = every workload of the namespace */
+	enum conf_authz_action action;
+	struct conf_authz_rule *rules;   /* OR of rules; none = matches nothing (an ALLOW then denies all) */
+	size_t n_rules;
+	const char *file;
+	int line;
+};
+
+/* [control]: where the proxy gets its identity */
+struct conf_control {
+	struct conf_addr ca;         /* ca = 127.0.0.1:15012; unset = no identity, plaintext only */
+	char *token_file;            /* token_file = reviews.token (from `mesh ca token`) */
+	char *trust_bundle;          /* trust_bundle = root.crt (PEM), or ... */
+	char *ca_fingerprint;        /* ca_fingerprint = sha256 hex of the root (pins it, bundle fetched from the CA) */
+	char *key_file;              /* key_file: write the workload key here (0600); NULL = memory only */
+};
+
 struct conf {
 	int refs;                    /* conf_ref / conf_unref */
 	char *path;                  /* the file conf_load was given */
@@ -261,6 +311,11 @@ struct conf {
 	size_t n_destinations;
 	struct conf_route *routes;   /* [route ...] in file order */
 	size_t n_routes;
+	struct conf_control control; /* [control] ca, token_file, trust_bundle ... */
+	struct conf_peer_auth *peer_auths;   /* [peer_authentication ...] in file order */
+	size_t n_peer_auths;
+	struct conf_authz *authzs;   /* [authorization ...] in file order */
+	size_t n_authzs;
 };
 
 /* the destination rule of a service, or NULL */
