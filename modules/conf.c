@@ -664,11 +664,24 @@ enum vtype {
 	V_HDR_REMOVE,     /* struct conf_header_ops: list of names */
 	V_RETRY_ON,       /* unsigned CONF_RETRY_* bits */
 	V_STATUS_LIST,    /* int *codes + size_t n, right after it */
+	/* security (issue #4) */
+	V_FILE_IN,        /* char *: a path resolved like mesh =, read at load time (min = 1: must hold a PEM certificate) */
+	V_FILE_OUT,       /* char *: a path resolved like mesh =, written later */
+	V_FINGERPRINT,    /* char *: SHA-256, 64 hex digits (colons allowed), stored lowercase without colons */
+	V_MTLS,           /* enum conf_mtls, case-insensitive */
+	V_PORT_MTLS,      /* [peer_authentication] port.N = MODE */
+	V_AZ_ACTION,      /* enum conf_authz_action, case-insensitive */
+	V_AZ_RULES,       /* rules = none (Istio's empty rules: matches nothing) */
+	V_PATS,           /* struct conf_pats of the open rule; min = PAT_* (what the items are) */
+	V_CIDRS,          /* struct conf_cidrs of the open rule */
+	V_PORTS,          /* struct conf_portlist of the open rule */
+	V_WHEN_HEADER,    /* when.header.NAME / when.not_header.NAME (min = 1: not) */
 };
 
 #define K_LIST     1u   /* may repeat; each line adds one */
 #define K_PREFIX   2u   /* name is a prefix: "service." matches service.reviews */
 #define K_OPTIONAL 4u   /* rendered only when the value differs from `def` */
+#define K_RULE     8u   /* [authorization]: a key of the open rule, not of the policy */
 
 struct conf_key {
 	const char *name;
@@ -678,8 +691,8 @@ struct conf_key {
 	const char *const *words;  /* V_ENUM: accepted words; the index is stored */
 	unsigned flags;            /* K_* */
 	const char *example;       /* K_PREFIX: what follows the prefix, for hints ("NAME = address") */
-	const char *alias;         /* an old name: the key it sets instead (with a warning) */
-	const char *note;          /* alias: the warning text */
+	const char *alias;         /* an old name or a synonym: the key it sets instead */
+	const char *note;          /* alias: the warning text (NULL: a synonym, no warning) */
 	uint64_t def;              /* K_OPTIONAL: the default, not rendered */
 };
 
@@ -731,12 +744,19 @@ static const struct conf_key log_keys[] = {
 	KEY("level", V_ENUM, LG(level), .words = log_levels),
 };
 
+#define CT(f) offsetof(struct conf, control.f)
 static const struct conf_key control_keys[] = {
 	KEY("mesh", V_MESH_FILE, offsetof(struct conf, mesh_path)),
+	KEY("ca", V_APP, CT(ca)),
+	KEY("token_file", V_FILE_IN, CT(token_file)),
+	KEY("trust_bundle", V_FILE_IN, CT(trust_bundle), .min = 1),
+	KEY("ca_fingerprint", V_FINGERPRINT, CT(ca_fingerprint)),
+	KEY("key_file", V_FILE_OUT, CT(key_file)),
 };
 
 static const struct conf_key mesh_keys[] = {
 	KEY("domain", V_DNS_NAME, offsetof(struct conf_mesh, domain)),
+	KEY("trust_domain", V_DNS_NAME, offsetof(struct conf_mesh, trust_domain)),
 };
 
 #define SV(f) offsetof(struct conf_service, f)
@@ -744,6 +764,8 @@ static const struct conf_key service_keys[] = {
 	KEY("namespace", V_NAMESPACE, SV(namespace)),
 	KEY("port", V_PORT, SV(port)),
 	KEY("endpoint", V_ENDPOINT, 0, .flags = K_LIST),
+	KEY("service_account", V_DNS_NAME, SV(service_account)),
+	KEY("sidecar", V_BOOL, SV(sidecar)),
 };
 
 /* [destination SERVICE] and [destination SERVICE/SUBSET]: Istio DestinationRule.
@@ -822,6 +844,48 @@ static const struct conf_key route_keys[] = {
 _Static_assert(offsetof(struct conf_route, n_retry_status_codes) ==
                offsetof(struct conf_route, retry_status_codes) + sizeof(int *), "V_STATUS_LIST layout");
 
+/* [peer_authentication NAME]: Istio PeerAuthentication */
+#define PA(f) offsetof(struct conf_peer_auth, f)
+static const struct conf_key peer_auth_keys[] = {
+	KEY("namespace", V_NAMESPACE, PA(namespace)),
+	KEY("selector", V_LABELS, PA(selector)),
+	KEY("mode", V_MTLS, PA(mode)),
+	KEY("port.", V_PORT_MTLS, 0, .flags = K_PREFIX, .example = "N = MODE (e.g. port.9080 = DISABLE)"),
+};
+
+/* [authorization NAME] and [authorization NAME/RULE]: Istio AuthorizationPolicy.
+ * K_RULE keys write into the open rule (offsets from struct conf_authz_rule). */
+enum { PAT_PRINCIPAL, PAT_NAMESPACE, PAT_METHOD, PAT_PATH, PAT_HOST, PAT_HEADER };
+#define AZ(f) offsetof(struct conf_authz, f)
+#define AR(f) offsetof(struct conf_authz_rule, f)
+static const struct conf_key authz_keys[] = {
+	KEY("namespace", V_NAMESPACE, AZ(namespace)),
+	KEY("selector", V_LABELS, AZ(selector)),
+	KEY("action", V_AZ_ACTION, AZ(action)),
+	KEY("rules", V_AZ_RULES, 0),
+	KEY("from.principals", V_PATS, AR(principals), .min = PAT_PRINCIPAL, .flags = K_RULE),
+	KEY("from.not_principals", V_PATS, AR(not_principals), .min = PAT_PRINCIPAL, .flags = K_RULE),
+	KEY("from.namespaces", V_PATS, AR(namespaces), .min = PAT_NAMESPACE, .flags = K_RULE),
+	KEY("from.not_namespaces", V_PATS, AR(not_namespaces), .min = PAT_NAMESPACE, .flags = K_RULE),
+	KEY("from.ip_blocks", V_CIDRS, AR(ip_blocks), .flags = K_RULE),
+	KEY("from.not_ip_blocks", V_CIDRS, AR(not_ip_blocks), .flags = K_RULE),
+	KEY("to.methods", V_PATS, AR(methods), .min = PAT_METHOD, .flags = K_RULE),
+	KEY("to.not_methods", V_PATS, AR(not_methods), .min = PAT_METHOD, .flags = K_RULE),
+	KEY("to.paths", V_PATS, AR(paths), .min = PAT_PATH, .flags = K_RULE),
+	KEY("to.not_paths", V_PATS, AR(not_paths), .min = PAT_PATH, .flags = K_RULE),
+	KEY("to.ports", V_PORTS, AR(ports), .flags = K_RULE),
+	KEY("to.not_ports", V_PORTS, AR(not_ports), .flags = K_RULE),
+	KEY("to.hosts", V_PATS, AR(hosts), .min = PAT_HOST, .flags = K_RULE),
+	KEY("to.not_hosts", V_PATS, AR(not_hosts), .min = PAT_HOST, .flags = K_RULE),
+	KEY("when.header.", V_WHEN_HEADER, 0, .flags = K_PREFIX | K_RULE, .example = "NAME = values (e.g. when.header.x-user = jason, admin*)"),
+	KEY("when.not_header.", V_WHEN_HEADER, 0, .min = 1, .flags = K_PREFIX | K_RULE, .example = "NAME = values"),
+	/* Istio's when: keys for what from/to already have (synonyms, no warning) */
+	KEY("when.source.principal", V_PATS, 0, .alias = "from.principals", .flags = K_RULE),
+	KEY("when.source.namespace", V_PATS, 0, .alias = "from.namespaces", .flags = K_RULE),
+	KEY("when.source.ip", V_CIDRS, 0, .alias = "from.ip_blocks", .flags = K_RULE),
+	KEY("when.destination.port", V_PORTS, 0, .alias = "to.ports", .flags = K_RULE),
+};
+
 struct ld;
 struct where {
 	const char *file;          /* points into conf->files */
@@ -829,7 +893,7 @@ struct where {
 };
 
 enum { SEC_WORKLOAD, SEC_LISTEN, SEC_PROXY, SEC_LOG, SEC_CONTROL, SEC_MESH, SEC_SERVICE, SEC_DESTINATION,
-       SEC_ROUTE, SEC_COUNT };
+       SEC_ROUTE, SEC_PEER_AUTH, SEC_AUTHZ, SEC_COUNT };
 
 struct sb;
 struct section_kind {
@@ -855,6 +919,12 @@ static void destination_render(struct sb *out, const struct conf *c);
 static int route_open(struct ld *ld, const char *name, const struct where *w);
 static void route_close(struct ld *ld);
 static const void *route_nth(const struct conf *c, size_t i, const char **name);
+static int peer_auth_open(struct ld *ld, const char *name, const struct where *w);
+static void peer_auth_close(struct ld *ld);
+static const void *peer_auth_nth(const struct conf *c, size_t i, const char **name);
+static int authz_open(struct ld *ld, const char *name, const struct where *w);
+static void authz_close(struct ld *ld);
+static void authz_render(struct sb *out, const struct conf *c);
 
 #define SECTION(n, p, o, k, ...) { .name = (n), .part = (p), .conf_off = (o), .keys = (k), .n_keys = NKEYS(k), __VA_ARGS__ }
 static const struct section_kind sections[SEC_COUNT] = {
@@ -871,12 +941,17 @@ static const struct section_kind sections[SEC_COUNT] = {
 	                            .render = destination_render),
 	[SEC_ROUTE] = SECTION("route", PART_MESH, 0, route_keys, .usage = "HOST/NAME",
 	                      .open = route_open, .close = route_close, .nth = route_nth),
+	[SEC_PEER_AUTH] = SECTION("peer_authentication", PART_MESH, 0, peer_auth_keys, .usage = "NAME",
+	                          .open = peer_auth_open, .close = peer_auth_close, .nth = peer_auth_nth),
+	[SEC_AUTHZ] = SECTION("authorization", PART_MESH, 0, authz_keys, .usage = "NAME",
+	                      .open = authz_open, .close = authz_close, .render = authz_render),
 };
 _Static_assert(NKEYS(workload_keys) <= KEYS_MAX && NKEYS(listen_keys) <= KEYS_MAX &&
                NKEYS(proxy_keys) <= KEYS_MAX && NKEYS(log_keys) <= KEYS_MAX &&
                NKEYS(control_keys) <= KEYS_MAX && NKEYS(mesh_keys) <= KEYS_MAX &&
                NKEYS(service_keys) <= KEYS_MAX && NKEYS(destination_keys) <= KEYS_MAX &&
-               NKEYS(route_keys) <= KEYS_MAX, "raise KEYS_MAX");
+               NKEYS(route_keys) <= KEYS_MAX && NKEYS(peer_auth_keys) <= KEYS_MAX &&
+               NKEYS(authz_keys) <= KEYS_MAX, "raise KEYS_MAX");
 
 /* ------------------------------------------------------------ loader state */
 
@@ -952,6 +1027,10 @@ struct ld {
 	struct route_x *rx;        /* parallel to conf->routes */
 	struct pkey *pk;           /* prefix keys of the open section, for duplicates */
 	size_t n_pk;
+	struct authz_x *ax;        /* parallel to conf->authzs */
+	struct conf_authz_rule *arule;  /* [authorization]: the rule its K_RULE keys write */
+	int asub;                  /* the open section is [authorization NAME/RULE] */
+	size_t rule_keys;          /* K_RULE keys seen in the open [authorization NAME] */
 	/* messages: kept apart so they can be listed in file and line order */
 	struct msg *msgs;
 	size_t n_msgs;
@@ -2227,6 +2306,354 @@ static int parse_status_list(struct ld *ld, const struct conf_key *k, void *dst,
 	return 0;
 }
 
+/* ------------------------------------------------------------ security values (issue #4) */
+
+static char *read_file(const char *path, char *why, size_t wn);
+
+static const char *const mtls_words[] = { "UNSET", "DISABLE", "PERMISSIVE", "STRICT", NULL };
+static const char *const action_words[] = { "ALLOW", "DENY", "AUDIT", NULL };
+_Static_assert(CONF_MTLS_UNSET == 0 && CONF_MTLS_DISABLE == 1 && CONF_MTLS_PERMISSIVE == 2 && CONF_MTLS_STRICT == 3,
+               "mtls_words follows enum conf_mtls");
+_Static_assert(CONF_AUTHZ_ALLOW == 0 && CONF_AUTHZ_DENY == 1 && CONF_AUTHZ_AUDIT == 2,
+               "action_words follows enum conf_authz_action");
+
+/* a word of words, any case; -1 and a message when it is none */
+static int word_index(const char *v, const char *const *words, char *why, size_t wn)
+{
+	int i;
+
+	for (i = 0; words[i]; i++)
+		if (!strcasecmp(v, words[i]))
+			return i;
+	one_of(v, words, why, wn);
+	return -1;
+}
+
+/* the loader state of one [authorization NAME], parallel to conf->authzs */
+struct authz_x {
+	struct where rules_at;     /* `rules = none`, line 0 when absent */
+};
+
+static struct conf_authz *cur_authz(struct ld *ld)
+{
+	return &ld->c->authzs[ld->c->n_authzs - 1];
+}
+
+static void pats_free(struct conf_pats *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n; i++)
+		free(ps->v[i].s);
+	free(ps->v);
+	ps->v = NULL;
+	ps->n = 0;
+}
+
+/* One item of a pattern list: "x", "x*", "*x" or "*" (Istio's StringMatch
+ * shorthand), checked for what it names. */
+static int parse_pat(struct ld *ld, int what, const char *item, struct conf_pat *p, const char *name,
+                     const struct where *w, char *why, size_t wn)
+{
+	size_t n = strlen(item), i;
+	const char *body = item;
+	char b[72];
+
+	memset(p, 0, sizeof(*p));
+	if (!strcmp(item, "*")) {
+		p->kind = CONF_PAT_ANY;
+		p->s = xstrdup("");
+		return 0;
+	}
+	if (item[0] == '*')
+		p->kind = CONF_PAT_SUFFIX, body = item + 1, n--;
+	else if (item[n - 1] == '*')
+		p->kind = CONF_PAT_PREFIX, n--;
+	if (memchr(body, '*', n))
+		return snprintf(why, wn, "'%s': '*' may only be the first or the last character (prefix*, *suffix or * alone)",
+		                clip(item, b, sizeof(b))), -1;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)body[i] <= 0x20 || body[i] == 0x7f)
+			return snprintf(why, wn, "'%s': no spaces or control characters in a pattern", clip(item, b, sizeof(b))), -1;
+	if (what == PAT_PRINCIPAL && p->kind != CONF_PAT_SUFFIX && n > 9 && !strncmp(body, "spiffe://", 9)) {
+		ld_warn(ld, w, "%s: write principals without 'spiffe://' (as Istio does): '%s' is read as '%s'", name,
+		        clip(item, b, sizeof(b)), item + 9);
+		body += 9, n -= 9;
+	}
+	p->s = xstrndup(body, n);
+	p->len = n;
+	switch (what) {
+	case PAT_NAMESPACE:
+		for (i = 0; i < n; i++)
+			if (!islower((unsigned char)body[i]) && !isdigit((unsigned char)body[i]) && body[i] != '-')
+				return snprintf(why, wn, "'%s' is not a namespace (a-z 0-9 -, with * at the start or end)",
+				                clip(item, b, sizeof(b))), -1;
+		break;
+	case PAT_METHOD:
+		if (!token(body, n))
+			return snprintf(why, wn, "'%s' is not a method (e.g. GET, POST)", clip(item, b, sizeof(b))), -1;
+		for (i = 0; i < n; i++)
+			p->s[i] = (char)toupper((unsigned char)p->s[i]);
+		break;
+	case PAT_PATH:
+		if (strpbrk(p->s, "?#"))
+			return snprintf(why, wn, "'%s': paths match without the query string (leave out '?...')",
+			                clip(item, b, sizeof(b))), -1;
+		if (strpbrk(p->s, "{}"))
+			return snprintf(why, wn, "'%s': path templates {*} and {**} are not supported (use prefix* or *suffix)",
+			                clip(item, b, sizeof(b))), -1;
+		if (p->kind != CONF_PAT_SUFFIX && p->s[0] != '/')
+			return snprintf(why, wn, "'%s': a path starts with '/' (or '*' for a suffix)", clip(item, b, sizeof(b))), -1;
+		break;
+	case PAT_HOST:
+		for (i = 0; i < n; i++) {
+			p->s[i] = (char)tolower((unsigned char)p->s[i]);
+			if (!isalnum((unsigned char)p->s[i]) && !strchr(".-:[]_", p->s[i]))
+				return snprintf(why, wn, "'%s' is not a host (letters, digits, . - and :port)",
+				                clip(item, b, sizeof(b))), -1;
+		}
+		break;
+	default:                                /* principals and header values: any text without spaces */
+		break;
+	}
+	return 0;
+}
+
+static int parse_pats(struct ld *ld, const struct conf_key *k, struct conf_pats *ps, const char *name, const char *v,
+                      const struct where *w)
+{
+	const char *p = v, *a, *e;
+	char why[200];
+	struct conf_pat pat;
+
+	pats_free(ps);
+	while (p) {
+		char *item;
+		int rc;
+
+		p = list_item(p, &a, &e);
+		if (a == e) {
+			pats_free(ps);
+			return bad_value(ld, w, name, v, "empty item (stray ',')");
+		}
+		item = xstrndup(a, (size_t)(e - a));
+		rc = parse_pat(ld, (int)k->min, item, &pat, name, w, why, sizeof(why));
+		free(item);
+		if (rc < 0) {
+			free(pat.s);
+			pats_free(ps);
+			return bad_value(ld, w, name, v, why);
+		}
+		ps->v = grow(ps->v, ps->n, sizeof(*ps->v));
+		ps->v[ps->n++] = pat;
+	}
+	return 0;
+}
+
+/* "10.0.0.0/8", "10.1.2.3" (/32), "2001:db8::/32", "::1" (/128) */
+static int parse_cidr(struct ld *ld, const char *item, struct conf_cidr *out, const char *name, const struct where *w,
+                      char *why, size_t wn)
+{
+	const char *slash = strchr(item, '/');
+	char addr[64], b[72];
+	size_t al = slash ? (size_t)(slash - item) : strlen(item), i;
+	unsigned max;
+	uint64_t bits;
+	int changed = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (al >= sizeof(addr))
+		goto bad;
+	memcpy(addr, item, al);
+	addr[al] = '\0';
+	if (inet_pton(AF_INET, addr, out->addr) == 1)
+		out->family = AF_INET, max = 32;
+	else if (inet_pton(AF_INET6, addr, out->addr) == 1)
+		out->family = AF_INET6, max = 128;
+	else
+		goto bad;
+	bits = max;
+	if (slash && (parse_uint(slash + 1, max, &bits, why, wn) < 0 || !isdigit((unsigned char)slash[1])))
+		return snprintf(why, wn, "'%s': the prefix length is 0..%u", clip(item, b, sizeof(b)), max), -1;
+	out->bits = (unsigned)bits;
+	for (i = 0; i < max / 8; i++) {
+		unsigned keep = out->bits >= (i + 1) * 8 ? 8 : out->bits > i * 8 ? out->bits - (unsigned)i * 8 : 0;
+		uint8_t mask = (uint8_t)(keep ? 0xff << (8 - keep) : 0);
+
+		if (out->addr[i] & ~mask)
+			changed = 1;
+		out->addr[i] &= mask;
+	}
+	if (changed) {
+		char net[INET6_ADDRSTRLEN];
+
+		inet_ntop(out->family, out->addr, net, sizeof(net));
+		ld_warn(ld, w, "%s: '%s' has host bits set; it means %s/%u", name, clip(item, b, sizeof(b)), net, out->bits);
+	}
+	return 0;
+bad:
+	return snprintf(why, wn, "'%s' is not an IP address or block (e.g. 10.0.0.0/8, 192.168.1.7, 2001:db8::/32)",
+	                clip(item, b, sizeof(b))), -1;
+}
+
+static int parse_cidrs(struct ld *ld, struct conf_cidrs *cs, const char *name, const char *v, const struct where *w)
+{
+	const char *p = v, *a, *e;
+	char why[200];
+
+	free(cs->v);
+	cs->v = NULL;
+	cs->n = 0;
+	while (p) {
+		struct conf_cidr cidr;
+		char *item;
+		int rc;
+
+		p = list_item(p, &a, &e);
+		if (a == e)
+			return bad_value(ld, w, name, v, "empty item (stray ',')");
+		item = xstrndup(a, (size_t)(e - a));
+		rc = parse_cidr(ld, item, &cidr, name, w, why, sizeof(why));
+		free(item);
+		if (rc < 0)
+			return bad_value(ld, w, name, v, why);
+		cs->v = grow(cs->v, cs->n, sizeof(*cs->v));
+		cs->v[cs->n++] = cidr;
+	}
+	return 0;
+}
+
+static int parse_ports(struct ld *ld, struct conf_portlist *pl, const char *name, const char *v, const struct where *w)
+{
+	const char *p = v, *a, *e;
+	char item[16], why[120];
+	uint64_t u;
+
+	free(pl->v);
+	pl->v = NULL;
+	pl->n = 0;
+	while (p) {
+		p = list_item(p, &a, &e);
+		if (a == e)
+			return bad_value(ld, w, name, v, "empty item (stray ',')");
+		snprintf(item, sizeof(item), "%.*s", (int)(e - a > 10 ? 10 : e - a), a);
+		if (e - a > 5 || parse_uint(item, 65535, &u, why, sizeof(why)) < 0 || !u) {
+			snprintf(why, sizeof(why), "'%s' is not a port (1..65535)", item);
+			return bad_value(ld, w, name, v, why);
+		}
+		pl->v = grow(pl->v, pl->n, sizeof(*pl->v));
+		pl->v[pl->n++] = (uint16_t)u;
+	}
+	return 0;
+}
+
+/* when.header.NAME = values, when.not_header.NAME = values */
+static int parse_when_header(struct ld *ld, const struct conf_key *k, struct conf_authz_rule *r, const char *name,
+                             const char *v, const struct where *w)
+{
+	char hn[NAME_MAX_LEN + 1], why[200], norm[NAME_MAX_LEN + 32];
+	struct conf_authz_header *h;
+	const char *rest = name + strlen(k->name);
+
+	if (header_name(rest, strlen(rest), hn, why, sizeof(why)) < 0)
+		return bad_value(ld, w, name, v, why);
+	snprintf(norm, sizeof(norm), "%s%s", k->name, hn);
+	if (prefix_dup(ld, norm, name, w) < 0)
+		return -1;
+	r->headers = grow(r->headers, r->n_headers, sizeof(*r->headers));
+	h = &r->headers[r->n_headers];
+	memset(h, 0, sizeof(*h));
+	if (parse_pats(ld, k, &h->values, name, v, w) < 0)
+		return -1;
+	h->name = xstrdup(hn);
+	h->negate = !!k->min;
+	r->n_headers++;
+	return 0;
+}
+
+static int parse_port_mtls(struct ld *ld, struct conf_peer_auth *pa, const char *name, const char *v,
+                           const struct where *w)
+{
+	const char *num = name + strlen("port.");
+	char why[200], norm[32];
+	uint64_t u;
+	int m;
+
+	if (strlen(num) > 5 || parse_uint(num, 65535, &u, why, sizeof(why)) < 0 || !u)
+		return bad_value(ld, w, name, v, "expected port.N with N a port 1..65535 (e.g. port.9080 = DISABLE)");
+	if ((m = word_index(v, mtls_words, why, sizeof(why))) < 0)
+		return bad_value(ld, w, name, v, why);
+	snprintf(norm, sizeof(norm), "port.%u", (unsigned)u);
+	if (prefix_dup(ld, norm, name, w) < 0)
+		return -1;
+	pa->ports = grow(pa->ports, pa->n_ports, sizeof(*pa->ports));
+	pa->ports[pa->n_ports].port = (uint16_t)u;
+	pa->ports[pa->n_ports].mode = (enum conf_mtls)m;
+	pa->n_ports++;
+	return 0;
+}
+
+/* token_file, trust_bundle: resolved like `mesh =` and read now, so that a
+ * missing or wrong file is an error at its line rather than at start-up. */
+static int parse_file_in(struct ld *ld, const struct conf_key *k, char **dst, const char *name, const char *v,
+                         const struct where *w)
+{
+	char why[200], *path, *buf;
+	const char *q;
+
+	for (q = v; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			return bad_value(ld, w, name, v, "control character in the path");
+	path = join_path(ld->src->dir, v);
+	if (k->type == V_FILE_IN) {
+		buf = read_file(path, why, sizeof(why));
+		if (!buf) {
+			char b[72];
+
+			ld_err(ld, w, "%s = %s: cannot read '%s': %s", name, clip(v, b, sizeof(b)), path, why);
+			free(path);
+			return -1;
+		}
+		for (q = buf; *q && isspace((unsigned char)*q); q++)
+			;
+		if (!*q)
+			snprintf(why, sizeof(why), "the file is empty");
+		else if (k->min && !strstr(buf, "-----BEGIN CERTIFICATE-----"))
+			snprintf(why, sizeof(why), "no PEM certificate in it (expected the CA's root certificate, e.g. root.crt)");
+		else
+			why[0] = '\0';
+		free(buf);
+		if (why[0]) {
+			free(path);
+			return bad_value(ld, w, name, v, why);
+		}
+	}
+	free(*dst);
+	*dst = path;
+	return 0;
+}
+
+static int parse_fingerprint(struct ld *ld, char **dst, const char *name, const char *v, const struct where *w)
+{
+	char hex[65];
+	size_t n = 0;
+	const char *q;
+
+	for (q = v; *q; q++) {
+		if (*q == ':')
+			continue;
+		if (!isxdigit((unsigned char)*q) || n == 64)
+			return bad_value(ld, w, name, v, "expected the SHA-256 of the CA's root certificate: "
+			                 "64 hex digits, colons allowed");
+		hex[n++] = (char)tolower((unsigned char)*q);
+	}
+	if (n != 64)
+		return bad_value(ld, w, name, v, "expected the SHA-256 of the CA's root certificate: 64 hex digits, "
+		                 "colons allowed");
+	hex[n] = '\0';
+	return set_string(dst, hex);
+}
+
 static int parse_value(struct ld *ld, const struct conf_key *k, void *dst, const char *name,
                        const char *v, const struct where *w)
 {
@@ -2418,6 +2845,35 @@ static int parse_value(struct ld *ld, const struct conf_key *k, void *dst, const
 		return parse_retry_on(ld, dst, name, v, w);
 	case V_STATUS_LIST:
 		return parse_status_list(ld, k, dst, name, v, w);
+	case V_FILE_IN:
+	case V_FILE_OUT:
+		return parse_file_in(ld, k, dst, name, v, w);
+	case V_FINGERPRINT:
+		return parse_fingerprint(ld, dst, name, v, w);
+	case V_MTLS:
+	case V_AZ_ACTION:
+		if (k->type == V_AZ_ACTION && !strcasecmp(v, "CUSTOM"))
+			return bad_value(ld, w, name, v, "CUSTOM (an external authorizer) is not supported: use ALLOW, DENY or AUDIT");
+		if ((b = word_index(v, k->type == V_MTLS ? mtls_words : action_words, why, sizeof(why))) < 0)
+			return bad_value(ld, w, name, v, why);
+		*(int *)dst = b;
+		return 0;
+	case V_PORT_MTLS:
+		return parse_port_mtls(ld, ld->base, name, v, w);
+	case V_AZ_RULES:
+		if (strcmp(v, "none"))
+			return bad_value(ld, w, name, v, "the only value is none (Istio's empty rules: the policy matches no "
+			                 "request); leave rules out for one empty rule that matches every request");
+		ld->ax[ld->c->n_authzs - 1].rules_at = *w;
+		return 0;
+	case V_PATS:
+		return parse_pats(ld, k, dst, name, v, w);
+	case V_CIDRS:
+		return parse_cidrs(ld, dst, name, v, w);
+	case V_PORTS:
+		return parse_ports(ld, dst, name, v, w);
+	case V_WHEN_HEADER:
+		return parse_when_header(ld, k, dst, name, v, w);
 	}
 	return -1;
 }
@@ -2446,7 +2902,8 @@ static void unknown_section(struct ld *ld, const char *kind, const char *name, c
 		       best, *name ? " " : "", name);
 	else
 		ld_err(ld, w, "unknown section [%s%s%s] (known: [workload] [listen] [proxy] [log] [control] "
-		       "[mesh] [service NAME] [destination SERVICE] [route HOST/NAME])", kind, *name ? " " : "", name);
+		       "[mesh] [service NAME] [destination SERVICE] [route HOST/NAME] [peer_authentication NAME] "
+		       "[authorization NAME])", kind, *name ? " " : "", name);
 }
 
 static void open_section(struct ld *ld, const char *hdr, size_t n, const struct where *w)
@@ -2490,7 +2947,8 @@ static void open_section(struct ld *ld, const char *hdr, size_t n, const struct 
 	}
 	if (!(k->part & ld->src->parts)) {
 		ld_err(ld, w, "[%s] is not allowed in a mesh file, which holds only [mesh], [service NAME], "
-		       "[destination SERVICE] and [route HOST/NAME] (move it to the proxy file)", kind);
+		       "[destination SERVICE], [route HOST/NAME], [peer_authentication NAME] and [authorization NAME] "
+		       "(move it to the proxy file)", kind);
 		goto out;
 	}
 	if (k->open && !*name) {
@@ -2587,6 +3045,7 @@ static void on_key(struct ld *ld, const char *name, const char *value, const str
 {
 	const struct section_kind *k = ld->sec;
 	const struct conf_key *key = NULL;
+	void *base = ld->base;
 	size_t i;
 
 	if (ld->skip)
@@ -2625,7 +3084,19 @@ static void on_key(struct ld *ld, const char *name, const char *value, const str
 			       key->name, ld->seen[i].file, ld->seen[i].line);
 			return;
 		}
-		ld_warn(ld, w, "%s", note);
+		if (note)
+			ld_warn(ld, w, "%s", note);
+	}
+	if (k == &sections[SEC_AUTHZ]) {
+		if (!(key->flags & K_RULE) && ld->asub) {
+			ld_err(ld, w, "'%s' belongs in the policy's own section [authorization %s], not in the rule %s", name,
+			       cur_authz(ld)->name, ld->title);
+			return;
+		}
+		if (key->flags & K_RULE) {
+			ld->rule_keys++;
+			base = ld->arule;
+		}
 	}
 	if (!(key->flags & (K_LIST | K_PREFIX)) && ld->seen[i].line) {
 		ld_err(ld, w, "duplicate key '%s' in %s (first set at %s:%d)", name, ld->title,
@@ -2634,7 +3105,7 @@ static void on_key(struct ld *ld, const char *name, const char *value, const str
 	}
 	if (!ld->seen[i].line)
 		ld->seen[i] = *w;
-	parse_value(ld, key, (char *)ld->base + key->off, name, value, w);
+	parse_value(ld, key, (char *)base + key->off, name, value, w);
 }
 
 /* ---- [service NAME] */
@@ -2659,6 +3130,7 @@ static int service_open(struct ld *ld, const char *name, const struct where *w)
 	memset(svc, 0, sizeof(*svc));
 	svc->name = xstrdup(name);
 	svc->port = 80;
+	svc->sidecar = 1;
 	svc->file = w->file;
 	svc->line = w->line;
 	ld->svc = c->n_services++;
@@ -2674,6 +3146,8 @@ static void service_close(struct ld *ld)
 
 	if (!svc->namespace)
 		svc->namespace = xstrdup("default");
+	if (!svc->service_account)
+		svc->service_account = xstrdup(svc->name);
 	for (i = 0; i < ld->svc; i++) {
 		const struct conf_service *o = &c->services[i];
 
@@ -2918,6 +3392,230 @@ static const void *route_nth(const struct conf *c, size_t i, const char **name)
 		return NULL;
 	*name = c->routes[i].name;
 	return &c->routes[i];
+}
+
+
+/* ---- [peer_authentication NAME] and [authorization NAME] (issue #4) */
+
+/* Policies without a namespace, or in Istio's root namespace, are mesh-wide. */
+static const char *policy_ns(const char *ns)
+{
+	return !ns || !strcmp(ns, "istio-system") ? "" : ns;
+}
+
+static int policy_name_ok(struct ld *ld, const char *kind, const char *full, const char *name, size_t n,
+                          const struct where *w)
+{
+	char b[72], tmp[256];
+
+	snprintf(tmp, sizeof(tmp), "%.*s", (int)(n > 253 ? 253 : n), name);
+	if (n <= 253 && dns_name(tmp))
+		return 0;
+	ld_err(ld, w, "invalid policy name in [%s %s]: %s", kind, clip(full, b, sizeof(b)),
+	       case_hint(tmp, dns_name, "use a-z 0-9 - and dots, as a Kubernetes name", tmp, sizeof(tmp)));
+	return -1;
+}
+
+static int peer_auth_open(struct ld *ld, const char *name, const struct where *w)
+{
+	struct conf *c = ld->c;
+	struct conf_peer_auth *pa;
+
+	if (policy_name_ok(ld, "peer_authentication", name, name, strlen(name), w) < 0)
+		return -1;
+	c->peer_auths = grow(c->peer_auths, c->n_peer_auths, sizeof(*c->peer_auths));
+	pa = &c->peer_auths[c->n_peer_auths++];
+	memset(pa, 0, sizeof(*pa));
+	pa->name = xstrdup(name);
+	pa->mode = CONF_MTLS_UNSET;
+	pa->file = w->file;
+	pa->line = w->line;
+	ld->base = pa;
+	return 0;
+}
+
+static void peer_auth_close(struct ld *ld)
+{
+	struct conf *c = ld->c;
+	struct conf_peer_auth *pa = &c->peer_auths[c->n_peer_auths - 1];
+	struct where hdr = { pa->file, pa->line };
+	const char *ns = policy_ns(pa->namespace);
+	size_t i;
+
+	pa->id = xmalloc(strlen(pa->namespace ? pa->namespace : "") + strlen(pa->name) + 2);
+	sprintf(pa->id, "%s/%s", pa->namespace ? pa->namespace : "", pa->name);
+	if (pa->n_ports && !pa->selector.n)
+		ld_err(ld, &ld->pk[0].at, "peer_authentication %s: port-level modes need a workload selector "
+		       "(selector = app=NAME), as in Istio; set mode for a whole %s", pa->name,
+		       *ns ? "namespace" : "mesh");
+	for (i = 0; i + 1 < c->n_peer_auths; i++) {
+		const struct conf_peer_auth *o = &c->peer_auths[i];
+
+		if (strcmp(policy_ns(o->namespace), ns))
+			continue;
+		if (!strcmp(o->name, pa->name)) {
+			ld_err(ld, &hdr, "duplicate [peer_authentication %s]%s%s (first defined at %s:%d)", pa->name,
+			       *ns ? " in namespace " : "", ns, o->file, o->line);
+			return;
+		}
+		if (!o->selector.n && !pa->selector.n) {
+			if (*ns)
+				ld_err(ld, &hdr, "peer_authentication %s: namespace %s already has a namespace-wide policy, "
+				       "[peer_authentication %s] (%s:%d); Istio would use only the older one: keep one",
+				       pa->name, ns, o->name, o->file, o->line);
+			else
+				ld_err(ld, &hdr, "peer_authentication %s: there is already a mesh-wide policy, "
+				       "[peer_authentication %s] (%s:%d); Istio would use only the older one: keep one",
+				       pa->name, o->name, o->file, o->line);
+			return;
+		}
+	}
+}
+
+static const void *peer_auth_nth(const struct conf *c, size_t i, const char **name)
+{
+	if (i >= c->n_peer_auths)
+		return NULL;
+	*name = c->peer_auths[i].name;
+	return &c->peer_auths[i];
+}
+
+static void authz_rule_free(struct conf_authz_rule *r)
+{
+	size_t i;
+
+	free(r->name);
+	pats_free(&r->principals);
+	pats_free(&r->not_principals);
+	pats_free(&r->namespaces);
+	pats_free(&r->not_namespaces);
+	free(r->ip_blocks.v);
+	free(r->not_ip_blocks.v);
+	pats_free(&r->methods);
+	pats_free(&r->not_methods);
+	pats_free(&r->paths);
+	pats_free(&r->not_paths);
+	free(r->ports.v);
+	free(r->not_ports.v);
+	pats_free(&r->hosts);
+	pats_free(&r->not_hosts);
+	for (i = 0; i < r->n_headers; i++) {
+		free(r->headers[i].name);
+		pats_free(&r->headers[i].values);
+	}
+	free(r->headers);
+	memset(r, 0, sizeof(*r));
+}
+
+static struct conf_authz_rule *add_rule(struct conf_authz *p, const char *name, const struct where *w)
+{
+	struct conf_authz_rule *r;
+
+	p->rules = grow(p->rules, p->n_rules, sizeof(*p->rules));
+	r = &p->rules[p->n_rules++];
+	memset(r, 0, sizeof(*r));
+	r->name = name ? xstrdup(name) : NULL;
+	r->file = w->file;
+	r->line = w->line;
+	return r;
+}
+
+static int authz_open(struct ld *ld, const char *name, const struct where *w)
+{
+	struct conf *c = ld->c;
+	const char *slash = strchr(name, '/');
+	size_t pl = slash ? (size_t)(slash - name) : strlen(name), i;
+	struct conf_authz *p = NULL;
+	char b[72];
+
+	if (policy_name_ok(ld, "authorization", name, name, pl, w) < 0)
+		return -1;
+	if (slash) {
+		const char **names;
+		const char *best;
+
+		if (!dns_label(slash + 1, strlen(slash + 1), 0)) {
+			ld_err(ld, w, "invalid rule name in [authorization %s]: 1-63 of a-z 0-9 - after the '/' "
+			       "(e.g. [authorization productpage-policy/get])", clip(name, b, sizeof(b)));
+			return -1;
+		}
+		for (i = c->n_authzs; i-- > 0;)    /* the last policy of that name above */
+			if (strlen(c->authzs[i].name) == pl && !memcmp(c->authzs[i].name, name, pl)) {
+				p = &c->authzs[i];
+				break;
+			}
+		if (!p) {
+			char pol[256];
+
+			snprintf(pol, sizeof(pol), "%.*s", (int)pl, name);
+			names = xmalloc((c->n_authzs + 1) * sizeof(*names));
+			for (i = 0; i < c->n_authzs; i++)
+				names[i] = c->authzs[i].name;
+			best = closest(pol, names, c->n_authzs);
+			ld_err(ld, w, "[authorization %s]: a rule section comes after its policy, and there is no "
+			       "[authorization %s] above it%s%s%s", clip(name, b, sizeof(b)), pol, best ? " (did you mean '" : "",
+			       best ? best : "", best ? "'?)" : "");
+			free(names);
+			return -1;
+		}
+		for (i = 0; i < p->n_rules; i++)
+			if (p->rules[i].name && !strcmp(p->rules[i].name, slash + 1)) {
+				ld_err(ld, w, "duplicate [authorization %s] (first defined at %s:%d)", clip(name, b, sizeof(b)),
+				       p->rules[i].file, p->rules[i].line);
+				return -1;
+			}
+		if (p != &c->authzs[c->n_authzs - 1]) {
+			/* keep "the open policy is the last one" true for cur_authz() */
+			ld_err(ld, w, "[authorization %s]: write the rules of a policy right after it; another "
+			       "[authorization %s] follows it (%s:%d)", clip(name, b, sizeof(b)), c->authzs[c->n_authzs - 1].name,
+			       c->authzs[c->n_authzs - 1].file, c->authzs[c->n_authzs - 1].line);
+			return -1;
+		}
+		ld->arule = add_rule(p, slash + 1, w);
+		ld->asub = 1;
+		ld->base = p;
+		return 0;
+	}
+	c->authzs = grow(c->authzs, c->n_authzs, sizeof(*c->authzs));
+	ld->ax = grow(ld->ax, c->n_authzs, sizeof(*ld->ax));
+	memset(&ld->ax[c->n_authzs], 0, sizeof(*ld->ax));
+	p = &c->authzs[c->n_authzs++];
+	memset(p, 0, sizeof(*p));
+	p->name = xstrdup(name);
+	p->action = CONF_AUTHZ_ALLOW;
+	p->file = w->file;
+	p->line = w->line;
+	ld->arule = add_rule(p, NULL, w);      /* rule 1, if the section has rule keys */
+	ld->asub = 0;
+	ld->rule_keys = 0;
+	ld->base = p;
+	return 0;
+}
+
+static void authz_close(struct ld *ld)
+{
+	struct conf *c = ld->c;
+	struct conf_authz *p = cur_authz(ld);
+	struct where hdr = { p->file, p->line };
+	const char *ns = policy_ns(p->namespace);
+	size_t i;
+
+	ld->arule = NULL;
+	if (ld->asub)
+		return;
+	if (!ld->rule_keys) {
+		authz_rule_free(&p->rules[0]);
+		p->n_rules = 0;
+	}
+	for (i = 0; i + 1 < c->n_authzs; i++) {
+		const struct conf_authz *o = &c->authzs[i];
+
+		if (!strcmp(o->name, p->name) && !strcmp(policy_ns(o->namespace), ns)) {
+			ld_err(ld, &hdr, "duplicate [authorization %s]%s%s (first defined at %s:%d)", p->name,
+			       *ns ? " in namespace " : "", ns, o->file, o->line);
+			return;
+		}
+	}
 }
 
 /* ------------------------------------------------------------ line scanning */
@@ -3651,6 +4349,93 @@ static void finish_traffic(struct ld *ld)
 	free(hoff);
 }
 
+/* ---- security, once everything is read */
+
+static int rule_empty(const struct conf_authz_rule *r)
+{
+	return !r->principals.n && !r->not_principals.n && !r->namespaces.n && !r->not_namespaces.n &&
+	       !r->ip_blocks.n && !r->not_ip_blocks.n && !r->methods.n && !r->not_methods.n && !r->paths.n &&
+	       !r->not_paths.n && !r->ports.n && !r->not_ports.n && !r->hosts.n && !r->not_hosts.n && !r->n_headers;
+}
+
+static void finish_security(struct ld *ld)
+{
+	static const char *const needs_ca[] = { "token_file", "trust_bundle", "ca_fingerprint", "key_file" };
+	struct conf *c = ld->c;
+	struct conf_control *ct = &c->control;
+	struct where w_ca = key_at(ld, SEC_CONTROL, "ca"), w_tb = key_at(ld, SEC_CONTROL, "trust_bundle");
+	struct where w_fp = key_at(ld, SEC_CONTROL, "ca_fingerprint");
+	size_t i, j;
+
+	if (!c->mesh.trust_domain)
+		c->mesh.trust_domain = xstrdup(c->mesh.domain);
+
+	/* [control]: how this proxy gets its identity */
+	if (!ct->ca.set) {
+		for (i = 0; i < sizeof(needs_ca) / sizeof(needs_ca[0]); i++) {
+			struct where at = key_at(ld, SEC_CONTROL, needs_ca[i]);
+
+			if (at.line)
+				ld_err(ld, &at, "%s needs ca = ADDRESS in [control] (the certificate authority that signs "
+				       "this workload's certificate)", needs_ca[i]);
+		}
+	} else {
+		if (!ct->trust_bundle && !ct->ca_fingerprint)
+			ld_err(ld, &w_ca, "ca is set, but nothing says how to trust it: add trust_bundle = root.crt "
+			       "(the CA's root certificate) or ca_fingerprint = its SHA-256");
+		if (ct->trust_bundle && ct->ca_fingerprint) {
+			struct where *later = w_tb.file == w_fp.file && w_tb.line > w_fp.line ? &w_tb : &w_fp;
+
+			ld_err(ld, later, "set one of trust_bundle and ca_fingerprint, not both");
+		}
+		if (!ct->token_file)
+			ld_warn(ld, &w_ca, "ca is set without token_file: the CA signs only if it allows this namespace "
+			        "without a token (its allow_namespaces lab setting); otherwise add token_file = "
+			        "the output of `mesh ca token`");
+		if (!c->workload.service_account)
+			ld_err(ld, &w_ca, "ca is set, but the workload has no identity: set [workload] service "
+			       "(or service_account)");
+	}
+
+	/* a workload identity its clients would refuse */
+	for (i = 0; c->workload.service && c->workload.service_account && i < c->n_services; i++) {
+		const struct conf_service *s = &c->services[i];
+		struct where at = key_at(ld, SEC_WORKLOAD, "service_account");
+
+		if (strcmp(s->name, c->workload.service) || strcmp(s->namespace, c->workload.namespace) ||
+		    !strcmp(s->service_account, c->workload.service_account))
+			continue;
+		if (!at.line)
+			at = key_at(ld, SEC_WORKLOAD, "service");
+		ld_warn(ld, &at, "[workload] service_account '%s' differs from [service %s] service_account '%s': "
+		        "clients check the server's identity against the service's and would refuse this workload",
+		        c->workload.service_account, s->name, s->service_account);
+	}
+
+	/* [authorization]: rules = none, or the one empty rule of a section without rule keys */
+	for (i = 0; i < c->n_authzs; i++) {
+		struct conf_authz *p = &c->authzs[i];
+		struct where hdr = { p->file, p->line };
+
+		if (ld->ax[i].rules_at.line) {
+			if (p->n_rules)
+				ld_err(ld, &ld->ax[i].rules_at, "authorization %s: rules = none, but the policy has rules "
+				       "(%s:%d); remove one or the other", p->name, p->rules[0].file, p->rules[0].line);
+			continue;
+		}
+		if (!p->n_rules)
+			add_rule(p, NULL, &hdr);
+		for (j = 0; j < p->n_rules; j++)
+			if (p->action == CONF_AUTHZ_DENY && rule_empty(&p->rules[j])) {
+				struct where at = { p->rules[j].file, p->rules[j].line };
+
+				ld_warn(ld, &at, "authorization %s: a DENY policy with an empty rule denies every request to "
+				        "the workloads it selects (write rules = none for a policy that matches nothing)", p->name);
+				break;
+			}
+	}
+}
+
 static void finish(struct ld *ld)
 {
 	struct conf *c = ld->c;
@@ -3735,6 +4520,7 @@ static void finish(struct ld *ld)
 		}
 	}
 	finish_traffic(ld);
+	finish_security(ld);
 }
 
 /* ------------------------------------------------------------ load / free */
@@ -3839,6 +4625,7 @@ static void ld_free(struct ld *ld)
 		free(x->block);
 	}
 	free(ld->rx);
+	free(ld->ax);
 	pk_clear(ld);
 }
 
@@ -3857,11 +4644,17 @@ static void conf_free(struct conf *c)
 	free(c->workload.version);
 	free(c->log.access_log);
 	free(c->mesh.domain);
+	free(c->mesh.trust_domain);
+	free(c->control.token_file);
+	free(c->control.trust_bundle);
+	free(c->control.ca_fingerprint);
+	free(c->control.key_file);
 	for (i = 0; i < c->n_services; i++) {
 		struct conf_service *s = &c->services[i];
 
 		free(s->name);
 		free(s->namespace);
+		free(s->service_account);
 		for (j = 0; j < s->n_endpoints; j++)
 			labels_free(&s->endpoints[j].labels);
 		free(s->endpoints);
@@ -3877,6 +4670,27 @@ static void conf_free(struct conf *c)
 	for (i = 0; i < c->n_routes; i++)
 		route_free(&c->routes[i]);
 	free(c->routes);
+	for (i = 0; i < c->n_peer_auths; i++) {
+		struct conf_peer_auth *pa = &c->peer_auths[i];
+
+		free(pa->name);
+		free(pa->namespace);
+		labels_free(&pa->selector);
+		free(pa->ports);
+		free(pa->id);
+	}
+	free(c->peer_auths);
+	for (i = 0; i < c->n_authzs; i++) {
+		struct conf_authz *p = &c->authzs[i];
+
+		free(p->name);
+		free(p->namespace);
+		labels_free(&p->selector);
+		for (j = 0; j < p->n_rules; j++)
+			authz_rule_free(&p->rules[j]);
+		free(p->rules);
+	}
+	free(c->authzs);
 	free(c);
 }
 
@@ -4135,6 +4949,23 @@ static void labels_text(struct sb *b, const struct conf_labels *l, size_t keylen
 
 static void service_ref(const struct conf *c, const struct conf_service *s, char *buf, size_t n);
 
+/* patterns as written: prefix*, *suffix, * */
+static void pats_text(struct sb *b, const struct conf_pats *ps, size_t keylen)
+{
+	char **items = xmalloc((ps->n + 1) * sizeof(*items));
+	size_t i;
+
+	for (i = 0; i < ps->n; i++) {
+		const struct conf_pat *p = &ps->v[i];
+
+		items[i] = xmalloc(p->len + 2);
+		sprintf(items[i], "%s%s%s", p->kind == CONF_PAT_SUFFIX || p->kind == CONF_PAT_ANY ? "*" : "", p->s,
+		        p->kind == CONF_PAT_PREFIX ? "*" : "");
+	}
+	sb_join(b, items, ps->n, keylen);
+	items_free(items, ps->n);
+}
+
 /* a conf_dest as text that resolves back to it from this route */
 static void dest_text(const struct conf *c, const struct conf_service *primary, const struct conf_dest *d,
                       char *buf, size_t n)
@@ -4269,6 +5100,9 @@ static void render_key(struct pairs *ps, const struct conf *c, const struct conf
 	case V_AUTHORITY:
 	case V_REDIRECT:
 	case V_TEXT:
+	case V_FILE_IN:
+	case V_FILE_OUT:
+	case V_FINGERPRINT:
 		if (*(char *const *)dst)
 			pair_add(ps, k->name, *(char *const *)dst);
 		break;
@@ -4312,7 +5146,7 @@ static void render_key(struct pairs *ps, const struct conf *c, const struct conf
 		pair_add(ps, k->name, buf);
 		break;
 	case V_BOOL:
-		pair_add(ps, k->name, *(const int *)dst ? "on" : "off");
+		pair_add(ps, k->name, *(const int *)dst ? "yes" : "no");
 		break;
 	case V_ENUM:
 		pair_add(ps, k->name, k->words[*(const int *)dst]);
@@ -4464,6 +5298,70 @@ static void render_key(struct pairs *ps, const struct conf *c, const struct conf
 			pair_add(ps, k->name, b.p);
 		break;
 	}
+	case V_MTLS:
+		pair_add(ps, k->name, mtls_words[*(const int *)dst]);
+		break;
+	case V_AZ_ACTION:
+		pair_add(ps, k->name, action_words[*(const int *)dst]);
+		break;
+	case V_PORT_MTLS: {
+		const struct conf_peer_auth *pa = base;
+
+		for (i = 0; i < pa->n_ports; i++) {
+			snprintf(buf, sizeof(buf), "port.%u", (unsigned)pa->ports[i].port);
+			pair_add(ps, buf, mtls_words[pa->ports[i].mode]);
+		}
+		break;
+	}
+	case V_AZ_RULES:
+		if (!((const struct conf_authz *)base)->n_rules)
+			pair_add(ps, k->name, "none");
+		break;
+	case V_PATS:
+		if (((const struct conf_pats *)dst)->n) {
+			pats_text(&b, dst, strlen(k->name));
+			pair_add(ps, k->name, b.p);
+		}
+		break;
+	case V_CIDRS: {
+		const struct conf_cidrs *cs = dst;
+
+		for (i = 0; i < cs->n; i++) {
+			char a[INET6_ADDRSTRLEN];
+
+			inet_ntop(cs->v[i].family, cs->v[i].addr, a, sizeof(a));
+			sb_printf(&b, "%s%s", i ? ", " : "", a);
+			if (cs->v[i].bits != (cs->v[i].family == AF_INET ? 32u : 128u))
+				sb_printf(&b, "/%u", cs->v[i].bits);
+		}
+		if (cs->n)
+			pair_add(ps, k->name, b.p);
+		break;
+	}
+	case V_PORTS: {
+		const struct conf_portlist *pl = dst;
+
+		for (i = 0; i < pl->n; i++)
+			sb_printf(&b, "%s%u", i ? ", " : "", (unsigned)pl->v[i]);
+		if (pl->n)
+			pair_add(ps, k->name, b.p);
+		break;
+	}
+	case V_WHEN_HEADER: {
+		const struct conf_authz_rule *r = base;
+
+		for (i = 0; i < r->n_headers; i++) {
+			char key[NAME_MAX_LEN + 32];
+
+			if (r->headers[i].negate != (int)k->min)
+				continue;
+			snprintf(key, sizeof(key), "%s%s", k->name, r->headers[i].name);
+			b.len = 0;
+			pats_text(&b, &r->headers[i].values, strlen(key));
+			pair_add(ps, key, b.p);
+		}
+		break;
+	}
 	}
 	free(b.p);
 }
@@ -4482,6 +5380,27 @@ static void pairs_free(struct pairs *ps)
 
 #define KEY_ALIGN_MAX 40       /* longer keys are not padded to */
 
+/* "[kind name]" and its pairs, keys aligned; nothing for an unnamed section without pairs */
+static void write_section(struct sb *out, const char *kind, const char *name, const struct pairs *ps)
+{
+	size_t i, w = 0;
+
+	if (!ps->n && !name)
+		return;
+	sb_printf(out, "\n[%s%s%s]\n", kind, name ? " " : "", name ? name : "");
+	for (i = 0; i < ps->n; i++)
+		if (strlen(ps->v[i].key) > w && strlen(ps->v[i].key) <= KEY_ALIGN_MAX)
+			w = strlen(ps->v[i].key);
+	for (i = 0; i < ps->n; i++) {
+		size_t kl = strlen(ps->v[i].key), vl = strlen(ps->v[i].value);
+
+		if ((kl > w ? kl : w) + 3 + vl > CONF_LINE_MAX)
+			sb_printf(out, "%s=%s\n", ps->v[i].key, ps->v[i].value);  /* as short as the input was */
+		else
+			sb_printf(out, "%-*s = %s\n", (int)w, ps->v[i].key, ps->v[i].value);
+	}
+}
+
 /* One section. With parent (a [destination S/SUBSET] override), only the
  * pairs that differ from the parent's are written, and nothing at all when
  * none does (the namespace, which only picks the service, does not count). */
@@ -4489,7 +5408,7 @@ static void render_section(struct sb *out, const struct conf *c, const struct se
                            const char *name, const void *base, const void *parent)
 {
 	struct pairs ps = { 0 }, pp = { 0 };
-	size_t i, j, w = 0, differ = 0;
+	size_t i, j, differ = 0;
 
 	for (i = 0; i < k->n_keys; i++)
 		render_key(&ps, c, &k->keys[i], base);
@@ -4516,21 +5435,40 @@ static void render_section(struct sb *out, const struct conf *c, const struct se
 			return;
 		}
 	}
-	if (ps.n || name) {
-		sb_printf(out, "\n[%s%s%s]\n", k->name, name ? " " : "", name ? name : "");
-		for (i = 0; i < ps.n; i++)
-			if (strlen(ps.v[i].key) > w && strlen(ps.v[i].key) <= KEY_ALIGN_MAX)
-				w = strlen(ps.v[i].key);
-		for (i = 0; i < ps.n; i++) {
-			size_t kl = strlen(ps.v[i].key), vl = strlen(ps.v[i].value);
+	write_section(out, k->name, name, &ps);
+	pairs_free(&ps);
+}
 
-			if ((kl > w ? kl : w) + 3 + vl > CONF_LINE_MAX)
-				sb_printf(out, "%s=%s\n", ps.v[i].key, ps.v[i].value);  /* as short as the input was */
-			else
-				sb_printf(out, "%-*s = %s\n", (int)w, ps.v[i].key, ps.v[i].value);
+/* [authorization NAME] with its first rule when that has no name, then one
+ * [authorization NAME/RULE] per named rule */
+static void authz_render(struct sb *out, const struct conf *c)
+{
+	const struct section_kind *k = &sections[SEC_AUTHZ];
+	struct pairs ps = { 0 };
+	char name[600];
+	size_t i, j, r;
+
+	for (i = 0; i < c->n_authzs; i++) {
+		const struct conf_authz *p = &c->authzs[i];
+
+		for (j = 0; j < k->n_keys; j++)
+			if (!(k->keys[j].flags & K_RULE))
+				render_key(&ps, c, &k->keys[j], p);
+			else if (p->n_rules && !p->rules[0].name)
+				render_key(&ps, c, &k->keys[j], &p->rules[0]);
+		write_section(out, k->name, p->name, &ps);
+		pairs_free(&ps);
+		for (r = 0; r < p->n_rules; r++) {
+			if (!p->rules[r].name)
+				continue;
+			for (j = 0; j < k->n_keys; j++)
+				if (k->keys[j].flags & K_RULE)
+					render_key(&ps, c, &k->keys[j], &p->rules[r]);
+			snprintf(name, sizeof(name), "%s/%s", p->name, p->rules[r].name);
+			write_section(out, k->name, name, &ps);
+			pairs_free(&ps);
 		}
 	}
-	pairs_free(&ps);
 }
 
 static void destination_render(struct sb *out, const struct conf *c)

@@ -265,11 +265,68 @@ struct conf_peer_auth {
 	size_t n_ports;
 	const char *file;
 	int line;
+	char *id;                    /* "namespace/name" (mesh-wide: "/name"), what authz_peer_mode reports */
 };
 
 enum conf_authz_action { CONF_AUTHZ_ALLOW = 0, CONF_AUTHZ_DENY, CONF_AUTHZ_AUDIT };
 
 struct conf_authz_rule;          /* from / to / when of one rule; defined and used by the authz module */
+
+/* A string pattern of a rule, as Istio writes them: "x" exact, "x*" prefix,
+ * "*x" suffix, "*" anything (present). Parsed once at load time. */
+enum conf_pat_kind { CONF_PAT_EXACT = 0, CONF_PAT_PREFIX, CONF_PAT_SUFFIX, CONF_PAT_ANY };
+
+struct conf_pat {
+	char *s;                     /* without the '*'; lowercase for hosts, uppercase for methods */
+	size_t len;
+	enum conf_pat_kind kind;
+};
+
+struct conf_pats {                   /* OR of patterns; n == 0: the field is not set */
+	struct conf_pat *v;
+	size_t n;
+};
+
+struct conf_cidr {                   /* an ip block: 10.0.0.0/8, 2001:db8::/32, a bare address = /32 or /128 */
+	int family;                  /* AF_INET or AF_INET6 */
+	unsigned bits;               /* prefix length */
+	uint8_t addr[16];            /* network address (host bits cleared), 4 or 16 bytes used */
+};
+
+struct conf_cidrs {
+	struct conf_cidr *v;
+	size_t n;
+};
+
+struct conf_portlist {
+	uint16_t *v;
+	size_t n;
+};
+
+struct conf_authz_header {           /* when.header.NAME = values / when.not_header.NAME = values */
+	char *name;                  /* lowercase */
+	int negate;                  /* when.not_header: matches when no value matches (or the header is absent) */
+	struct conf_pats values;
+};
+
+/* One rule (Istio rules[]: one from.source, one to.operation, the when
+ * conditions). Every field that is set must match; an empty rule matches
+ * every request. The not_ forms match when none of their values does,
+ * including when the request has no such value (plaintext: no principal). */
+struct conf_authz_rule {
+	char *name;                  /* RULE of [authorization NAME/RULE]; NULL = the rule in [authorization NAME] itself */
+	struct conf_pats principals, not_principals;  /* from.principals: "cluster.local/ns/NS/sa/SA" */
+	struct conf_pats namespaces, not_namespaces;  /* from.namespaces: the NS of the peer's principal */
+	struct conf_cidrs ip_blocks, not_ip_blocks;   /* from.ip_blocks: the source address */
+	struct conf_pats methods, not_methods;        /* to.methods (uppercase) */
+	struct conf_pats paths, not_paths;            /* to.paths, without the query */
+	struct conf_portlist ports, not_ports;        /* to.ports: the destination (app) port */
+	struct conf_pats hosts, not_hosts;            /* to.hosts: the Host header, case-insensitive */
+	struct conf_authz_header *headers;            /* when.header.NAME, when.not_header.NAME: all must hold */
+	size_t n_headers;
+	const char *file;
+	int line;
+};
 
 /* [authorization NAME], more rules in [authorization NAME/RULE] */
 struct conf_authz {

@@ -614,9 +614,9 @@ static void test_render(void)
 	}
 	r1 = conf_render(a);
 	TEST("render: has sections and defaults", strstr(r1, "\n[proxy]\n") && strstr(r1, "stream_idle_timeout   = 5m\n") &&
-	     strstr(r1, "header_timeout        = 1500ms\n") && strstr(r1, "[service r]\nnamespace = x\nport      = 80\n") &&
+	     strstr(r1, "header_timeout        = 1500ms\n") && strstr(r1, "[service r]\nnamespace       = x\nport            = 80\n") &&
 	     strstr(r1, "service.r.x     = 127.0.0.1:15003\n") && strstr(r1, "outbound        = off\n") &&
-	     strstr(r1, "endpoint  = [::1]:9082 version=v1, zone=eu-1\n"));
+	     strstr(r1, "endpoint        = [::1]:9082 version=v1, zone=eu-1\n"));
 	b = conf_load_string("t.ini", r1, err, sizeof(err));
 	TEST("render: re-parses", b != NULL);
 	if (!b)
