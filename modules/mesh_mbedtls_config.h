@@ -16,6 +16,9 @@
 #define MBEDTLS_PLATFORM_C
 #define MBEDTLS_ERROR_C
 #define MBEDTLS_VERSION_C
+/* the agent renews identities on its own thread, the CA may sign on several */
+#define MBEDTLS_THREADING_C
+#define MBEDTLS_THREADING_PTHREAD
 #define MBEDTLS_DEPRECATED_REMOVED
 
 /* randomness */
@@ -67,6 +70,9 @@
 /* PSA crypto: required by TLS 1.3 in 3.6 */
 #define MBEDTLS_PSA_CRYPTO_C
 #define MBEDTLS_USE_PSA_CRYPTO
+/* TLS keeps its record keys in PSA slots: a fixed store of 32 would cap us at a
+ * dozen connections (and fail certificate checks past that); grow it on demand */
+#define MBEDTLS_PSA_KEY_STORE_DYNAMIC
 
 /* TLS */
 #define MBEDTLS_SSL_TLS_C

@@ -83,4 +83,83 @@ int tls_sniff(const unsigned char *p, size_t n);
 /* "spiffe://TD/ns/NS/sa/SA" into out; -1 if it does not fit */
 int tls_spiffe_id(char *out, size_t cap, const char *trust_domain, const char *ns, const char *sa);
 
+/* ------------------------------------------------------------------ additions for the CA and the agent */
+
+/* tls_creds_new_ex flags */
+#define TLS_CREDS_NO_CLIENT_CERT 1u  /* server side asks for no client certificate (the CA's /v1/sign) */
+#define TLS_CREDS_NO_VERIFY      2u  /* client side does not verify the server (only to fetch a bundle
+                                        that is then checked against a pinned fingerprint) */
+
+/*
+ * tls_creds_new with flags; chain_pem and key_pem may both be NULL for a
+ * client without a certificate (the agent before it has one), bundle_pem may
+ * be NULL only with TLS_CREDS_NO_VERIFY.
+ */
+struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, const char *bundle_pem,
+                                   unsigned flags, char *err, size_t errlen);
+const char *tls_creds_chain_pem(const struct tls_creds *c);  /* "" without a certificate */
+const char *tls_creds_bundle_pem(const struct tls_creds *c);
+int tls_fd(const struct tls_conn *t);
+
+/* forget every cached client session (tests; a trust bundle change) */
+void tls_session_cache_clear(void);
+
+/* random bytes from the process's CTR-DRBG: 0, or -1 */
+int tls_random(void *buf, size_t n);
+/* the same generator with mbedTLS's f_rng signature (after tls_global_init) */
+int tls_rng(void *unused, unsigned char *out, size_t len);
+void tls_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* a new ECDSA P-256 private key, PEM (malloc'd), or NULL with err */
+char *tls_key_generate(char *err, size_t errlen);
+/* a CSR (PEM, malloc'd) signed by key_pem, with uri_san (NULL = none) */
+char *tls_csr_create(const char *key_pem, const char *uri_san, char *err, size_t errlen);
+
+/* what `mesh cert show`, the agent and /certs need to know about a certificate */
+struct tls_cert_info {
+	char id[512];            /* SPIFFE URI SAN, "" if none */
+	char subject[256];
+	char issuer[256];
+	char serial[80];         /* hex, colon-separated */
+	double not_before;       /* Unix time */
+	double not_after;
+	char fingerprint[65];    /* SHA-256 of the DER, lowercase hex */
+	int is_ca;
+};
+/* decodes a PEM chain (or one DER certificate): count filled (<= cap), or -1 with err */
+int tls_chain_info(const char *pem, size_t pemlen, struct tls_cert_info *out, size_t cap, char *err, size_t errlen);
+/*
+ * 0 when chain_pem (leaf first, then intermediates) verifies against
+ * bundle_pem now; the leaf's SPIFFE id into id (may be NULL). -1 with err.
+ */
+int tls_chain_verify(const char *chain_pem, const char *bundle_pem, char *id, size_t idcap,
+                     char *err, size_t errlen);
+
+/*
+ * Issuing certificates (the CA, `mesh ca init`, tests). A tls_issuer is a CA
+ * certificate and its key, parsed once. Workload certificates get key usage
+ * digitalSignature and extended key usage serverAuth + clientAuth; CA ones
+ * keyCertSign + cRLSign and basic constraints CA:true.
+ */
+struct tls_issuer;
+struct tls_issuer *tls_issuer_new(const char *cert_pem, const char *key_pem, char *err, size_t errlen);
+void tls_issuer_free(struct tls_issuer *i);
+
+struct tls_issue {
+	const char *subject;     /* "CN=...,O=..." */
+	const char *uri_san;     /* spiffe://... or NULL */
+	const char *dns_san;     /* or NULL */
+	int ip_loopback;         /* add IP SAN 127.0.0.1 */
+	int is_ca;
+	int max_pathlen;         /* CAs: -1 = unlimited */
+	long long not_before;    /* Unix time */
+	long long not_after;
+};
+/* a PEM certificate (malloc'd) for the key in key_pem; iss NULL = self-signed by key_pem */
+char *tls_issue_for_key(const struct tls_issuer *iss, const struct tls_issue *req, const char *key_pem,
+                        char *err, size_t errlen);
+/* the same for the public key of a CSR (csr[len] must be '\0'); the CSR's signature is checked */
+char *tls_issue_for_csr(const struct tls_issuer *iss, const struct tls_issue *req, const char *csr, size_t len,
+                        char *err, size_t errlen);
+
 #endif

@@ -1,0 +1,1293 @@
+/*
+ * tls: mbedTLS 3.6 for mesh (see tls.h for the contract).
+ *
+ * Owns: the process's random generator (CTR-DRBG over the OS entropy, shared
+ * by every thread: mbedTLS is built with MBEDTLS_THREADING_PTHREAD), the
+ * server's session-ticket keys (rotated by mbedtls_ssl_ticket), the client's
+ * bounded session cache, and the refcounted workload identities (tls_creds).
+ *
+ * Data enters through the BIO callbacks (non-blocking recv/send on the
+ * caller's fd) and leaves as decrypted bytes through tls_read; a peer's
+ * identity is taken from its leaf certificate's URI SAN in the verify
+ * callback, so a certificate without an acceptable spiffe:// identity fails
+ * the handshake with a bad_certificate alert instead of being found later.
+ *
+ * Resumption and identities: a TLS 1.3 ticket (as mbedTLS serialises it)
+ * carries no peer certificate, so a resumed server would not know its
+ * client. Our ticket callbacks wrap mbedTLS's encrypted ticket with the
+ * peer's SPIFFE id and an HMAC under a per-process key: a resumed connection
+ * knows its peer on both sides (the client keeps the id in its cache entry).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/md.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/x509_crt.h>
+#include <mbedtls/x509_csr.h>
+#include <psa/crypto.h>
+
+#include "tls.h"
+
+#define TLS_ID_MAX        512   /* longest SPIFFE id we accept (the spec allows 2048; ours are short) */
+#define TLS_CACHE_SLOTS   64    /* client sessions kept (one per upstream endpoint) */
+#define TLS_TICKET_LIFE   7200  /* seconds a ticket key stays in use; tickets live up to twice that */
+#define TLS_TICKET_MAC    16    /* truncated HMAC-SHA256 over the wrapped ticket */
+
+/* ------------------------------------------------------------------ globals */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_init_rc = -1;
+static mbedtls_entropy_context g_entropy;
+static mbedtls_ctr_drbg_context g_drbg;
+static mbedtls_ssl_ticket_context g_ticket;
+static unsigned char g_ticket_mac_key[32];     /* binds a peer id to a ticket */
+static __thread struct tls_conn *tls_cur;      /* the connection mbedTLS is working for */
+
+static const int g_suites[] = {
+	MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+	MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	0
+};
+static const uint16_t g_groups[] = { MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1, MBEDTLS_SSL_IANA_TLS_GROUP_NONE };
+static const uint16_t g_sig_algs[] = {
+	MBEDTLS_TLS1_3_SIG_ECDSA_SECP256R1_SHA256,
+	MBEDTLS_TLS1_3_SIG_ECDSA_SECP384R1_SHA384,  /* = ecdsa+sha384 in TLS 1.2 (key still P-256) */
+	MBEDTLS_TLS1_3_SIG_NONE
+};
+static const mbedtls_x509_crt_profile g_profile = {
+	MBEDTLS_X509_ID_FLAG(MBEDTLS_MD_SHA256) | MBEDTLS_X509_ID_FLAG(MBEDTLS_MD_SHA384),
+	MBEDTLS_X509_ID_FLAG(MBEDTLS_PK_ECDSA) | MBEDTLS_X509_ID_FLAG(MBEDTLS_PK_ECKEY),
+	MBEDTLS_X509_ID_FLAG(MBEDTLS_ECP_DP_SECP256R1),
+	0,
+};
+
+/* client session cache: one slot per session_key, least recently used goes */
+struct tls_cached {
+	char *key;                   /* session_key, NULL = free slot */
+	char *peer_id;               /* the server's SPIFFE id when the session was made */
+	mbedtls_ssl_session sess;
+	unsigned long used;          /* LRU clock */
+};
+static struct tls_cached g_cache[TLS_CACHE_SLOTS];
+static unsigned long g_cache_clock;
+static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static const char *mbed_err(int rc, char *buf, size_t len)
+{
+	mbedtls_strerror(rc, buf, len);
+	return buf;
+}
+
+int tls_rng(void *unused, unsigned char *out, size_t len)
+{
+	(void)unused;
+	return mbedtls_ctr_drbg_random(&g_drbg, out, len);
+}
+
+static int ticket_write(void *p, const mbedtls_ssl_session *s, unsigned char *start,
+                        const unsigned char *end, size_t *tlen, uint32_t *lifetime);
+static int ticket_parse(void *p, mbedtls_ssl_session *s, unsigned char *buf, size_t len);
+
+static void global_init_once(void)
+{
+	static const char pers[] = "mesh tls";
+
+	if (psa_crypto_init() != PSA_SUCCESS)
+		return;
+	mbedtls_entropy_init(&g_entropy);
+	mbedtls_ctr_drbg_init(&g_drbg);
+	if (mbedtls_ctr_drbg_seed(&g_drbg, mbedtls_entropy_func, &g_entropy,
+	                          (const unsigned char *)pers, sizeof(pers) - 1) != 0)
+		return;
+	/* reseeding from the OS every 10,000 requests keeps forks and long runs fresh */
+	mbedtls_ctr_drbg_set_reseed_interval(&g_drbg, 10000);
+	mbedtls_ctr_drbg_set_prediction_resistance(&g_drbg, MBEDTLS_CTR_DRBG_PR_OFF);
+	mbedtls_ssl_ticket_init(&g_ticket);
+	if (mbedtls_ssl_ticket_setup(&g_ticket, tls_rng, NULL, MBEDTLS_CIPHER_AES_256_GCM, TLS_TICKET_LIFE) != 0)
+		return;
+	if (tls_rng(NULL, g_ticket_mac_key, sizeof(g_ticket_mac_key)) != 0)
+		return;
+	g_init_rc = 0;
+}
+
+int tls_global_init(void)
+{
+	pthread_once(&g_once, global_init_once);
+	return g_init_rc;
+}
+
+int tls_random(void *buf, size_t n)
+{
+	if (tls_global_init() < 0)
+		return -1;
+	return tls_rng(NULL, buf, n) == 0 ? 0 : -1;
+}
+
+void tls_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char h[32];
+	size_t i;
+
+	mbedtls_sha256(data, len, h, 0);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+/* ------------------------------------------------------------------ identities from certificates */
+
+/* the first URI SAN of crt starting with spiffe://, copied into out; -1 when none fits */
+static int crt_spiffe_id(const mbedtls_x509_crt *crt, char *out, size_t cap)
+{
+	const mbedtls_x509_sequence *cur;
+
+	for (cur = &crt->subject_alt_names; cur && cur->buf.p; cur = cur->next) {
+		if (cur->buf.tag != (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER))
+			continue;
+		if (cur->buf.len < 10 || cur->buf.len >= cap || memcmp(cur->buf.p, "spiffe://", 9) != 0)
+			continue;
+		if (memchr(cur->buf.p, '\0', cur->buf.len))
+			continue;
+		memcpy(out, cur->buf.p, cur->buf.len);
+		out[cur->buf.len] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+/* length of "spiffe://td" in id, 0 if id is not a SPIFFE id */
+static size_t trust_domain_len(const char *id)
+{
+	const char *slash;
+
+	if (strncmp(id, "spiffe://", 9) != 0 || !id[9] || id[9] == '/')
+		return 0;
+	slash = strchr(id + 9, '/');
+	return slash ? (size_t)(slash - id) : strlen(id);
+}
+
+static double x509_time_unix(const mbedtls_x509_time *t)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = t->year - 1900;
+	tm.tm_mon = t->mon - 1;
+	tm.tm_mday = t->day;
+	tm.tm_hour = t->hour;
+	tm.tm_min = t->min;
+	tm.tm_sec = t->sec;
+	return (double)timegm(&tm);
+}
+
+/* ------------------------------------------------------------------ creds */
+
+struct tls_creds {
+	int refs;                    /* atomic: the agent's thread builds, loops share */
+	unsigned flags;              /* TLS_CREDS_* */
+	mbedtls_x509_crt chain;      /* own chain, leaf first (empty without one) */
+	mbedtls_pk_context key;      /* own private key */
+	mbedtls_x509_crt bundle;     /* trust anchors */
+	mbedtls_ssl_config srv;      /* server side (accepted connections) */
+	mbedtls_ssl_config cli;      /* client side (upstream connections) */
+	char id[TLS_ID_MAX];         /* own SPIFFE id, "" without a certificate */
+	size_t td_len;               /* length of "spiffe://td" in id (0: any trust domain) */
+	double not_before, not_after;
+	char *chain_pem;             /* as given, for /certs and files */
+	char *bundle_pem;
+};
+
+/* PEM text -> a parsed chain; mbedTLS wants the terminating NUL counted */
+static int parse_pem_chain(mbedtls_x509_crt *crt, const char *pem, const char *what, char *err, size_t errlen)
+{
+	char eb[128];
+	int rc;
+
+	if (!pem || !strstr(pem, "-----BEGIN CERTIFICATE-----")) {
+		errf(err, errlen, "%s: no PEM certificate found", what);
+		return -1;
+	}
+	rc = mbedtls_x509_crt_parse(crt, (const unsigned char *)pem, strlen(pem) + 1);
+	if (rc != 0) {
+		errf(err, errlen, "%s: %s", what, rc < 0 ? mbed_err(rc, eb, sizeof(eb)) : "a certificate in it does not parse");
+		return -1;
+	}
+	return 0;
+}
+
+static void conf_common(mbedtls_ssl_config *c, struct tls_creds *cr)
+{
+	mbedtls_ssl_conf_rng(c, tls_rng, NULL);
+	mbedtls_ssl_conf_min_tls_version(c, MBEDTLS_SSL_VERSION_TLS1_2);
+	mbedtls_ssl_conf_max_tls_version(c, MBEDTLS_SSL_VERSION_TLS1_3);
+	mbedtls_ssl_conf_ciphersuites(c, g_suites);
+	mbedtls_ssl_conf_groups(c, g_groups);
+	mbedtls_ssl_conf_sig_algs(c, g_sig_algs);
+	mbedtls_ssl_conf_cert_profile(c, &g_profile);
+	if (cr->bundle.raw.p)
+		mbedtls_ssl_conf_ca_chain(c, &cr->bundle, NULL);
+}
+
+struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, const char *bundle_pem,
+                                   unsigned flags, char *err, size_t errlen)
+{
+	struct tls_creds *c;
+	char eb[128];
+	uint32_t vflags = 0;
+	int rc;
+
+	if (tls_global_init() < 0) {
+		errf(err, errlen, "tls: cannot initialise the random generator (no entropy?)");
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->refs = 1;
+	c->flags = flags;
+	mbedtls_x509_crt_init(&c->chain);
+	mbedtls_pk_init(&c->key);
+	mbedtls_x509_crt_init(&c->bundle);
+	mbedtls_ssl_config_init(&c->srv);
+	mbedtls_ssl_config_init(&c->cli);
+
+	if (bundle_pem && parse_pem_chain(&c->bundle, bundle_pem, "trust bundle", err, errlen) < 0)
+		goto fail;
+	if (!bundle_pem && !(flags & TLS_CREDS_NO_VERIFY)) {
+		errf(err, errlen, "tls: a trust bundle is required");
+		goto fail;
+	}
+	if (chain_pem || key_pem) {
+		if (!chain_pem || !key_pem) {
+			errf(err, errlen, "tls: a certificate needs its key and a key its certificate");
+			goto fail;
+		}
+		if (parse_pem_chain(&c->chain, chain_pem, "certificate chain", err, errlen) < 0)
+			goto fail;
+		rc = mbedtls_pk_parse_key(&c->key, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0,
+		                          tls_rng, NULL);
+		if (rc != 0) {
+			errf(err, errlen, "private key: %s", mbed_err(rc, eb, sizeof(eb)));
+			goto fail;
+		}
+		if (mbedtls_pk_check_pair(&c->chain.pk, &c->key, tls_rng, NULL) != 0) {
+			errf(err, errlen, "private key does not match the certificate");
+			goto fail;
+		}
+		if (crt_spiffe_id(&c->chain, c->id, sizeof(c->id)) < 0) {
+			errf(err, errlen, "certificate has no spiffe:// URI SAN");
+			goto fail;
+		}
+		c->td_len = trust_domain_len(c->id);
+		c->not_before = x509_time_unix(&c->chain.valid_from);
+		c->not_after = x509_time_unix(&c->chain.valid_to);
+		/* the chain must lead to the bundle; dates are the peer's business (tests use old certs) */
+		if (c->bundle.raw.p) {
+			mbedtls_x509_crt_verify_with_profile(&c->chain, &c->bundle, NULL, &g_profile, NULL, &vflags, NULL, NULL);
+			vflags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE |
+			                      MBEDTLS_X509_BADCRL_EXPIRED | MBEDTLS_X509_BADCRL_FUTURE);
+			if (vflags) {
+				char info[256];
+
+				mbedtls_x509_crt_verify_info(info, sizeof(info), "", vflags);
+				info[strcspn(info, "\n")] = '\0';
+				errf(err, errlen, "certificate does not chain to the trust bundle: %s", info);
+				goto fail;
+			}
+		}
+		c->chain_pem = strdup(chain_pem);
+		if (!c->chain_pem)
+			goto oom;
+	}
+	if (bundle_pem && !(c->bundle_pem = strdup(bundle_pem)))
+		goto oom;
+
+	/* server side */
+	rc = mbedtls_ssl_config_defaults(&c->srv, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+	                                 MBEDTLS_SSL_PRESET_DEFAULT);
+	if (rc != 0)
+		goto mbed;
+	conf_common(&c->srv, c);
+	mbedtls_ssl_conf_authmode(&c->srv, (flags & TLS_CREDS_NO_CLIENT_CERT) ? MBEDTLS_SSL_VERIFY_NONE
+	                                                                       : MBEDTLS_SSL_VERIFY_REQUIRED);
+	if (c->chain.raw.p && (rc = mbedtls_ssl_conf_own_cert(&c->srv, &c->chain, &c->key)) != 0)
+		goto mbed;
+	mbedtls_ssl_conf_session_tickets_cb(&c->srv, ticket_write, ticket_parse, &g_ticket);
+	mbedtls_ssl_conf_new_session_tickets(&c->srv, 1);
+
+	/* client side */
+	rc = mbedtls_ssl_config_defaults(&c->cli, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+	                                 MBEDTLS_SSL_PRESET_DEFAULT);
+	if (rc != 0)
+		goto mbed;
+	conf_common(&c->cli, c);
+	mbedtls_ssl_conf_authmode(&c->cli, (flags & TLS_CREDS_NO_VERIFY) ? MBEDTLS_SSL_VERIFY_NONE
+	                                                                  : MBEDTLS_SSL_VERIFY_REQUIRED);
+	if (c->chain.raw.p && (rc = mbedtls_ssl_conf_own_cert(&c->cli, &c->chain, &c->key)) != 0)
+		goto mbed;
+	mbedtls_ssl_conf_session_tickets(&c->cli, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+	mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(&c->cli,
+		MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
+	return c;
+mbed:
+	errf(err, errlen, "tls: %s", mbed_err(rc, eb, sizeof(eb)));
+	goto fail;
+oom:
+	errf(err, errlen, "out of memory");
+fail:
+	c->refs = 1;
+	tls_creds_unref(c);
+	return NULL;
+}
+
+struct tls_creds *tls_creds_new(const char *chain_pem, const char *key_pem, const char *bundle_pem,
+                                char *err, size_t errlen)
+{
+	return tls_creds_new_ex(chain_pem, key_pem, bundle_pem, 0, err, errlen);
+}
+
+struct tls_creds *tls_creds_ref(struct tls_creds *c)
+{
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void tls_creds_unref(struct tls_creds *c)
+{
+	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	mbedtls_ssl_config_free(&c->srv);
+	mbedtls_ssl_config_free(&c->cli);
+	mbedtls_x509_crt_free(&c->chain);
+	mbedtls_pk_free(&c->key);
+	mbedtls_x509_crt_free(&c->bundle);
+	free(c->chain_pem);
+	c->chain_pem = NULL;
+	free(c->bundle_pem);
+	c->bundle_pem = NULL;
+	free(c);
+}
+
+const char *tls_creds_id(const struct tls_creds *c) { return c->id; }
+double tls_creds_not_before(const struct tls_creds *c) { return c->not_before; }
+double tls_creds_not_after(const struct tls_creds *c) { return c->not_after; }
+const char *tls_creds_chain_pem(const struct tls_creds *c) { return c->chain_pem ? c->chain_pem : ""; }
+const char *tls_creds_bundle_pem(const struct tls_creds *c) { return c->bundle_pem ? c->bundle_pem : ""; }
+
+/* ------------------------------------------------------------------ transport */
+
+struct tls_conn {
+	mbedtls_ssl_context ssl;
+	struct tls_creds *creds;     /* a reference: ssl points into its configs */
+	int fd;                      /* the caller's socket */
+	unsigned is_client : 1;
+	unsigned done : 1;           /* handshake complete */
+	unsigned resumed : 1;
+	unsigned verified : 1;       /* the verify callback saw the peer's leaf */
+	char *peer_id;               /* peer's SPIFFE id (verified leaf or resumed session) */
+	char *ids;                   /* client: acceptable server ids, NUL-separated, "" ends; NULL = any */
+	char *session_key;           /* client: cache key, until a session is stored */
+	char err[160];               /* last failure */
+};
+
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+	struct tls_conn *t = ctx;
+	ssize_t n;
+
+	do
+		n = send(t->fd, buf, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return (int)n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	snprintf(t->err, sizeof(t->err), "send: %s", strerror(errno));
+	return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+}
+
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+	struct tls_conn *t = ctx;
+	ssize_t n;
+
+	do
+		n = recv(t->fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return (int)n;  /* 0: mbedTLS reports MBEDTLS_ERR_SSL_CONN_EOF */
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return MBEDTLS_ERR_SSL_WANT_READ;
+	snprintf(t->err, sizeof(t->err), "recv: %s", strerror(errno));
+	return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+}
+
+static int id_allowed(const struct tls_conn *t, const char *id)
+{
+	const char *p;
+
+	if (!t->ids)
+		return 1;
+	for (p = t->ids; *p; p += strlen(p) + 1)
+		if (!strcmp(p, id))
+			return 1;
+	return 0;
+}
+
+/* the peer's identity must be ours to accept: same trust domain, and one of ids for a client */
+static int check_peer_id(struct tls_conn *t, const char *id)
+{
+	const struct tls_creds *c = t->creds;
+
+	if (trust_domain_len(id) == 0) {
+		snprintf(t->err, sizeof(t->err), "peer identity '%.100s' is not a SPIFFE id", id);
+		return -1;
+	}
+	if (c->td_len && (trust_domain_len(id) != c->td_len || memcmp(id, c->id, c->td_len) != 0)) {
+		snprintf(t->err, sizeof(t->err), "peer identity %.100s is outside trust domain %.*s", id,
+		         (int)(c->td_len - 9), c->id + 9);
+		return -1;
+	}
+	if (!id_allowed(t, id)) {
+		snprintf(t->err, sizeof(t->err), "server identity %.100s is not one the destination may have", id);
+		return -1;
+	}
+	return 0;
+}
+
+static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+	struct tls_conn *t = ctx;
+	char id[TLS_ID_MAX];
+
+	if (depth != 0)
+		return 0;
+	if (crt_spiffe_id(crt, id, sizeof(id)) < 0) {
+		snprintf(t->err, sizeof(t->err), "peer certificate has no spiffe:// URI SAN");
+		*flags |= MBEDTLS_X509_BADCERT_OTHER;
+		return 0;
+	}
+	if (check_peer_id(t, id) < 0) {
+		*flags |= MBEDTLS_X509_BADCERT_OTHER;
+		return 0;
+	}
+	free(t->peer_id);
+	t->peer_id = strdup(id);
+	if (!t->peer_id)
+		return MBEDTLS_ERR_X509_ALLOC_FAILED;
+	t->verified = 1;
+	return 0;
+}
+
+static struct tls_conn *conn_new(struct tls_creds *c, int fd, int client)
+{
+	struct tls_conn *t;
+
+	if (!c)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	mbedtls_ssl_init(&t->ssl);
+	t->fd = fd;
+	t->is_client = client ? 1 : 0;
+	t->creds = tls_creds_ref(c);
+	if (mbedtls_ssl_setup(&t->ssl, client ? &c->cli : &c->srv) != 0) {
+		tls_free(t);
+		return NULL;
+	}
+	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+	if (!(c->flags & (client ? TLS_CREDS_NO_VERIFY : TLS_CREDS_NO_CLIENT_CERT)))
+		mbedtls_ssl_set_verify(&t->ssl, verify_cb, t);
+	return t;
+}
+
+struct tls_conn *tls_server(struct tls_creds *c, int fd)
+{
+	return conn_new(c, fd, 0);
+}
+
+/* the cached session for key into t (with the id it was made with); caller holds no lock */
+static void cache_load(struct tls_conn *t, const char *key)
+{
+	size_t i;
+
+	pthread_mutex_lock(&g_cache_lock);
+	for (i = 0; i < TLS_CACHE_SLOTS; i++) {
+		struct tls_cached *e = &g_cache[i];
+
+		if (!e->key || strcmp(e->key, key) != 0)
+			continue;
+		/* a server that changed identity must go through a full handshake */
+		if (e->peer_id && id_allowed(t, e->peer_id) && mbedtls_ssl_set_session(&t->ssl, &e->sess) == 0) {
+			e->used = ++g_cache_clock;
+			free(t->peer_id);
+			t->peer_id = strdup(e->peer_id);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&g_cache_lock);
+}
+
+static void cache_store(struct tls_conn *t)
+{
+	struct tls_cached *e = NULL;
+	mbedtls_ssl_session s;
+	size_t i;
+
+	if (!t->session_key || !t->peer_id)
+		return;
+	mbedtls_ssl_session_init(&s);
+	if (mbedtls_ssl_get_session(&t->ssl, &s) != 0) {
+		mbedtls_ssl_session_free(&s);
+		return;
+	}
+	pthread_mutex_lock(&g_cache_lock);
+	for (i = 0; i < TLS_CACHE_SLOTS; i++)
+		if (g_cache[i].key && !strcmp(g_cache[i].key, t->session_key)) {
+			e = &g_cache[i];
+			break;
+		}
+	if (!e) {
+		e = &g_cache[0];
+		for (i = 0; i < TLS_CACHE_SLOTS; i++) {
+			if (!g_cache[i].key) {
+				e = &g_cache[i];
+				break;
+			}
+			if (g_cache[i].used < e->used)
+				e = &g_cache[i];
+		}
+		if (e->key) {
+			free(e->key);
+			e->key = NULL;
+			mbedtls_ssl_session_free(&e->sess);
+		}
+		e->key = strdup(t->session_key);
+		if (!e->key) {
+			pthread_mutex_unlock(&g_cache_lock);
+			mbedtls_ssl_session_free(&s);
+			return;
+		}
+	} else {
+		mbedtls_ssl_session_free(&e->sess);
+	}
+	free(e->peer_id);
+	e->peer_id = strdup(t->peer_id);
+	e->sess = s;  /* owned by the slot now */
+	e->used = ++g_cache_clock;
+	pthread_mutex_unlock(&g_cache_lock);
+}
+
+void tls_session_cache_clear(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&g_cache_lock);
+	for (i = 0; i < TLS_CACHE_SLOTS; i++) {
+		if (!g_cache[i].key)
+			continue;
+		free(g_cache[i].key);
+		g_cache[i].key = NULL;
+		free(g_cache[i].peer_id);
+		g_cache[i].peer_id = NULL;
+		mbedtls_ssl_session_free(&g_cache[i].sess);
+	}
+	pthread_mutex_unlock(&g_cache_lock);
+}
+
+struct tls_conn *tls_client(struct tls_creds *c, int fd, const char *const *ids, size_t n,
+                            const char *session_key)
+{
+	struct tls_conn *t = conn_new(c, fd, 1);
+	size_t i, len = 1;
+
+	if (!t)
+		return NULL;
+	/* no host name: the server is checked by its SPIFFE id, not a DNS name */
+	if (mbedtls_ssl_set_hostname(&t->ssl, NULL) != 0)
+		goto fail;
+	if (n > 0) {
+		char *p;
+
+		for (i = 0; i < n; i++)
+			len += strlen(ids[i]) + 1;
+		t->ids = p = malloc(len);
+		if (!p)
+			goto fail;
+		for (i = 0; i < n; i++) {
+			size_t l = strlen(ids[i]) + 1;
+
+			memcpy(p, ids[i], l);
+			p += l;
+		}
+		*p = '\0';
+	}
+	if (session_key && *session_key && !(c->flags & TLS_CREDS_NO_VERIFY)) {
+		t->session_key = strdup(session_key);
+		if (!t->session_key)
+			goto fail;
+		cache_load(t, session_key);
+	}
+	return t;
+fail:
+	tls_free(t);
+	return NULL;
+}
+
+static void set_mbed_err(struct tls_conn *t, int rc)
+{
+	char eb[120];
+
+	if (t->err[0])
+		return;  /* the verify callback or the BIO already said why */
+	if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+		uint32_t f = mbedtls_ssl_get_verify_result(&t->ssl);
+		char info[200];
+
+		mbedtls_x509_crt_verify_info(info, sizeof(info), "", f);
+		info[strcspn(info, "\n")] = '\0';
+		snprintf(t->err, sizeof(t->err), "peer certificate refused: %.120s", info);
+		return;
+	}
+	if (rc == MBEDTLS_ERR_SSL_CONN_EOF) {
+		snprintf(t->err, sizeof(t->err), "peer closed the connection during the TLS handshake (refused our certificate?)");
+		return;
+	}
+	snprintf(t->err, sizeof(t->err), "tls: %s", mbed_err(rc, eb, sizeof(eb)));
+}
+
+int tls_handshake(struct tls_conn *t)
+{
+	int rc;
+
+	if (t->done)
+		return 0;
+	tls_cur = t;
+	rc = mbedtls_ssl_handshake(&t->ssl);
+	tls_cur = NULL;
+	if (rc == MBEDTLS_ERR_SSL_WANT_READ)
+		return TLS_WANT_READ;
+	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+		return TLS_WANT_WRITE;
+	if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET && t->is_client) {
+		/* can come with the end of the handshake; the next call finishes it */
+		return tls_handshake(t);
+	}
+	if (rc != 0) {
+		set_mbed_err(t, rc);
+		return TLS_ERR;
+	}
+	t->done = 1;
+	/* no certificate went through the verify callback: the session was resumed */
+	t->resumed = !t->verified && t->peer_id;
+	if (!t->peer_id && !(t->creds->flags & (t->is_client ? TLS_CREDS_NO_VERIFY : TLS_CREDS_NO_CLIENT_CERT))) {
+		snprintf(t->err, sizeof(t->err), "peer identity unknown after the handshake");
+		return TLS_ERR;
+	}
+	if (t->is_client) {
+		/* TLS 1.2 tickets come in the handshake; TLS 1.3 ones after it (tls_read) */
+		if (mbedtls_ssl_get_version_number(&t->ssl) == MBEDTLS_SSL_VERSION_TLS1_2)
+			cache_store(t);
+	}
+	free(t->ids);
+	t->ids = NULL;
+	return 0;
+}
+
+ssize_t tls_read(struct tls_conn *t, void *buf, size_t len)
+{
+	int rc;
+
+	if (!t->done) {
+		rc = tls_handshake(t);
+		if (rc != 0)
+			return rc;
+	}
+	for (;;) {
+		tls_cur = t;
+		rc = mbedtls_ssl_read(&t->ssl, buf, len);
+		tls_cur = NULL;
+		if (rc >= 0)
+			return rc;
+		switch (rc) {
+		case MBEDTLS_ERR_SSL_WANT_READ:
+			return TLS_WANT_READ;
+		case MBEDTLS_ERR_SSL_WANT_WRITE:
+			return TLS_WANT_WRITE;
+		case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
+			cache_store(t);
+			continue;
+		case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+		case MBEDTLS_ERR_SSL_CONN_EOF:
+			return 0;
+		default:
+			set_mbed_err(t, rc);
+			return TLS_ERR;
+		}
+	}
+}
+
+ssize_t tls_write(struct tls_conn *t, const void *buf, size_t len)
+{
+	int rc;
+
+	if (!t->done) {
+		rc = tls_handshake(t);
+		if (rc != 0)
+			return rc;
+	}
+	tls_cur = t;
+	rc = mbedtls_ssl_write(&t->ssl, buf, len);
+	tls_cur = NULL;
+	if (rc >= 0)
+		return rc;
+	if (rc == MBEDTLS_ERR_SSL_WANT_READ)
+		return TLS_WANT_READ;
+	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+		return TLS_WANT_WRITE;
+	set_mbed_err(t, rc);
+	return TLS_ERR;
+}
+
+size_t tls_pending(const struct tls_conn *t)
+{
+	return mbedtls_ssl_get_bytes_avail(&t->ssl);
+}
+
+const char *tls_peer_id(const struct tls_conn *t) { return t->done && t->peer_id ? t->peer_id : ""; }
+const char *tls_error(const struct tls_conn *t) { return t->err[0] ? t->err : "tls: no error"; }
+const char *tls_version(const struct tls_conn *t) { return mbedtls_ssl_get_version(&t->ssl); }
+int tls_resumed(const struct tls_conn *t) { return t->resumed; }
+int tls_fd(const struct tls_conn *t) { return t->fd; }
+
+void tls_free(struct tls_conn *t)
+{
+	if (!t)
+		return;
+	if (t->done) {
+		tls_cur = t;
+		(void)mbedtls_ssl_close_notify(&t->ssl);  /* one try; a full socket just loses it */
+		tls_cur = NULL;
+	}
+	mbedtls_ssl_free(&t->ssl);
+	tls_creds_unref(t->creds);
+	t->creds = NULL;
+	free(t->peer_id);
+	t->peer_id = NULL;
+	free(t->ids);
+	t->ids = NULL;
+	free(t->session_key);
+	t->session_key = NULL;
+	free(t);
+}
+
+/* ------------------------------------------------------------------ tickets carrying the peer id */
+
+static void ticket_mac(const unsigned char *p, size_t n, unsigned char out[TLS_TICKET_MAC])
+{
+	unsigned char full[32];
+
+	mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), g_ticket_mac_key, sizeof(g_ticket_mac_key),
+	                p, n, full);
+	memcpy(out, full, TLS_TICKET_MAC);
+}
+
+/* ticket = mbedTLS ticket | id | u16 id length | MAC over all of that */
+static int ticket_write(void *p, const mbedtls_ssl_session *s, unsigned char *start,
+                        const unsigned char *end, size_t *tlen, uint32_t *lifetime)
+{
+	const char *id = tls_cur && tls_cur->peer_id ? tls_cur->peer_id : "";
+	size_t idlen = strlen(id), inner;
+	int rc;
+
+	if ((size_t)(end - start) < idlen + 2 + TLS_TICKET_MAC + 64)
+		return MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL;
+	rc = mbedtls_ssl_ticket_write(p, s, start, end - idlen - 2 - TLS_TICKET_MAC, &inner, lifetime);
+	if (rc != 0)
+		return rc;
+	memcpy(start + inner, id, idlen);
+	start[inner + idlen] = (unsigned char)(idlen >> 8);
+	start[inner + idlen + 1] = (unsigned char)idlen;
+	ticket_mac(start, inner + idlen + 2, start + inner + idlen + 2);
+	*tlen = inner + idlen + 2 + TLS_TICKET_MAC;
+	return 0;
+}
+
+static int ticket_parse(void *p, mbedtls_ssl_session *s, unsigned char *buf, size_t len)
+{
+	unsigned char mac[TLS_TICKET_MAC];
+	size_t idlen, inner;
+	unsigned char diff = 0;
+	size_t i;
+	char *id;
+	int rc;
+
+	if (len < 2 + TLS_TICKET_MAC)
+		return MBEDTLS_ERR_SSL_INVALID_MAC;
+	ticket_mac(buf, len - TLS_TICKET_MAC, mac);
+	for (i = 0; i < TLS_TICKET_MAC; i++)
+		diff |= (unsigned char)(mac[i] ^ buf[len - TLS_TICKET_MAC + i]);
+	if (diff)
+		return MBEDTLS_ERR_SSL_INVALID_MAC;
+	idlen = (size_t)buf[len - TLS_TICKET_MAC - 2] << 8 | buf[len - TLS_TICKET_MAC - 1];
+	if (idlen == 0 || idlen >= TLS_ID_MAX || idlen > len - TLS_TICKET_MAC - 2)
+		return MBEDTLS_ERR_SSL_INVALID_MAC;
+	inner = len - TLS_TICKET_MAC - 2 - idlen;
+	id = strndup((const char *)buf + inner, idlen);
+	if (!id)
+		return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+	rc = mbedtls_ssl_ticket_parse(p, s, buf, inner);
+	if (rc != 0 || !tls_cur || check_peer_id(tls_cur, id) < 0) {
+		free(id);
+		if (tls_cur)
+			tls_cur->err[0] = '\0';  /* a stale ticket just means a full handshake */
+		return rc ? rc : MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;
+	}
+	free(tls_cur->peer_id);
+	tls_cur->peer_id = id;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ sniffing */
+
+int tls_sniff(const unsigned char *p, size_t n)
+{
+	/* record: type 22 (handshake), version 3.x, length; then handshake type 1 (ClientHello) */
+	if (n >= 1 && p[0] != 0x16)
+		return 0;
+	if (n >= 2 && p[1] != 0x03)
+		return 0;
+	if (n >= 3 && p[2] > 0x04)
+		return 0;
+	if (n >= 5 && ((p[3] << 8 | p[4]) < 4 || (p[3] << 8 | p[4]) > 16384 + 2048))
+		return 0;
+	if (n >= 6)
+		return p[5] == 0x01 ? 1 : 0;
+	return -1;
+}
+
+int tls_spiffe_id(char *out, size_t cap, const char *trust_domain, const char *ns, const char *sa)
+{
+	int n = snprintf(out, cap, "spiffe://%s/ns/%s/sa/%s", trust_domain, ns, sa);
+
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ keys, CSRs, certificate info */
+
+char *tls_key_generate(char *err, size_t errlen)
+{
+	mbedtls_pk_context pk;
+	char eb[120];
+	char *out = NULL;
+	int rc;
+
+	if (tls_global_init() < 0) {
+		errf(err, errlen, "tls: cannot initialise the random generator");
+		return NULL;
+	}
+	mbedtls_pk_init(&pk);
+	rc = mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+	if (rc == 0)
+		rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), tls_rng, NULL);
+	if (rc == 0) {
+		out = calloc(1, 512);
+		if (!out)
+			rc = MBEDTLS_ERR_PK_ALLOC_FAILED;
+		else
+			rc = mbedtls_pk_write_key_pem(&pk, (unsigned char *)out, 512);
+	}
+	mbedtls_pk_free(&pk);
+	if (rc != 0) {
+		errf(err, errlen, "generating a P-256 key: %s", mbed_err(rc, eb, sizeof(eb)));
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+char *tls_csr_create(const char *key_pem, const char *uri_san, char *err, size_t errlen)
+{
+	mbedtls_x509write_csr w;
+	mbedtls_pk_context pk;
+	mbedtls_x509_san_list san;
+	char eb[120];
+	char *out = NULL;
+	int rc;
+
+	if (tls_global_init() < 0) {
+		errf(err, errlen, "tls: cannot initialise the random generator");
+		return NULL;
+	}
+	mbedtls_pk_init(&pk);
+	mbedtls_x509write_csr_init(&w);
+	rc = mbedtls_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0, tls_rng, NULL);
+	if (rc != 0)
+		goto done;
+	mbedtls_x509write_csr_set_key(&w, &pk);
+	mbedtls_x509write_csr_set_md_alg(&w, MBEDTLS_MD_SHA256);
+	rc = mbedtls_x509write_csr_set_subject_name(&w, "O=mesh");
+	if (rc != 0)
+		goto done;
+	if (uri_san) {
+		memset(&san, 0, sizeof(san));
+		san.node.type = MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER;
+		san.node.san.unstructured_name.p = (unsigned char *)(uintptr_t)uri_san;
+		san.node.san.unstructured_name.len = strlen(uri_san);
+		rc = mbedtls_x509write_csr_set_subject_alternative_name(&w, &san);
+		if (rc != 0)
+			goto done;
+	}
+	out = calloc(1, 2048);
+	if (!out) {
+		rc = MBEDTLS_ERR_X509_ALLOC_FAILED;
+		goto done;
+	}
+	rc = mbedtls_x509write_csr_pem(&w, (unsigned char *)out, 2048, tls_rng, NULL);
+done:
+	mbedtls_x509write_csr_free(&w);
+	mbedtls_pk_free(&pk);
+	if (rc != 0) {
+		errf(err, errlen, "creating a CSR: %s", mbed_err(rc, eb, sizeof(eb)));
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static void dn_string(const mbedtls_x509_name *dn, char *out, size_t cap)
+{
+	if (mbedtls_x509_dn_gets(out, cap, dn) < 0)
+		snprintf(out, cap, "?");
+}
+
+int tls_chain_info(const char *pem, size_t pemlen, struct tls_cert_info *out, size_t cap, char *err, size_t errlen)
+{
+	mbedtls_x509_crt chain;
+	const mbedtls_x509_crt *c;
+	char *copy;
+	char eb[120];
+	size_t n = 0;
+	int rc;
+
+	mbedtls_x509_crt_init(&chain);
+	/* PEM needs a NUL-terminated copy; DER is taken as is */
+	copy = malloc(pemlen + 1);
+	if (!copy) {
+		errf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(copy, pem, pemlen);
+	copy[pemlen] = '\0';
+	if (memmem(copy, pemlen, "-----BEGIN CERTIFICATE-----", 27))
+		rc = mbedtls_x509_crt_parse(&chain, (unsigned char *)copy, pemlen + 1);
+	else
+		rc = mbedtls_x509_crt_parse_der(&chain, (unsigned char *)copy, pemlen);
+	free(copy);
+	if (rc != 0 || !chain.raw.p) {
+		errf(err, errlen, "not a certificate: %s",
+		     rc < 0 ? mbed_err(rc, eb, sizeof(eb)) : "some of the certificates do not parse");
+		mbedtls_x509_crt_free(&chain);
+		return -1;
+	}
+	for (c = &chain; c && c->raw.p && n < cap; c = c->next, n++) {
+		struct tls_cert_info *i = &out[n];
+
+		memset(i, 0, sizeof(*i));
+		if (crt_spiffe_id(c, i->id, sizeof(i->id)) < 0)
+			i->id[0] = '\0';
+		dn_string(&c->subject, i->subject, sizeof(i->subject));
+		dn_string(&c->issuer, i->issuer, sizeof(i->issuer));
+		i->not_before = x509_time_unix(&c->valid_from);
+		i->not_after = x509_time_unix(&c->valid_to);
+		i->is_ca = mbedtls_x509_crt_has_ext_type(c, MBEDTLS_X509_EXT_BASIC_CONSTRAINTS) &&
+		           c->MBEDTLS_PRIVATE(ca_istrue);
+		tls_sha256_hex(c->raw.p, c->raw.len, i->fingerprint);
+		mbedtls_x509_serial_gets(i->serial, sizeof(i->serial), &c->serial);
+	}
+	mbedtls_x509_crt_free(&chain);
+	return (int)n;
+}
+
+int tls_chain_verify(const char *chain_pem, const char *bundle_pem, char *id, size_t idcap,
+                     char *err, size_t errlen)
+{
+	mbedtls_x509_crt chain, bundle;
+	uint32_t flags = 0;
+	int rc = -1;
+
+	mbedtls_x509_crt_init(&chain);
+	mbedtls_x509_crt_init(&bundle);
+	if (parse_pem_chain(&chain, chain_pem, "certificate chain", err, errlen) < 0 ||
+	    parse_pem_chain(&bundle, bundle_pem, "trust bundle", err, errlen) < 0)
+		goto done;
+	if (mbedtls_x509_crt_verify_with_profile(&chain, &bundle, NULL, &g_profile, NULL, &flags, NULL, NULL) != 0) {
+		char info[256];
+
+		mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags);
+		info[strcspn(info, "\n")] = '\0';
+		errf(err, errlen, "certificate chain does not verify against the trust bundle: %s", info);
+		goto done;
+	}
+	if (id && crt_spiffe_id(&chain, id, idcap) < 0) {
+		errf(err, errlen, "certificate has no spiffe:// URI SAN");
+		goto done;
+	}
+	rc = 0;
+done:
+	mbedtls_x509_crt_free(&chain);
+	mbedtls_x509_crt_free(&bundle);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ issuing certificates (the CA, tests) */
+
+struct tls_issuer {
+	mbedtls_x509_crt cert;       /* the issuing CA certificate */
+	mbedtls_pk_context key;      /* its private key */
+	char subject[256];           /* its subject, the issuer name of what it signs */
+};
+
+struct tls_issuer *tls_issuer_new(const char *cert_pem, const char *key_pem, char *err, size_t errlen)
+{
+	struct tls_issuer *i;
+	char eb[120];
+	int rc;
+
+	if (tls_global_init() < 0) {
+		errf(err, errlen, "tls: cannot initialise the random generator");
+		return NULL;
+	}
+	i = calloc(1, sizeof(*i));
+	if (!i) {
+		errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	mbedtls_x509_crt_init(&i->cert);
+	mbedtls_pk_init(&i->key);
+	if (parse_pem_chain(&i->cert, cert_pem, "CA certificate", err, errlen) < 0)
+		goto fail;
+	rc = mbedtls_pk_parse_key(&i->key, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0, tls_rng, NULL);
+	if (rc != 0) {
+		errf(err, errlen, "CA key: %s", mbed_err(rc, eb, sizeof(eb)));
+		goto fail;
+	}
+	if (mbedtls_pk_check_pair(&i->cert.pk, &i->key, tls_rng, NULL) != 0) {
+		errf(err, errlen, "CA key does not match the CA certificate");
+		goto fail;
+	}
+	if (!i->cert.MBEDTLS_PRIVATE(ca_istrue)) {
+		errf(err, errlen, "the CA certificate is not a CA (basic constraints CA:false)");
+		goto fail;
+	}
+	if (mbedtls_x509_dn_gets(i->subject, sizeof(i->subject), &i->cert.subject) < 0) {
+		errf(err, errlen, "CA certificate subject too long");
+		goto fail;
+	}
+	return i;
+fail:
+	tls_issuer_free(i);
+	return NULL;
+}
+
+void tls_issuer_free(struct tls_issuer *i)
+{
+	if (!i)
+		return;
+	mbedtls_x509_crt_free(&i->cert);
+	mbedtls_pk_free(&i->key);
+	free(i);
+}
+
+static void x509_time_str(time_t t, char out[32])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	if (tm.tm_year < 0 || tm.tm_year > 8099)
+		tm.tm_year = 8099;  /* X.509 GeneralizedTime stops at 9999 */
+	snprintf(out, 32, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static char *issue(const struct tls_issuer *iss, const struct tls_issue *req, mbedtls_pk_context *subject_pk,
+                   mbedtls_pk_context *self_key, char *err, size_t errlen)
+{
+	static const unsigned char oid_server[] = MBEDTLS_OID_SERVER_AUTH, oid_client[] = MBEDTLS_OID_CLIENT_AUTH;
+	mbedtls_x509write_cert w;
+	mbedtls_x509_san_list san[3];
+	mbedtls_asn1_sequence eku[2];
+	unsigned char serial[16], ip[4];
+	char nb[32], na[32], eb[120];
+	size_t nsan = 0, k;
+	char *out = NULL;
+	int rc;
+
+	mbedtls_x509write_crt_init(&w);
+	mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3);
+	mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+	mbedtls_x509write_crt_set_subject_key(&w, subject_pk);
+	mbedtls_x509write_crt_set_issuer_key(&w, iss ? (mbedtls_pk_context *)&iss->key : self_key);
+	if ((rc = tls_rng(NULL, serial, sizeof(serial))) != 0)
+		goto done;
+	serial[0] &= 0x7f;  /* positive */
+	serial[0] |= 0x01;  /* and no leading zero byte */
+	if ((rc = mbedtls_x509write_crt_set_serial_raw(&w, serial, sizeof(serial))) != 0)
+		goto done;
+	x509_time_str((time_t)req->not_before, nb);
+	x509_time_str((time_t)req->not_after, na);
+	if ((rc = mbedtls_x509write_crt_set_validity(&w, nb, na)) != 0)
+		goto done;
+	if ((rc = mbedtls_x509write_crt_set_subject_name(&w, req->subject)) != 0)
+		goto done;
+	if ((rc = mbedtls_x509write_crt_set_issuer_name(&w, iss ? iss->subject : req->subject)) != 0)
+		goto done;
+	if ((rc = mbedtls_x509write_crt_set_basic_constraints(&w, req->is_ca, req->is_ca ? req->max_pathlen : -1)) != 0)
+		goto done;
+	if ((rc = mbedtls_x509write_crt_set_key_usage(&w, req->is_ca ? MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN
+	                                                             : MBEDTLS_X509_KU_DIGITAL_SIGNATURE)) != 0)
+		goto done;
+	if (!req->is_ca) {
+		memset(eku, 0, sizeof(eku));
+		eku[0].buf.tag = MBEDTLS_ASN1_OID;
+		eku[0].buf.p = (unsigned char *)(uintptr_t)oid_server;
+		eku[0].buf.len = sizeof(oid_server) - 1;
+		eku[0].next = &eku[1];
+		eku[1].buf.tag = MBEDTLS_ASN1_OID;
+		eku[1].buf.p = (unsigned char *)(uintptr_t)oid_client;
+		eku[1].buf.len = sizeof(oid_client) - 1;
+		if ((rc = mbedtls_x509write_crt_set_ext_key_usage(&w, eku)) != 0)
+			goto done;
+	}
+	memset(san, 0, sizeof(san));
+	if (req->uri_san) {
+		san[nsan].node.type = MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER;
+		san[nsan].node.san.unstructured_name.p = (unsigned char *)(uintptr_t)req->uri_san;
+		san[nsan++].node.san.unstructured_name.len = strlen(req->uri_san);
+	}
+	if (req->dns_san) {
+		san[nsan].node.type = MBEDTLS_X509_SAN_DNS_NAME;
+		san[nsan].node.san.unstructured_name.p = (unsigned char *)(uintptr_t)req->dns_san;
+		san[nsan++].node.san.unstructured_name.len = strlen(req->dns_san);
+	}
+	if (req->ip_loopback) {
+		ip[0] = 127, ip[1] = 0, ip[2] = 0, ip[3] = 1;
+		san[nsan].node.type = MBEDTLS_X509_SAN_IP_ADDRESS;
+		san[nsan].node.san.unstructured_name.p = ip;
+		san[nsan++].node.san.unstructured_name.len = 4;
+	}
+	for (k = 0; k + 1 < nsan; k++)
+		san[k].next = &san[k + 1];
+	if (nsan && (rc = mbedtls_x509write_crt_set_subject_alternative_name(&w, san)) != 0)
+		goto done;
+	out = malloc(4096);
+	if (!out) {
+		rc = MBEDTLS_ERR_X509_ALLOC_FAILED;
+		goto done;
+	}
+	rc = mbedtls_x509write_crt_pem(&w, (unsigned char *)out, 4096, tls_rng, NULL);
+done:
+	mbedtls_x509write_crt_free(&w);
+	if (rc != 0) {
+		errf(err, errlen, "issuing a certificate: %s", mbed_err(rc, eb, sizeof(eb)));
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+char *tls_issue_for_key(const struct tls_issuer *iss, const struct tls_issue *req, const char *key_pem,
+                        char *err, size_t errlen)
+{
+	mbedtls_pk_context pk;
+	char eb[120];
+	char *out;
+	int rc;
+
+	if (tls_global_init() < 0) {
+		errf(err, errlen, "tls: cannot initialise the random generator");
+		return NULL;
+	}
+	mbedtls_pk_init(&pk);
+	rc = mbedtls_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0, tls_rng, NULL);
+	if (rc != 0) {
+		errf(err, errlen, "key: %s", mbed_err(rc, eb, sizeof(eb)));
+		mbedtls_pk_free(&pk);
+		return NULL;
+	}
+	out = issue(iss, req, &pk, &pk, err, errlen);
+	mbedtls_pk_free(&pk);
+	return out;
+}
+
+char *tls_issue_for_csr(const struct tls_issuer *iss, const struct tls_issue *req, const char *csr, size_t len,
+                        char *err, size_t errlen)
+{
+	mbedtls_x509_csr c;
+	unsigned char hash[MBEDTLS_MD_MAX_SIZE];
+	const mbedtls_md_info_t *md;
+	char eb[120];
+	char *out = NULL;
+	int rc;
+
+	mbedtls_x509_csr_init(&c);
+	/* mbedTLS takes PEM with its NUL counted, DER as is: callers give a NUL-terminated string */
+	rc = mbedtls_x509_csr_parse(&c, (const unsigned char *)csr, len + 1);
+	if (rc != 0) {
+		errf(err, errlen, "the CSR does not parse: %s", mbed_err(rc, eb, sizeof(eb)));
+		goto done;
+	}
+	if (mbedtls_pk_get_type(&c.pk) != MBEDTLS_PK_ECKEY ||
+	    mbedtls_pk_ec(c.pk)->MBEDTLS_PRIVATE(grp).id != MBEDTLS_ECP_DP_SECP256R1) {
+		errf(err, errlen, "the CSR's key is not an ECDSA P-256 key");
+		goto done;
+	}
+	/* proof of possession: the CSR is signed by the key it carries */
+	md = mbedtls_md_info_from_type(c.MBEDTLS_PRIVATE(sig_md));
+	if (!md || mbedtls_md(md, c.cri.p, c.cri.len, hash) != 0 ||
+	    mbedtls_pk_verify_ext(c.MBEDTLS_PRIVATE(sig_pk), c.MBEDTLS_PRIVATE(sig_opts), &c.pk, c.MBEDTLS_PRIVATE(sig_md),
+	                          hash, mbedtls_md_get_size(md), c.MBEDTLS_PRIVATE(sig).p, c.MBEDTLS_PRIVATE(sig).len) != 0) {
+		errf(err, errlen, "the CSR's signature does not verify");
+		goto done;
+	}
+	out = issue(iss, req, &c.pk, NULL, err, errlen);
+done:
+	mbedtls_x509_csr_free(&c);
+	return out;
+}
