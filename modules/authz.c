@@ -288,7 +288,7 @@ static int rule_match(const struct conf_authz_rule *ru, struct reqx *x)
 		for (i = 0; i < ru->hosts.n; i++) {
 			const struct conf_pat *h = &ru->hosts.v[i];
 
-			if (r->host && pat_match(h, r->host, memchr(h->s, ':', h->len) ? r->host_len : x->host_len, 1))
+			if (r->host && pat_match(h, r->host, host_name_len(h->s, h->len) < h->len ? r->host_len : x->host_len, 1))
 				break;
 		}
 		if (ru->hosts.n && i == ru->hosts.n)
@@ -296,7 +296,7 @@ static int rule_match(const struct conf_authz_rule *ru, struct reqx *x)
 		for (i = 0; i < ru->not_hosts.n; i++) {
 			const struct conf_pat *h = &ru->not_hosts.v[i];
 
-			if (r->host && pat_match(h, r->host, memchr(h->s, ':', h->len) ? r->host_len : x->host_len, 1))
+			if (r->host && pat_match(h, r->host, host_name_len(h->s, h->len) < h->len ? r->host_len : x->host_len, 1))
 				return 0;
 		}
 	}
