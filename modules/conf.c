@@ -2369,6 +2369,9 @@ static int parse_pat(struct ld *ld, int what, const char *item, struct conf_pat 
 		p->kind = CONF_PAT_SUFFIX, body = item + 1, n--;
 	else if (item[n - 1] == '*')
 		p->kind = CONF_PAT_PREFIX, n--;
+	if (what == PAT_PATH && strpbrk(item, "{}"))
+		return snprintf(why, wn, "'%s': path templates {*} and {**} are not supported (use prefix* or *suffix)",
+		                clip(item, b, sizeof(b))), -1;
 	if (memchr(body, '*', n))
 		return snprintf(why, wn, "'%s': '*' may only be the first or the last character (prefix*, *suffix or * alone)",
 		                clip(item, b, sizeof(b))), -1;
@@ -2398,9 +2401,6 @@ static int parse_pat(struct ld *ld, int what, const char *item, struct conf_pat 
 	case PAT_PATH:
 		if (strpbrk(p->s, "?#"))
 			return snprintf(why, wn, "'%s': paths match without the query string (leave out '?...')",
-			                clip(item, b, sizeof(b))), -1;
-		if (strpbrk(p->s, "{}"))
-			return snprintf(why, wn, "'%s': path templates {*} and {**} are not supported (use prefix* or *suffix)",
 			                clip(item, b, sizeof(b))), -1;
 		if (p->kind != CONF_PAT_SUFFIX && p->s[0] != '/')
 			return snprintf(why, wn, "'%s': a path starts with '/' (or '*' for a suffix)", clip(item, b, sizeof(b))), -1;
@@ -3094,7 +3094,8 @@ static void on_key(struct ld *ld, const char *name, const char *value, const str
 			return;
 		}
 		if (key->flags & K_RULE) {
-			ld->rule_keys++;
+			if (!ld->asub && !ld->rule_keys++)
+				ld->arule->line = w->line;     /* rule 1 is where its first key is */
 			base = ld->arule;
 		}
 	}
@@ -4380,7 +4381,7 @@ static void finish_security(struct ld *ld)
 				       "this workload's certificate)", needs_ca[i]);
 		}
 	} else {
-		if (!ct->trust_bundle && !ct->ca_fingerprint)
+		if (!w_tb.line && !w_fp.line)      /* a bad value was reported at its line */
 			ld_err(ld, &w_ca, "ca is set, but nothing says how to trust it: add trust_bundle = root.crt "
 			       "(the CA's root certificate) or ca_fingerprint = its SHA-256");
 		if (ct->trust_bundle && ct->ca_fingerprint) {
@@ -4419,7 +4420,7 @@ static void finish_security(struct ld *ld)
 
 		if (ld->ax[i].rules_at.line) {
 			if (p->n_rules)
-				ld_err(ld, &ld->ax[i].rules_at, "authorization %s: rules = none, but the policy has rules "
+				ld_err(ld, &ld->ax[i].rules_at, "authorization %s: rules = none, but the policy has a rule "
 				       "(%s:%d); remove one or the other", p->name, p->rules[0].file, p->rules[0].line);
 			continue;
 		}

@@ -2024,6 +2024,331 @@ static void test_examples(void)
 		conf_unref(c[i]);
 }
 
+/* ---- security (issue #4) */
+
+#define SEED_SECURITY \
+	"[peer_authentication default]         ; no namespace/selector: mesh-wide\n" \
+	"mode = STRICT\n" \
+	"\n" \
+	"[authorization productpage-policy]\n" \
+	"namespace = production\n" \
+	"selector  = app=productpage\n" \
+	"action    = ALLOW\n" \
+	"from.principals = cluster.local/ns/production/sa/bookinfo-productpage\n" \
+	"\n" \
+	"[authorization productpage-policy/get]  ; a second rule of the same policy\n" \
+	"to.methods = GET\n" \
+	"\n" \
+	"[authorization allow-all]\n" \
+	"action = ALLOW                         ; one empty rule: matches everything\n"
+
+static void test_security_defaults(void)
+{
+	struct conf *c = load("[service reviews]\nendpoint = :1\n[service legacy]\nsidecar = no\nendpoint = :2\n"
+	                      "service_account = old-app\n[mesh]\ndomain = example.org\n");
+
+	TEST("security: trust_domain defaults to domain", c && !strcmp(c->mesh.trust_domain, "example.org"));
+	TEST("security: service_account defaults to the name", c && !strcmp(c->services[0].service_account, "reviews"));
+	TEST("security: sidecar defaults to yes", c && c->services[0].sidecar == 1);
+	TEST("security: sidecar = no, service_account set", c && c->services[1].sidecar == 0 &&
+	     !strcmp(c->services[1].service_account, "old-app"));
+	TEST("security: no [control] ca", c && !c->control.ca.set && !c->control.token_file && !c->control.trust_bundle);
+	TEST("security: no policies", c && !c->n_peer_auths && !c->n_authzs);
+	conf_unref(c);
+	c = load("[mesh]\ntrust_domain = td.example\n");
+	TEST("security: trust_domain", c && !strcmp(c->mesh.trust_domain, "td.example") &&
+	     !strcmp(c->mesh.domain, "cluster.local"));
+	conf_unref(c);
+}
+
+static void test_security_seed(void)
+{
+	struct conf *c = load(SEED_SECURITY);
+	const struct conf_authz *p;
+
+	TEST("security: the seed's policies load as in CONFIG-SKETCH.md", c && c->n_peer_auths == 1 && c->n_authzs == 2);
+	if (!c) {
+		printf("  %s\n", err);
+		return;
+	}
+	TEST("security: mesh-wide STRICT", c->peer_auths[0].mode == CONF_MTLS_STRICT && !c->peer_auths[0].namespace &&
+	     !c->peer_auths[0].selector.n && !strcmp(c->peer_auths[0].id, "/default"));
+	p = &c->authzs[0];
+	TEST("security: productpage-policy", !strcmp(p->name, "productpage-policy") && !strcmp(p->namespace, "production") &&
+	     p->selector.n == 1 && p->action == CONF_AUTHZ_ALLOW && p->n_rules == 2);
+	TEST("security: rule 1 from the section, at its first key", !p->rules[0].name && p->rules[0].principals.n == 1 &&
+	     p->rules[0].principals.v[0].kind == CONF_PAT_EXACT && p->rules[0].line == 8 &&
+	     !strcmp(p->rules[0].principals.v[0].s, "cluster.local/ns/production/sa/bookinfo-productpage"));
+	TEST("security: rule 2 from [authorization productpage-policy/get]", !strcmp(p->rules[1].name, "get") &&
+	     p->rules[1].methods.n == 1 && !strcmp(p->rules[1].methods.v[0].s, "GET") && p->rules[1].line == 10);
+	p = &c->authzs[1];
+	TEST("security: allow-all is one empty rule", p->n_rules == 1 && !p->rules[0].name && !p->rules[0].principals.n &&
+	     !p->rules[0].methods.n && p->action == CONF_AUTHZ_ALLOW && !p->namespace);
+	TEST("security: no warnings", c->n_warnings == 0);
+	conf_unref(c);
+	TEST("security: the seed's policies round-trip", round_trips(SEED_SECURITY, "[authorization productpage-policy/get]\n"
+	                                                                         "to.methods = GET\n"));
+}
+
+static void test_security_errors(void)
+{
+	/* [peer_authentication] */
+	TEST("peer: bad mode, with a suggestion", fails_first("[peer_authentication x]\nmode = STRIC\n",
+	     "t.ini:2: mode = STRIC: expected one of: UNSET, DISABLE, PERMISSIVE, STRICT (did you mean 'STRICT'?)"));
+	TEST("peer: mode in any case", loads("[peer_authentication x]\nmode = permissive\n"));
+	TEST("peer: port level without a selector", fails_first("[peer_authentication x]\nmode = STRICT\nport.9080 = DISABLE\n",
+	     "t.ini:3: peer_authentication x: port-level modes need a workload selector"));
+	TEST("peer: bad port", fails_first("[peer_authentication x]\nselector = app=a\nport.0 = DISABLE\n",
+	     "t.ini:3: port.0 = DISABLE: expected port.N with N a port 1..65535"));
+	TEST("peer: bad port mode", fails_first("[peer_authentication x]\nselector = app=a\nport.80 = STRICTLY\n",
+	     "t.ini:3: port.80 = STRICTLY: expected one of: UNSET, DISABLE, PERMISSIVE, STRICT"));
+	TEST("peer: a port twice", fails_first("[peer_authentication x]\nselector = app=a\nport.80 = STRICT\nport.080 = DISABLE\n",
+	     "t.ini:4: duplicate key 'port.080' in [peer_authentication x] (first set at t.ini:3)"));
+	TEST("peer: two mesh-wide policies (absent and istio-system)",
+	     fails_first("[peer_authentication a]\nmode = STRICT\n[peer_authentication b]\nnamespace = istio-system\n",
+	                 "t.ini:3: peer_authentication b: there is already a mesh-wide policy, [peer_authentication a] (t.ini:1)"));
+	TEST("peer: two namespace-wide policies in one namespace",
+	     fails_first("[peer_authentication a]\nnamespace = x\n[peer_authentication b]\nnamespace = x\n",
+	                 "t.ini:3: peer_authentication b: namespace x already has a namespace-wide policy"));
+	TEST("peer: namespace-wide policies of two namespaces",
+	     loads("[peer_authentication a]\nnamespace = x\n[peer_authentication b]\nnamespace = y\n"
+	           "[peer_authentication c]\nnamespace = y\nselector = app=r\n[peer_authentication d]\nselector = app=r\n"));
+	TEST("peer: duplicate name in a namespace",
+	     fails_first("[peer_authentication a]\nnamespace = x\nselector = app=r\n[peer_authentication a]\nnamespace = x\n"
+	                 "selector = app=s\n", "t.ini:4: duplicate [peer_authentication a] in namespace x (first defined at t.ini:1)"));
+	TEST("peer: bad name", fails_first("[peer_authentication Default]\n",
+	     "t.ini:1: invalid policy name in [peer_authentication Default]: use a-z 0-9 - and dots, as a Kubernetes name "
+	     "(did you mean 'default'?)"));
+	TEST("peer: misspelt key", fails_first("[peer_authentication a]\nmodes = STRICT\n",
+	     "t.ini:2: unknown key 'modes' in [peer_authentication a] (did you mean 'mode'?)"));
+	TEST("peer: misspelt section", fails_first("[peer_authenticaton a]\n",
+	     "t.ini:1: unknown section [peer_authenticaton a] (did you mean [peer_authentication a]?)"));
+
+	/* [authorization] */
+	TEST("authz: bad action", fails_first("[authorization p]\naction = PERMIT\n",
+	     "t.ini:2: action = PERMIT: expected one of: ALLOW, DENY, AUDIT"));
+	TEST("authz: CUSTOM", fails_first("[authorization p]\naction = CUSTOM\n",
+	     "t.ini:2: action = CUSTOM: CUSTOM (an external authorizer) is not supported"));
+	TEST("authz: action in any case", loads("[authorization p]\naction = deny\nto.methods = GET\n"));
+	TEST("authz: misspelt key", fails_first("[authorization p]\nfrom.principal = a\n",
+	     "t.ini:2: unknown key 'from.principal' in [authorization p] (did you mean 'from.principals'?)"));
+	TEST("authz: rule before its policy", fails_first("[authorization p/r]\nto.methods = GET\n",
+	     "t.ini:1: [authorization p/r]: a rule section comes after its policy, and there is no [authorization p] above it"));
+	TEST("authz: rule of a misspelt policy", fails_first("[authorization pp]\n[authorization p/r]\n",
+	     "t.ini:2: [authorization p/r]: a rule section comes after its policy, and there is no [authorization p] above it "
+	     "(did you mean 'pp'?)"));
+	TEST("authz: rule after another policy", fails_first("[authorization p]\n[authorization q]\n[authorization p/r]\n",
+	     "t.ini:3: [authorization p/r]: write the rules of a policy right after it"));
+	TEST("authz: bad rule name", fails_first("[authorization p]\n[authorization p/Get]\n",
+	     "t.ini:2: invalid rule name in [authorization p/Get]"));
+	TEST("authz: rule twice", fails_first("[authorization p]\n[authorization p/r]\n[authorization p/r]\n",
+	     "t.ini:3: duplicate [authorization p/r] (first defined at t.ini:2)"));
+	TEST("authz: a policy key in a rule section", fails_first("[authorization p]\n[authorization p/r]\nnamespace = x\n",
+	     "t.ini:3: 'namespace' belongs in the policy's own section [authorization p], not in the rule [authorization p/r]"));
+	TEST("authz: duplicate policy in a namespace", fails_first("[authorization p]\nnamespace = a\n[authorization p]\n"
+	     "namespace = a\n", "t.ini:3: duplicate [authorization p] in namespace a (first defined at t.ini:1)"));
+	TEST("authz: one name in two namespaces", loads("[authorization p]\nnamespace = a\n[authorization p]\nnamespace = b\n"
+	     "[authorization p/x]\nto.methods = GET\n"));
+	TEST("authz: rules = all", fails_first("[authorization p]\nrules = all\n", "t.ini:2: rules = all: the only value is none"));
+	TEST("authz: rules = none with a rule", fails_first("[authorization p]\nrules = none\n[authorization p/r]\n"
+	     "to.methods = GET\n", "t.ini:2: authorization p: rules = none, but the policy has a rule (t.ini:3)"));
+	TEST("authz: ip block prefix too long", fails_first("[authorization p]\nfrom.ip_blocks = 10.0.0.0/33\n",
+	     "t.ini:2: from.ip_blocks = 10.0.0.0/33: '10.0.0.0/33': the prefix length is 0..32"));
+	TEST("authz: v6 prefix too long", fails_first("[authorization p]\nfrom.not_ip_blocks = ::1/129\n",
+	     "t.ini:2: from.not_ip_blocks = ::1/129: '::1/129': the prefix length is 0..128"));
+	TEST("authz: not an ip block", fails_first("[authorization p]\nfrom.ip_blocks = 10.0.0\n",
+	     "t.ini:2: from.ip_blocks = 10.0.0: '10.0.0' is not an IP address or block"));
+	TEST("authz: an empty item", fails_first("[authorization p]\nto.methods = GET,,POST\n",
+	     "t.ini:2: to.methods = GET,,POST: empty item (stray ',')"));
+	TEST("authz: '*' in the middle", fails_first("[authorization p]\nto.paths = /a*b\n",
+	     "t.ini:2: to.paths = /a*b: '/a*b': '*' may only be the first or the last character"));
+	TEST("authz: a path without '/'", fails_first("[authorization p]\nto.not_paths = api/*\n",
+	     "t.ini:2: to.not_paths = api/*: 'api/*': a path starts with '/'"));
+	TEST("authz: a path with a query", fails_first("[authorization p]\nto.paths = /a?b=1\n",
+	     "t.ini:2: to.paths = /a?b=1: '/a?b=1': paths match without the query string"));
+	TEST("authz: a path template", fails_first("[authorization p]\nto.paths = /a/{*}/b\n",
+	     "t.ini:2: to.paths = /a/{*}/b: '/a/{*}/b': path templates"));
+	TEST("authz: a bad namespace", fails_first("[authorization p]\nfrom.namespaces = Prod\n",
+	     "t.ini:2: from.namespaces = Prod: 'Prod' is not a namespace"));
+	TEST("authz: a bad method", fails_first("[authorization p]\nto.methods = G(ET\n",
+	     "t.ini:2: to.methods = G(ET: 'G(ET' is not a method"));
+	TEST("authz: a bad host", fails_first("[authorization p]\nto.hosts = a/b\n", "t.ini:2: to.hosts = a/b: 'a/b' is not a host"));
+	TEST("authz: port 0", fails_first("[authorization p]\nto.ports = 0\n", "t.ini:2: to.ports = 0: '0' is not a port"));
+	TEST("authz: a bad header name", fails_first("[authorization p]\nwhen.header.x y = 1\n",
+	     "t.ini:2: when.header.x y = 1: 'x y' is not a header name"));
+	TEST("authz: a header twice (any case)", fails_first("[authorization p]\nwhen.header.X-A = 1\nwhen.header.x-a = 2\n",
+	     "t.ini:3: duplicate key 'when.header.x-a' in [authorization p] (first set at t.ini:2)"));
+	TEST("authz: a synonym and its key", fails_first("[authorization p]\nfrom.ip_blocks = 10.0.0.0/8\nwhen.source.ip = ::1\n",
+	     "t.ini:3: duplicate key 'when.source.ip' in [authorization p]: it sets from.ip_blocks, already set at t.ini:2"));
+	TEST("authz: a key twice", fails_first("[authorization p]\nto.methods = GET\nto.methods = PUT\n",
+	     "t.ini:3: duplicate key 'to.methods' in [authorization p] (first set at t.ini:2)"));
+	TEST("authz: all errors are listed in order",
+	     fails_first("[authorization p]\naction = NOPE\nto.ports = x\n[peer_authentication q]\nmode = x\n",
+	                 "t.ini:2: action = NOPE") && strstr(err, "\nt.ini:3: to.ports = x") && strstr(err, "\nt.ini:5: mode = x"));
+
+	/* [service], [mesh] */
+	TEST("service: bad sidecar", fails_first("[service a]\nsidecar = maybe\n", "t.ini:2: sidecar = maybe: not a boolean"));
+	TEST("service: bad service_account", fails_first("[service a]\nservice_account = Bookinfo\n",
+	     "t.ini:2: service_account = Bookinfo: not a DNS name (labels of a-z 0-9 - joined by dots) (did you mean 'bookinfo'?)"));
+	TEST("mesh: bad trust_domain", fails_first("[mesh]\ntrust_domain = a_b\n", "t.ini:2: trust_domain = a_b: not a DNS name"));
+}
+
+static void test_security_warnings(void)
+{
+	struct conf *c;
+
+	c = load("[authorization p]\nfrom.principals = spiffe://cluster.local/ns/a/sa/b\n");
+	TEST("warning: spiffe:// is dropped", c && c->authzs[0].rules[0].principals.n == 1 &&
+	     !strcmp(c->authzs[0].rules[0].principals.v[0].s, "cluster.local/ns/a/sa/b") &&
+	     has_warning(c, "t.ini:2: warning: from.principals: write principals without 'spiffe://' (as Istio does): "
+	                    "'spiffe://cluster.local/ns/a/sa/b' is read as 'cluster.local/ns/a/sa/b'"));
+	conf_unref(c);
+	c = load("[authorization p]\nfrom.ip_blocks = 192.168.1.7/24\n");
+	TEST("warning: host bits of an ip block", c && c->authzs[0].rules[0].ip_blocks.v[0].addr[3] == 0 &&
+	     has_warning(c, "t.ini:2: warning: from.ip_blocks: '192.168.1.7/24' has host bits set; it means 192.168.1.0/24"));
+	conf_unref(c);
+	c = load("[authorization deny-everything]\naction = DENY\n");
+	TEST("warning: a DENY policy with the empty rule", c && has_warning(c, "t.ini:1: warning: authorization "
+	     "deny-everything: a DENY policy with an empty rule denies every request to the workloads it selects "
+	     "(write rules = none for a policy that matches nothing)"));
+	conf_unref(c);
+	c = load("[workload]\nservice = reviews\nservice_account = bookinfo-reviews\n[service reviews]\nendpoint = :1\n");
+	TEST("warning: the workload's identity differs from its service's", c && c->n_warnings == 1 &&
+	     !strncmp(c->warnings[0], "t.ini:3: warning: [workload] service_account 'bookinfo-reviews' differs from "
+	              "[service reviews] service_account 'reviews'", 100));
+	conf_unref(c);
+	TEST("no warning: the same identity", loads("[workload]\nservice = reviews\nservice_account = bookinfo-reviews\n"
+	     "[service reviews]\nendpoint = :1\nservice_account = bookinfo-reviews\n"));
+}
+
+static void test_control(void)
+{
+	char dir[] = "/tmp/test_conf.XXXXXX", p[256], q[512], text[1024];
+	struct conf *c;
+
+	if (!mkdtemp(dir)) {
+		TEST("mkdtemp", 0);
+		return;
+	}
+	snprintf(p, sizeof(p), "%s/root.crt", dir);
+	write_file(p, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+	snprintf(p, sizeof(p), "%s/reviews.token", dir);
+	write_file(p, "v1.default.reviews.abcdef\n");
+	snprintf(p, sizeof(p), "%s/empty.token", dir);
+	write_file(p, "\n");
+	snprintf(p, sizeof(p), "%s/proxy.ini", dir);
+	write_file(p, "[workload]\nservice = reviews\n[control]\nca = 127.0.0.1:15012\ntoken_file = reviews.token\n"
+	              "trust_bundle = root.crt\nkey_file = keys/reviews.key\n");
+	c = conf_load(p, err, sizeof(err));
+	TEST("control: loads", c != NULL);
+	if (c) {
+		snprintf(q, sizeof(q), "%s/reviews.token", dir);
+		TEST("control: token_file relative to the file", c->control.token_file && !strcmp(c->control.token_file, q));
+		snprintf(q, sizeof(q), "%s/root.crt", dir);
+		TEST("control: trust_bundle relative to the file", c->control.trust_bundle && !strcmp(c->control.trust_bundle, q));
+		snprintf(q, sizeof(q), "%s/keys/reviews.key", dir);
+		TEST("control: key_file relative to the file (need not exist)", c->control.key_file &&
+		     !strcmp(c->control.key_file, q));
+		TEST("control: ca", c->control.ca.set && !strcmp(c->control.ca.text, "127.0.0.1:15012"));
+		TEST("control: no warnings", c->n_warnings == 0);
+		{
+			char *r = conf_render(c);
+			struct conf *c2 = conf_load_string("t.ini", r, err, sizeof(err));
+
+			TEST("control: renders absolute paths that load from anywhere", c2 && strstr(r, "token_file") &&
+			     !strcmp(c2->control.token_file, c->control.token_file) &&
+			     !strcmp(c2->control.trust_bundle, c->control.trust_bundle));
+			conf_unref(c2);
+			free(r);
+		}
+		conf_unref(c);
+	} else {
+		printf("  %s\n", err);
+	}
+#define CONTROL_CASE(body) (snprintf(text, sizeof(text), "[workload]\nservice = reviews\n[control]\n%s", body), \
+                            write_file(p, text), conf_load(p, err, sizeof(err)))
+	c = CONTROL_CASE("ca = :15012\ntrust_bundle = nope.crt\n");
+	snprintf(q, sizeof(q), "%s/proxy.ini:5: trust_bundle = nope.crt: cannot read '%s/nope.crt': No such file or directory",
+	         dir, dir);
+	TEST("control: a missing trust_bundle at its line", !c && !strcmp(err, q));
+	if (c || strcmp(err, q))
+		printf("  got: %s\n", err);
+	conf_unref(c);
+	c = CONTROL_CASE("ca = :15012\ntrust_bundle = reviews.token\n");
+	snprintf(q, sizeof(q), "%s/proxy.ini:5: trust_bundle = reviews.token: no PEM certificate in it", dir);
+	TEST("control: a trust_bundle without a certificate", !c && !strncmp(err, q, strlen(q)));
+	conf_unref(c);
+	c = CONTROL_CASE("ca = :15012\ntrust_bundle = root.crt\ntoken_file = empty.token\n");
+	snprintf(q, sizeof(q), "%s/proxy.ini:6: token_file = empty.token: the file is empty", dir);
+	TEST("control: an empty token_file", !c && !strcmp(err, q));
+	conf_unref(c);
+	c = CONTROL_CASE("ca = :15012\n");
+	snprintf(q, sizeof(q), "%s/proxy.ini:4: ca is set, but nothing says how to trust it: add trust_bundle = root.crt", dir);
+	TEST("control: ca without trust", !c && !strncmp(err, q, strlen(q)));
+	conf_unref(c);
+	c = CONTROL_CASE("ca = :15012\ntrust_bundle = root.crt\nca_fingerprint = " "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:"
+	                 "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89\n");
+	snprintf(q, sizeof(q), "%s/proxy.ini:6: set one of trust_bundle and ca_fingerprint, not both", dir);
+	TEST("control: trust_bundle and ca_fingerprint", !c && !strcmp(err, q));
+	conf_unref(c);
+	c = CONTROL_CASE("ca = :15012\nca_fingerprint = " "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:"
+	                 "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89\n");
+	TEST("control: ca_fingerprint, stored lowercase without colons, and a warning for the missing token", c &&
+	     !strcmp(c->control.ca_fingerprint, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789") &&
+	     c->n_warnings == 1 && strstr(c->warnings[0], ":4: warning: ca is set without token_file"));
+	conf_unref(c);
+	c = CONTROL_CASE("ca = :15012\nca_fingerprint = abcd\n");
+	snprintf(q, sizeof(q), "%s/proxy.ini:5: ca_fingerprint = abcd: expected the SHA-256 of the CA's root certificate", dir);
+	TEST("control: a short fingerprint", !c && !strncmp(err, q, strlen(q)));
+	conf_unref(c);
+	c = CONTROL_CASE("token_file = reviews.token\n");
+	snprintf(q, sizeof(q), "%s/proxy.ini:4: token_file needs ca = ADDRESS in [control]", dir);
+	TEST("control: token_file without ca", !c && !strncmp(err, q, strlen(q)));
+	conf_unref(c);
+#undef CONTROL_CASE
+	write_file(p, "[control]\nca = :15012\ntrust_bundle = root.crt\n");
+	c = conf_load(p, err, sizeof(err));
+	snprintf(q, sizeof(q), "%s/proxy.ini:2: ca is set, but the workload has no identity", dir);
+	TEST("control: ca without a workload identity", !c && !strncmp(err, q, strlen(q)));
+	conf_unref(c);
+	snprintf(q, sizeof(q), "rm -rf '%s'", dir);
+	if (system(q) != 0)
+		printf("  (could not remove %s)\n", dir);
+}
+
+static void test_security_render(void)
+{
+	static const char *const texts[] = {
+		SEED_SECURITY,
+		"[peer_authentication a]\nnamespace = x\nselector = app=r, version=v2\nmode = unset\nport.9080 = disable\n"
+		"port.80 = strict\n",
+		"[authorization big]\naction = audit\nfrom.not_principals = *\nfrom.namespaces = prod*, *-test, x\n"
+		"from.ip_blocks = 10.1.2.3/8, ::1, 2001:db8::/32, ::ffff:1.2.3.4\nfrom.not_ip_blocks = 0.0.0.0/0\n"
+		"to.paths = /api/*, *.js, /exact, *\nto.not_methods = post\nto.ports = 9080, 80\nto.not_ports = 1\n"
+		"to.hosts = *.example.com, Foo.com:8080\nto.not_hosts = [::1]:80\nwhen.header.x-user = jason, adm*\n"
+		"when.not_header.x-debug = *\nwhen.source.principal = a/b\n"
+		"[authorization big/two]\nwhen.destination.port = 1\n[authorization big/empty]\n"
+		"[authorization none]\nrules = none\n[authorization none-deny]\naction = DENY\nrules = none\n",
+		"[service a]\nsidecar = off\nservice_account = sa.a\n[mesh]\ntrust_domain = example.com\n",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "security render round trip #%zu", i + 1);
+		TEST(name, round_trips(texts[i], NULL));
+	}
+	TEST("security render: aliases under their keys, patterns as written",
+	     round_trips(texts[2], "from.principals         = a/b\n") && round_trips(texts[2], "to.ports                = 9080, 80\n") &&
+	     round_trips(texts[2], "to.not_methods          = POST\n") &&
+	     round_trips(texts[2], "from.ip_blocks          = 10.0.0.0/8, ::1, 2001:db8::/32, ::ffff:1.2.3.4\n"));
+	TEST("security render: rules = none, empty rules", round_trips(texts[2], "[authorization none]\naction = ALLOW\n"
+	     "rules  = none\n") && round_trips(texts[2], "[authorization big/empty]\n\n"));
+	TEST("security render: sidecar as yes/no", round_trips(texts[3], "sidecar         = no\n"));
+	TEST("security render: peer modes uppercase", round_trips(texts[1], "mode      = UNSET\nport.9080 = DISABLE\n"));
+}
+
 int main(void)
 {
 	test_defaults();
@@ -2054,5 +2379,11 @@ int main(void)
 	test_traffic_render();
 	test_doc_examples();
 	test_random_round_trip();
+	test_security_defaults();
+	test_security_seed();
+	test_security_errors();
+	test_security_warnings();
+	test_control();
+	test_security_render();
 	return test_report();
 }
