@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "proxy.h"
 #include "sampleapp.h"
+#include "tlscheck.h"
 
 struct mode {
 	const char *name;
@@ -19,6 +20,7 @@ static const struct mode modes[] = {
 	{ "proxy",   proxy_main,   "proxy -c proxy.ini     sidecar data plane (inbound, outbound, admin listeners)" },
 	{ "version", cli_version,  "version                mesh and library versions" },
 	{ "sample-app", sampleapp_main, "sample-app NAME ...    Bookinfo workloads, for labs and tests only (--help)" },
+	{ "tls-check", tlscheck_main, "tls-check [SVC[.NS]]   mTLS mode of a service's endpoints and its clients, from -c mesh.ini" },
 };
 
 static void usage(FILE *f)

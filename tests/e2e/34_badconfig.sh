@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# 34_badconfig: mistakes in [destination] and [route] (issue #3, docs/config.md
+# 34_badconfig: mistakes in [destination] and [route] (issue #3) and in
+# [peer_authentication] and [authorization] (issue #4) (docs/config.md
 # "Errors and warnings"). Each kind gives `file:line: message` at the right
 # line of the mesh file and a non-zero exit from `mesh proxy -c`; all errors of
 # a file are listed, in line order; a running proxy given the same mistakes on
@@ -209,6 +210,23 @@ bad "an old name beside its current name is a duplicate key" \
 [destination ratings]
 outlier.consecutive_5xx = 3
 circuit_breaker.consecutive_errors = 3   ; HERE'
+
+# ---- security (issue #4)
+bad "an unknown peer authentication mode, with a suggestion" \
+	"mode = STRIC: expected one of: UNSET, DISABLE, PERMISSIVE, STRICT \(did you mean 'STRICT'\?\)" '
+[peer_authentication default]
+mode = STRIC               ; HERE'
+
+bad "a bad ip block in an authorization rule" \
+	"from\.ip_blocks = 10\.0\.0\.0/33: '10\.0\.0\.0/33': the prefix length is 0\.\.32" '
+[authorization ratings-from-lan]
+selector = app=ratings
+from.ip_blocks = 10.0.0.0/33   ; HERE'
+
+bad "a rule section without its policy" \
+	"\[authorization productpage-policy/get\]: a rule section comes after its policy" '
+[authorization productpage-policy/get]   ; HERE
+to.methods = GET'
 
 # ---- every error of a file is listed, in line order
 dir=$ART/all

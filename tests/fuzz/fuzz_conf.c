@@ -6,8 +6,11 @@
  * traffic management: every destination rule belongs to its service, every
  * route destination and mirror is resolved to a real service and subset, the
  * weights of a `to` add up to 100, and every regex condition is compiled.
+ * For security: every policy evaluates (authz_peer_mode, authz_check) for a
+ * few workloads and requests without crashing, and a peer mode is never UNSET.
  */
 #include "../../modules/conf.c"
+#include "../../modules/authz.c"
 
 static const char *skip_comments(const char *r)
 {
@@ -82,6 +85,34 @@ static void check_traffic(const struct conf *c)
 	}
 }
 
+static void check_security(const struct conf *c)
+{
+	static const struct conf_label lv[] = { { "app", "reviews" }, { "version", "v2" } };
+	static const struct conf_labels labels = { (struct conf_label *)lv, 2 };
+	static const struct authz_workload ws[] = { { "default", "reviews", &labels }, { "production", "productpage", NULL },
+	                                            { "istio-system", NULL, NULL } };
+	static const struct http1_header hs[] = { { "x-user", 6, "jason", 5 }, { "End-User", 8, "", 0 } };
+	static const struct authz_req rs[] = {
+		{ "cluster.local/ns/production/sa/bookinfo-productpage", "10.1.2.3", "GET", 3, "/api/x", 6, "reviews:9080", 12,
+		  9080, hs, 2 },
+		{ NULL, "::ffff:10.0.0.1", "post", 4, "/", 1, "[::1]:80", 8, 80, NULL, 0 },
+		{ "x/ns/", "not-an-ip", "", 0, "", 0, ":", 1, 0, hs, 1 },
+	};
+	size_t i, j;
+
+	for (i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+		const char *pol;
+		int audit;
+
+		if (authz_peer_mode(c, &ws[i], 9080, &pol) == CONF_MTLS_UNSET || !pol ||
+		    authz_peer_mode(c, &ws[i], 0, NULL) == CONF_MTLS_UNSET)
+			abort();
+		for (j = 0; j < sizeof(rs) / sizeof(rs[0]); j++)
+			if (authz_check(c, &ws[i], &rs[j], &pol, &audit) > AUTHZ_DENY || !pol || (audit != 0 && audit != 1))
+				abort();
+	}
+}
+
 static void check_loaded(struct conf *c)
 {
 	char err[2048], host[256], *r1, *r2;
@@ -102,6 +133,7 @@ static void check_loaded(struct conf *c)
 			abort();
 	}
 	check_traffic(c);
+	check_security(c);
 	r1 = conf_render(c);
 	c2 = conf_load_string("fuzz.ini", r1, err, sizeof(err));
 	if (!c2) {
