@@ -2375,8 +2375,8 @@ static int parse_pat(struct ld *ld, int what, const char *item, struct conf_pat 
 	if (memchr(body, '*', n))
 		return snprintf(why, wn, "'%s': '*' may only be the first or the last character (prefix*, *suffix or * alone)",
 		                clip(item, b, sizeof(b))), -1;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)body[i] <= 0x20 || body[i] == 0x7f)
+	for (i = 0; i < n; i++)                 /* header values may hold spaces, nothing else may */
+		if ((unsigned char)body[i] < 0x20 || body[i] == 0x7f || (body[i] == ' ' && what != PAT_HEADER))
 			return snprintf(why, wn, "'%s': no spaces or control characters in a pattern", clip(item, b, sizeof(b))), -1;
 	if (what == PAT_PRINCIPAL && p->kind != CONF_PAT_SUFFIX && n > 9 && !strncmp(body, "spiffe://", 9)) {
 		ld_warn(ld, w, "%s: write principals without 'spiffe://' (as Istio does): '%s' is read as '%s'", name,

@@ -2349,6 +2349,34 @@ static void test_security_render(void)
 	TEST("security render: peer modes uppercase", round_trips(texts[1], "mode      = UNSET\nport.9080 = DISABLE\n"));
 }
 
+static void test_security_doc(void)
+{
+	char *seed = doc_block("[authorization productpage-policy/get]"), *mtls = doc_block("[authorization require-mtls]");
+	struct conf *a, *b;
+	char *ra, *rb;
+
+	TEST("docs: the security examples are there", seed && mtls);
+	if (!seed || !mtls)
+		goto out;
+	a = load(seed);
+	b = load(SEED_SECURITY);
+	ra = a ? conf_render(a) : NULL;
+	rb = b ? conf_render(b) : NULL;
+	TEST("docs: the seed's policies are CONFIG-SKETCH.md's, and load the same", ra && rb && !strcmp(ra, rb) &&
+	     a->n_warnings == 0);
+	free(ra);
+	free(rb);
+	conf_unref(a);
+	conf_unref(b);
+	a = load(mtls);
+	TEST("docs: require-mtls loads", a && a->authzs[0].action == CONF_AUTHZ_DENY &&
+	     a->authzs[0].rules[0].not_principals.n == 1 && a->n_warnings == 0);
+	conf_unref(a);
+out:
+	free(seed);
+	free(mtls);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -2385,5 +2413,6 @@ int main(void)
 	test_security_warnings();
 	test_control();
 	test_security_render();
+	test_security_doc();
 	return test_report();
 }
