@@ -254,7 +254,8 @@ run_fuzz() {
 		say "fuzzing $name for ${secs}s"
 		# shellcheck disable=SC2046
 		clang -g -O1 -fsanitize=fuzzer,address,undefined $DEP_DEFS $(dep_versions) $inc -o "tests/artifacts/fuzz/$name" "$t" \
-			"$CACHE/glibc/lib/libinih.a" || die "cannot build $t"
+			"$CACHE/glibc/lib/libinih.a" "$CACHE/glibc/lib/libmbedtls.a" "$CACHE/glibc/lib/libmbedx509.a" \
+			"$CACHE/glibc/lib/libmbedcrypto.a" "$CACHE/glibc/lib/libev.a" -lm -pthread || die "cannot build $t"
 		mkdir -p "tests/artifacts/fuzz/$name.corpus"
 		"tests/artifacts/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 \
 			"tests/artifacts/fuzz/$name.corpus" tests/fuzz/corpus/"${name#fuzz_}" 2>&1 | tail -5

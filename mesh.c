@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ca.h"
 #include "cli.h"
 #include "proxy.h"
 #include "sampleapp.h"
@@ -18,6 +19,8 @@ struct mode {
 
 static const struct mode modes[] = {
 	{ "proxy",   proxy_main,   "proxy -c proxy.ini     sidecar data plane (inbound, outbound, admin listeners)" },
+	{ "ca",      ca_main,      "ca -c ca.ini           certificate authority (also ca init, ca token: --help)" },
+	{ "cert",    ca_cert_main, "cert show FILE|-       decode certificates (also cert request: --help)" },
 	{ "version", cli_version,  "version                mesh and library versions" },
 	{ "sample-app", sampleapp_main, "sample-app NAME ...    Bookinfo workloads, for labs and tests only (--help)" },
 	{ "tls-check", tlscheck_main, "tls-check [SVC[.NS]]   mTLS mode of a service's endpoints and its clients, from -c mesh.ini" },

@@ -32,4 +32,12 @@ int agent_start(struct ev_loop *loop, const struct conf *cf, const struct tls_cr
                 void (*on_creds)(struct tls_creds *c, void *arg), void *arg);
 void agent_stop(void);
 
+/*
+ * `mesh cert request --ca HOST:PORT (--trust-bundle F | --ca-fingerprint HEX)
+ * --ns NS --sa SA [--token-file F] [--trust-domain TD] [--out PREFIX]`: one
+ * agent_fetch from the command line; writes PREFIX.crt and PREFIX.key (0600)
+ * or prints the chain. For labs, scripts and tests.
+ */
+int agent_request_main(int argc, char **argv);
+
 #endif

@@ -93,8 +93,8 @@ static struct tls_cached g_cache[TLS_CACHE_SLOTS];
 static unsigned long g_cache_clock;
 static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
+static void tls_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void tls_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -168,12 +168,12 @@ void tls_sha256_hex(const void *data, size_t len, char out[65])
 
 /* ------------------------------------------------------------------ identities from certificates */
 
-/* the first URI SAN of crt starting with spiffe://, copied into out; -1 when none fits */
-static int crt_spiffe_id(const mbedtls_x509_crt *crt, char *out, size_t cap)
+/* the first URI SAN starting with spiffe://, copied into out; -1 when none fits */
+static int san_spiffe_id(const mbedtls_x509_sequence *sans, char *out, size_t cap)
 {
 	const mbedtls_x509_sequence *cur;
 
-	for (cur = &crt->subject_alt_names; cur && cur->buf.p; cur = cur->next) {
+	for (cur = sans; cur && cur->buf.p; cur = cur->next) {
 		if (cur->buf.tag != (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER))
 			continue;
 		if (cur->buf.len < 10 || cur->buf.len >= cap || memcmp(cur->buf.p, "spiffe://", 9) != 0)
@@ -185,6 +185,11 @@ static int crt_spiffe_id(const mbedtls_x509_crt *crt, char *out, size_t cap)
 		return 0;
 	}
 	return -1;
+}
+
+static int crt_spiffe_id(const mbedtls_x509_crt *crt, char *out, size_t cap)
+{
+	return san_spiffe_id(&crt->subject_alt_names, out, cap);
 }
 
 /* length of "spiffe://td" in id, 0 if id is not a SPIFFE id */
@@ -236,12 +241,12 @@ static int parse_pem_chain(mbedtls_x509_crt *crt, const char *pem, const char *w
 	int rc;
 
 	if (!pem || !strstr(pem, "-----BEGIN CERTIFICATE-----")) {
-		errf(err, errlen, "%s: no PEM certificate found", what);
+		tls_errf(err, errlen, "%s: no PEM certificate found", what);
 		return -1;
 	}
 	rc = mbedtls_x509_crt_parse(crt, (const unsigned char *)pem, strlen(pem) + 1);
 	if (rc != 0) {
-		errf(err, errlen, "%s: %s", what, rc < 0 ? mbed_err(rc, eb, sizeof(eb)) : "a certificate in it does not parse");
+		tls_errf(err, errlen, "%s: %s", what, rc < 0 ? mbed_err(rc, eb, sizeof(eb)) : "a certificate in it does not parse");
 		return -1;
 	}
 	return 0;
@@ -269,12 +274,12 @@ struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, c
 	int rc;
 
 	if (tls_global_init() < 0) {
-		errf(err, errlen, "tls: cannot initialise the random generator (no entropy?)");
+		tls_errf(err, errlen, "tls: cannot initialise the random generator (no entropy?)");
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		errf(err, errlen, "out of memory");
+		tls_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	c->refs = 1;
@@ -288,12 +293,12 @@ struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, c
 	if (bundle_pem && parse_pem_chain(&c->bundle, bundle_pem, "trust bundle", err, errlen) < 0)
 		goto fail;
 	if (!bundle_pem && !(flags & TLS_CREDS_NO_VERIFY)) {
-		errf(err, errlen, "tls: a trust bundle is required");
+		tls_errf(err, errlen, "tls: a trust bundle is required");
 		goto fail;
 	}
 	if (chain_pem || key_pem) {
 		if (!chain_pem || !key_pem) {
-			errf(err, errlen, "tls: a certificate needs its key and a key its certificate");
+			tls_errf(err, errlen, "tls: a certificate needs its key and a key its certificate");
 			goto fail;
 		}
 		if (parse_pem_chain(&c->chain, chain_pem, "certificate chain", err, errlen) < 0)
@@ -301,15 +306,15 @@ struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, c
 		rc = mbedtls_pk_parse_key(&c->key, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0,
 		                          tls_rng, NULL);
 		if (rc != 0) {
-			errf(err, errlen, "private key: %s", mbed_err(rc, eb, sizeof(eb)));
+			tls_errf(err, errlen, "private key: %s", mbed_err(rc, eb, sizeof(eb)));
 			goto fail;
 		}
 		if (mbedtls_pk_check_pair(&c->chain.pk, &c->key, tls_rng, NULL) != 0) {
-			errf(err, errlen, "private key does not match the certificate");
+			tls_errf(err, errlen, "private key does not match the certificate");
 			goto fail;
 		}
 		if (crt_spiffe_id(&c->chain, c->id, sizeof(c->id)) < 0) {
-			errf(err, errlen, "certificate has no spiffe:// URI SAN");
+			tls_errf(err, errlen, "certificate has no spiffe:// URI SAN");
 			goto fail;
 		}
 		c->td_len = trust_domain_len(c->id);
@@ -325,7 +330,7 @@ struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, c
 
 				mbedtls_x509_crt_verify_info(info, sizeof(info), "", vflags);
 				info[strcspn(info, "\n")] = '\0';
-				errf(err, errlen, "certificate does not chain to the trust bundle: %s", info);
+				tls_errf(err, errlen, "certificate does not chain to the trust bundle: %s", info);
 				goto fail;
 			}
 		}
@@ -364,10 +369,10 @@ struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, c
 		MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
 	return c;
 mbed:
-	errf(err, errlen, "tls: %s", mbed_err(rc, eb, sizeof(eb)));
+	tls_errf(err, errlen, "tls: %s", mbed_err(rc, eb, sizeof(eb)));
 	goto fail;
 oom:
-	errf(err, errlen, "out of memory");
+	tls_errf(err, errlen, "out of memory");
 fail:
 	c->refs = 1;
 	tls_creds_unref(c);
@@ -919,7 +924,7 @@ char *tls_key_generate(char *err, size_t errlen)
 	int rc;
 
 	if (tls_global_init() < 0) {
-		errf(err, errlen, "tls: cannot initialise the random generator");
+		tls_errf(err, errlen, "tls: cannot initialise the random generator");
 		return NULL;
 	}
 	mbedtls_pk_init(&pk);
@@ -935,7 +940,7 @@ char *tls_key_generate(char *err, size_t errlen)
 	}
 	mbedtls_pk_free(&pk);
 	if (rc != 0) {
-		errf(err, errlen, "generating a P-256 key: %s", mbed_err(rc, eb, sizeof(eb)));
+		tls_errf(err, errlen, "generating a P-256 key: %s", mbed_err(rc, eb, sizeof(eb)));
 		free(out);
 		return NULL;
 	}
@@ -952,7 +957,7 @@ char *tls_csr_create(const char *key_pem, const char *uri_san, char *err, size_t
 	int rc;
 
 	if (tls_global_init() < 0) {
-		errf(err, errlen, "tls: cannot initialise the random generator");
+		tls_errf(err, errlen, "tls: cannot initialise the random generator");
 		return NULL;
 	}
 	mbedtls_pk_init(&pk);
@@ -984,7 +989,7 @@ done:
 	mbedtls_x509write_csr_free(&w);
 	mbedtls_pk_free(&pk);
 	if (rc != 0) {
-		errf(err, errlen, "creating a CSR: %s", mbed_err(rc, eb, sizeof(eb)));
+		tls_errf(err, errlen, "creating a CSR: %s", mbed_err(rc, eb, sizeof(eb)));
 		free(out);
 		return NULL;
 	}
@@ -1010,7 +1015,7 @@ int tls_chain_info(const char *pem, size_t pemlen, struct tls_cert_info *out, si
 	/* PEM needs a NUL-terminated copy; DER is taken as is */
 	copy = malloc(pemlen + 1);
 	if (!copy) {
-		errf(err, errlen, "out of memory");
+		tls_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	memcpy(copy, pem, pemlen);
@@ -1021,7 +1026,7 @@ int tls_chain_info(const char *pem, size_t pemlen, struct tls_cert_info *out, si
 		rc = mbedtls_x509_crt_parse_der(&chain, (unsigned char *)copy, pemlen);
 	free(copy);
 	if (rc != 0 || !chain.raw.p) {
-		errf(err, errlen, "not a certificate: %s",
+		tls_errf(err, errlen, "not a certificate: %s",
 		     rc < 0 ? mbed_err(rc, eb, sizeof(eb)) : "some of the certificates do not parse");
 		mbedtls_x509_crt_free(&chain);
 		return -1;
@@ -1062,11 +1067,11 @@ int tls_chain_verify(const char *chain_pem, const char *bundle_pem, char *id, si
 
 		mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags);
 		info[strcspn(info, "\n")] = '\0';
-		errf(err, errlen, "certificate chain does not verify against the trust bundle: %s", info);
+		tls_errf(err, errlen, "certificate chain does not verify against the trust bundle: %s", info);
 		goto done;
 	}
 	if (id && crt_spiffe_id(&chain, id, idcap) < 0) {
-		errf(err, errlen, "certificate has no spiffe:// URI SAN");
+		tls_errf(err, errlen, "certificate has no spiffe:// URI SAN");
 		goto done;
 	}
 	rc = 0;
@@ -1091,12 +1096,12 @@ struct tls_issuer *tls_issuer_new(const char *cert_pem, const char *key_pem, cha
 	int rc;
 
 	if (tls_global_init() < 0) {
-		errf(err, errlen, "tls: cannot initialise the random generator");
+		tls_errf(err, errlen, "tls: cannot initialise the random generator");
 		return NULL;
 	}
 	i = calloc(1, sizeof(*i));
 	if (!i) {
-		errf(err, errlen, "out of memory");
+		tls_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	mbedtls_x509_crt_init(&i->cert);
@@ -1105,19 +1110,19 @@ struct tls_issuer *tls_issuer_new(const char *cert_pem, const char *key_pem, cha
 		goto fail;
 	rc = mbedtls_pk_parse_key(&i->key, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0, tls_rng, NULL);
 	if (rc != 0) {
-		errf(err, errlen, "CA key: %s", mbed_err(rc, eb, sizeof(eb)));
+		tls_errf(err, errlen, "CA key: %s", mbed_err(rc, eb, sizeof(eb)));
 		goto fail;
 	}
 	if (mbedtls_pk_check_pair(&i->cert.pk, &i->key, tls_rng, NULL) != 0) {
-		errf(err, errlen, "CA key does not match the CA certificate");
+		tls_errf(err, errlen, "CA key does not match the CA certificate");
 		goto fail;
 	}
 	if (!i->cert.MBEDTLS_PRIVATE(ca_istrue)) {
-		errf(err, errlen, "the CA certificate is not a CA (basic constraints CA:false)");
+		tls_errf(err, errlen, "the CA certificate is not a CA (basic constraints CA:false)");
 		goto fail;
 	}
 	if (mbedtls_x509_dn_gets(i->subject, sizeof(i->subject), &i->cert.subject) < 0) {
-		errf(err, errlen, "CA certificate subject too long");
+		tls_errf(err, errlen, "CA certificate subject too long");
 		goto fail;
 	}
 	return i;
@@ -1225,7 +1230,7 @@ static char *issue(const struct tls_issuer *iss, const struct tls_issue *req, mb
 done:
 	mbedtls_x509write_crt_free(&w);
 	if (rc != 0) {
-		errf(err, errlen, "issuing a certificate: %s", mbed_err(rc, eb, sizeof(eb)));
+		tls_errf(err, errlen, "issuing a certificate: %s", mbed_err(rc, eb, sizeof(eb)));
 		free(out);
 		return NULL;
 	}
@@ -1241,13 +1246,13 @@ char *tls_issue_for_key(const struct tls_issuer *iss, const struct tls_issue *re
 	int rc;
 
 	if (tls_global_init() < 0) {
-		errf(err, errlen, "tls: cannot initialise the random generator");
+		tls_errf(err, errlen, "tls: cannot initialise the random generator");
 		return NULL;
 	}
 	mbedtls_pk_init(&pk);
 	rc = mbedtls_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0, tls_rng, NULL);
 	if (rc != 0) {
-		errf(err, errlen, "key: %s", mbed_err(rc, eb, sizeof(eb)));
+		tls_errf(err, errlen, "key: %s", mbed_err(rc, eb, sizeof(eb)));
 		mbedtls_pk_free(&pk);
 		return NULL;
 	}
@@ -1270,12 +1275,12 @@ char *tls_issue_for_csr(const struct tls_issuer *iss, const struct tls_issue *re
 	/* mbedTLS takes PEM with its NUL counted, DER as is: callers give a NUL-terminated string */
 	rc = mbedtls_x509_csr_parse(&c, (const unsigned char *)csr, len + 1);
 	if (rc != 0) {
-		errf(err, errlen, "the CSR does not parse: %s", mbed_err(rc, eb, sizeof(eb)));
+		tls_errf(err, errlen, "the CSR does not parse: %s", mbed_err(rc, eb, sizeof(eb)));
 		goto done;
 	}
 	if (mbedtls_pk_get_type(&c.pk) != MBEDTLS_PK_ECKEY ||
 	    mbedtls_pk_ec(c.pk)->MBEDTLS_PRIVATE(grp).id != MBEDTLS_ECP_DP_SECP256R1) {
-		errf(err, errlen, "the CSR's key is not an ECDSA P-256 key");
+		tls_errf(err, errlen, "the CSR's key is not an ECDSA P-256 key");
 		goto done;
 	}
 	/* proof of possession: the CSR is signed by the key it carries */
@@ -1283,11 +1288,24 @@ char *tls_issue_for_csr(const struct tls_issuer *iss, const struct tls_issue *re
 	if (!md || mbedtls_md(md, c.cri.p, c.cri.len, hash) != 0 ||
 	    mbedtls_pk_verify_ext(c.MBEDTLS_PRIVATE(sig_pk), c.MBEDTLS_PRIVATE(sig_opts), &c.pk, c.MBEDTLS_PRIVATE(sig_md),
 	                          hash, mbedtls_md_get_size(md), c.MBEDTLS_PRIVATE(sig).p, c.MBEDTLS_PRIVATE(sig).len) != 0) {
-		errf(err, errlen, "the CSR's signature does not verify");
+		tls_errf(err, errlen, "the CSR's signature does not verify");
 		goto done;
 	}
 	out = issue(iss, req, &c.pk, NULL, err, errlen);
 done:
 	mbedtls_x509_csr_free(&c);
 	return out;
+}
+
+int tls_csr_id(const char *csr, size_t len, char *id, size_t cap)
+{
+	mbedtls_x509_csr c;
+	int rc;
+
+	mbedtls_x509_csr_init(&c);
+	rc = mbedtls_x509_csr_parse(&c, (const unsigned char *)csr, len + 1);
+	if (rc == 0 && san_spiffe_id(&c.subject_alt_names, id, cap) < 0)
+		id[0] = '\0';
+	mbedtls_x509_csr_free(&c);
+	return rc == 0 ? 0 : -1;
 }

@@ -161,5 +161,7 @@ char *tls_issue_for_key(const struct tls_issuer *iss, const struct tls_issue *re
 /* the same for the public key of a CSR (csr[len] must be '\0'); the CSR's signature is checked */
 char *tls_issue_for_csr(const struct tls_issuer *iss, const struct tls_issue *req, const char *csr, size_t len,
                         char *err, size_t errlen);
+/* the CSR's spiffe:// URI SAN into id ("" if none; csr[len] must be NUL): 0, or -1 if it does not parse */
+int tls_csr_id(const char *csr, size_t len, char *id, size_t cap);
 
 #endif

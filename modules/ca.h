@@ -1,0 +1,40 @@
+/*
+ * ca: the certificate authority (Citadel's role). `mesh ca init` makes a root
+ * or an intermediate and a token secret, `mesh ca token` prints bootstrap
+ * tokens, `mesh ca -c ca.ini` serves POST /v1/sign and GET /v1/root over TLS
+ * (docs/protocol.md), `mesh cert show` decodes certificates. The CA keeps no
+ * per-workload state: it can restart at any time.
+ */
+#ifndef MESH_CA_H
+#define MESH_CA_H
+
+#include <stddef.h>
+
+/* mesh ca init ... | mesh ca token ... | mesh ca -c ca.ini */
+int ca_main(int argc, char **argv);
+/* mesh cert show FILE|- | mesh cert request ... */
+int ca_cert_main(int argc, char **argv);
+
+/* ------------------------------------------------------------------ tokens */
+
+#define CA_TOKEN_MAX 400   /* longest token text, NUL included */
+
+/*
+ * "mesh1:<ns>:<sa>:<expiry>:<hex HMAC-SHA256>" where expiry is Unix seconds
+ * (0 = never) and the MAC covers "mesh1:<ns>:<sa>:<expiry>" under secret.
+ * 0, or -1 when ns or sa is not a valid name.
+ */
+int ca_token_make(const unsigned char *secret, size_t slen, const char *ns, const char *sa, long long expiry,
+                  char *out, size_t cap);
+/*
+ * Checks a token at time now: 0 with its identity in ns/sa, or -1 with *why
+ * ("malformed token", "token signature does not match (another CA's, or
+ * altered)", "token expired").
+ */
+int ca_token_check(const unsigned char *secret, size_t slen, const char *token, size_t len, long long now,
+                   char *ns, size_t nscap, char *sa, size_t sacap, const char **why);
+
+/* a namespace or service-account name: [a-z0-9] and inner '-' / '.', 1..253 bytes */
+int ca_valid_name(const char *s, size_t n);
+
+#endif
