@@ -12,6 +12,8 @@
 #include "../../modules/net.c"
 #include "../../modules/tls.c"
 
+#include <sys/wait.h>
+
 #include "test.h"
 
 static const unsigned char S1[32] = "0123456789abcdef0123456789abcdef";
@@ -212,11 +214,192 @@ static void test_sign(void)
 	ca_free(&lab);
 }
 
+/* ---------------------------------------------------------------- the agent against a real CA (a child process) */
+
+static char g_dir[256], g_ini[300];
+static int g_port;
+
+static pid_t start_ca(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char *argv[] = { "ca", "-c", g_ini, NULL };
+
+		log_level = LOG_ERROR;
+		_exit(ca_main(3, argv));
+	}
+	return pid;
+}
+
+static void stop_ca(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+}
+
+struct got { struct tls_creds *c; int calls; struct ev_loop *loop; };
+
+static void on_creds(struct tls_creds *c, void *arg)
+{
+	struct got *g = arg;
+
+	tls_creds_unref(g->c);
+	g->c = c;
+	g->calls++;
+	ev_break(g->loop, EVBREAK_ALL);
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* a certificate for reviews that is at 90% of its life: renewal is due now */
+static struct tls_creds *short_lived(void)
+{
+	char p[400], err[512];
+	long long now = time(NULL);
+	struct tls_issue rq = { "O=mesh", "spiffe://cluster.local/ns/default/sa/reviews", NULL, 0, 0, -1, now - 90, now + 10 };
+	char *rc, *rk, *key, *crt;
+	struct tls_issuer *iss;
+	struct tls_creds *c = NULL;
+
+	snprintf(p, sizeof(p), "%s/root.crt", g_dir);
+	rc = ca_read_file(p, 1 << 20, NULL);
+	snprintf(p, sizeof(p), "%s/root.key", g_dir);
+	rk = ca_read_file(p, 1 << 20, NULL);
+	iss = tls_issuer_new(rc, rk, err, sizeof(err));
+	key = tls_key_generate(err, sizeof(err));
+	crt = iss ? tls_issue_for_key(iss, &rq, key, err, sizeof(err)) : NULL;
+	if (crt)
+		c = tls_creds_new(crt, key, rc, err, sizeof(err));
+	free(rc);
+	free(rk);
+	free(key);
+	free(crt);
+	tls_issuer_free(iss);
+	return c;
+}
+
+static void test_agent(void)
+{
+	char *init[] = { "init", "--dir", g_dir, NULL };
+	char p[400], tokp[400], bundle[400], err[1024], tok[CA_TOKEN_MAX];
+	unsigned char secret[64];
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	struct conf cf;
+	struct tls_creds *c = NULL, *cur;
+	/* not the default loop: a forked CA would share its wakeup fd */
+	struct ev_loop *loop = ev_loop_new(EVFLAG_NOENV);
+	struct got g = { NULL, 0, loop };
+	ev_timer to;
+	FILE *f;
+	char *text;
+	size_t n;
+	pid_t ca;
+	int fd, i;
+
+	snprintf(g_dir, sizeof(g_dir), "/tmp/mesh-test-ca.%d", (int)getpid());
+	snprintf(g_ini, sizeof(g_ini), "%s/ca.ini", g_dir);
+	fflush(stdout);
+	TEST("agent: ca init", ca_init(3, init) == 0);
+	/* a free port for the CA */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(fd, (struct sockaddr *)&sa, &sl);
+	g_port = ntohs(sa.sin_port);
+	close(fd);
+	f = fopen(g_ini, "a");
+	fprintf(f, "listen = 127.0.0.1:%d\n", g_port);
+	fclose(f);
+	/* a token, as `mesh ca token` makes it */
+	snprintf(p, sizeof(p), "%s/token.secret", g_dir);
+	text = ca_read_file(p, 4096, &n);
+	n = (size_t)ca_unhex(text, 64, secret, sizeof(secret));
+	free(text);
+	ca_token_make(secret, n, "default", "reviews", 0, tok, sizeof(tok));
+	snprintf(tokp, sizeof(tokp), "%s/reviews.token", g_dir);
+	f = fopen(tokp, "w");
+	fprintf(f, "%s\n", tok);
+	fclose(f);
+	snprintf(bundle, sizeof(bundle), "%s/root.crt", g_dir);
+
+	memset(&cf, 0, sizeof(cf));
+	snprintf(p, sizeof(p), "127.0.0.1:%d", g_port);
+	conf_parse_addr(p, &cf.control.ca, 1);
+	cf.control.ca.set = 1;
+	cf.control.trust_bundle = bundle;
+	cf.control.token_file = tokp;
+	cf.workload.namespace = "default";
+	cf.workload.service_account = "reviews";
+	cf.mesh.trust_domain = "cluster.local";
+
+	c = agent_fetch(&cf, 2000, err, sizeof(err));
+	TEST("agent: CA down is a clear error", !c && strstr(err, "is `mesh ca` running"));
+	ca = start_ca();
+	for (i = 0; i < 50 && !c; i++) {
+		usleep(100000);
+		c = agent_fetch(&cf, 2000, err, sizeof(err));
+	}
+	TEST("agent: first identity", c && !strcmp(tls_creds_id(c), "spiffe://cluster.local/ns/default/sa/reviews"));
+	if (!c)
+		printf("  %s\n", err);
+	tls_creds_unref(c);
+	cf.workload.service_account = "ratings";
+	c = agent_fetch(&cf, 2000, err, sizeof(err));
+	TEST("agent: reviews' token does not get ratings", !c && strstr(err, "403"));
+	printf("  (%s)\n", err);
+	cf.workload.service_account = "reviews";
+
+	/* renewal: a certificate at 90% of its life is renewed at once, on the loop */
+	cur = short_lived();
+	TEST("agent: renewal starts", cur && agent_start(loop, &cf, cur, on_creds, &g) == 0);
+	ev_timer_init(&to, on_timeout, 10.0, 0.0);
+	ev_timer_start(loop, &to);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &to);
+	TEST("agent: renewed on the loop thread", g.calls == 1 && g.c &&
+	     tls_creds_not_after(g.c) > (double)time(NULL) + 86000);
+	agent_stop();
+
+	/* the CA goes away: retries with backoff, then recovers when it returns */
+	stop_ca(ca);
+	g.calls = 0;
+	TEST("agent: renewal with the CA down starts", agent_start(loop, &cf, cur, on_creds, &g) == 0);
+	ev_timer_init(&to, on_timeout, 2.5, 0.0);
+	ev_timer_start(loop, &to);
+	ev_run(loop, 0);
+	TEST("agent: nothing while the CA is down", g.calls == 0);
+	ca = start_ca();
+	ev_timer_init(&to, on_timeout, 15.0, 0.0);
+	ev_timer_start(loop, &to);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &to);
+	TEST("agent: recovers when the CA returns", g.calls == 1 && g.c);
+	agent_stop();
+	stop_ca(ca);
+	tls_creds_unref(cur);
+	tls_creds_unref(g.c);
+	snprintf(p, sizeof(p), "rm -rf '%s'", g_dir);
+	(void)!system(p);
+	ev_loop_destroy(loop);
+}
+
 int main(void)
 {
 	TEST("init", tls_global_init() == 0);
 	test_tokens();
 	test_config();
 	test_sign();
+	test_agent();
 	return test_report();
 }
