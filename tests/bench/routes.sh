@@ -20,6 +20,10 @@
 #            header, present   match.header.x-tenant-K = present    (header not there: all scanned)
 #   regex  the same, but each miss is a whole-path regex:
 #            match.path = regex:/api/v[0-9]+/items-K(/.*)?
+#   walk   the same, but each miss is a condition route.c's index cannot file a rule
+#          under, so every request evaluates all N-1 in turn (the worst case):
+#            query exact               match.query.tenant = t-K       (no query string)
+#            header absent             match.header.accept = absent   (accept is there)
 #   hosts  N services (svc-0001 .. and origin, which is defined LAST) with one rule
 #          each: the request's host has one rule, but the proxy must find its service
 #          among N. The other services' rules are the same four kinds as `rules`.
@@ -34,7 +38,7 @@ set -euo pipefail
 [ $# -eq 5 ] || { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KIND=$1 N=$2 ORIGIN=$3 OUTBOUND=$4 ADMIN=$5
 [ "$N" -ge 1 ] || { echo "routes.sh: N must be >= 1" >&2; exit 2; }
-case "$KIND" in rules | regex | hosts | lit) ;; *) echo "routes.sh: unknown KIND '$KIND' (rules regex hosts lit)" >&2; exit 2 ;; esac
+case "$KIND" in rules | regex | walk | hosts | lit) ;; *) echo "routes.sh: unknown KIND '$KIND' (rules regex walk hosts lit)" >&2; exit 2 ;; esac
 
 cat <<EOF
 ; written by tests/bench/routes.sh $KIND $N
@@ -56,6 +60,10 @@ function miss(host, k) {
 	printf "[route %s/m%04d]\n", host, k
 	if (kind == "regex")
 		printf "match.path = regex:/api/v[0-9]+/items-%d(/.*)?\n", k
+	else if (kind == "walk" && k % 2 == 0)
+		printf "match.query.tenant = t-%d\n", k
+	else if (kind == "walk")
+		printf "match.header.accept = absent\n"
 	else if (k % 4 == 0)
 		printf "match.path = /api/v1/items/%d\n", k
 	else if (k % 4 == 1)
@@ -69,7 +77,7 @@ function miss(host, k) {
 function service(name) { printf "[service %s]\nport = 80\nendpoint = 127.0.0.1:%s\n\n", name, origin }
 BEGIN {
 	for (k = 1; k < n; k++) {
-		if (kind == "rules" || kind == "regex")
+		if (kind == "rules" || kind == "regex" || kind == "walk")
 			miss("origin", k)
 		else if (kind == "hosts") {
 			service(sprintf("svc-%04d", k))
