@@ -11,6 +11,8 @@
 #   bash tests/bench/run.sh [--suite all|proxy|routing|lb[,...]] [--quick]
 #                           [--targets "direct mesh haproxy nginx"] [--syscalls] [--keep]
 #   ./build.sh bench [--quick]        (builds ./mesh first; all suites)
+#   BENCH_RT_CASES="rules1 rules1000" BENCH_RT_REPS=10 bash tests/bench/run.sh --suite routing
+#                                     (some routing cases only, more rounds)
 #
 # What the proxy suite does (docs/benchmarks.md explains why):
 #   - installs what it lacks with plain apt-get (wrk, haproxy, nginx, gcc, util-linux);
@@ -48,7 +50,7 @@ while [ $# -gt 0 ]; do
 	--syscalls) SYSCALLS=1 ;;
 	--targets) TARGETS=$2; shift ;;
 	--suite | --suites) SUITES=$2; shift ;;
-	-h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -74,8 +76,13 @@ else
 	REPS=3 DUR=10 WARM=1 RATE_DUR=4 RATE_WARM=0.5 RSS_DUR=5
 	RT_DUR=4 LB_DUR=4 LB_WARM=1
 fi
-# routing: the cases (KIND then N, see tests/bench/routes.sh); rules1 is the baseline
-RT_CASES="rules1 rules100 rules1000 walk1000 hosts1000 lit1000 regex100"
+# routing: the cases (KIND then N, see tests/bench/routes.sh); rules1 is the baseline.
+# BENCH_RT_CASES / BENCH_RT_REPS narrow the suite to some cases with more rounds, e.g.
+# "rules1 rules1000" and 10: paired rounds, alternating which of the two goes first.
+RT_CASES=${BENCH_RT_CASES:-rules1 rules100 rules1000 walk1000 hosts1000 lit1000 regex100}
+in_rt_cases() { case " $RT_CASES " in *" $1 "*) return 0 ;; esac; return 1; }
+in_rt_cases rules1 || RT_CASES="rules1 $RT_CASES"
+RT_REPS=${BENCH_RT_REPS:-$REPS}
 # lb: one mesh per case; floor = round robin over the two fast endpoints only
 LB_CASES="ewma rr lr floor"
 declare -A LB_ALGO=([ewma]=peak_ewma [rr]=round_robin [lr]=least_request [floor]=round_robin)
@@ -596,9 +603,9 @@ if [ "$DO_ROUTING" = 1 ]; then
 	RT_N=$(echo "$RT_LIVE" | wc -w)
 	say "warm-up: wrk ${WARM}s per case"
 	for c in $RT_LIVE; do rt_wrk "$c" "$WARM" "$TMP/rt-warm-$c.txt"; done
-	say "throughput: wrk -t1 -c$CONNS -d${RT_DUR}s --latency GET $RT_PATH, $REPS round(s) interleaved over: $RT_LIVE"
+	say "throughput: wrk -t1 -c$CONNS -d${RT_DUR}s --latency GET $RT_PATH, $RT_REPS round(s) interleaved over: $RT_LIVE"
 	rot=0
-	for r in $(seq 1 "$REPS"); do
+	for r in $(seq 1 "$RT_REPS"); do
 		order=$(echo "$RT_LIVE" | tr ' ' '\n' | awk -v k="$rot" -v n="$RT_N" '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) print a[(i + k) % n] }')
 		rot=$((rot + 1))
 		for c in $order; do
@@ -644,8 +651,8 @@ if [ "$DO_ROUTING" = 1 ]; then
 		RT_LOOKUP_NOTE="no musl-gcc or no .cache/musl (run ./build.sh first): lookup not measured"
 	fi
 	if [ -z "$RT_LOOKUP_NOTE" ]; then
-		say "the lookup alone: route_lookup (conf_find_service + route_match in-process) on CPU $CPU_PROXY, $REPS round(s)"
-		for r in $(seq 1 "$REPS"); do
+		say "the lookup alone: route_lookup (conf_find_service + route_match in-process) on CPU $CPU_PROXY, $RT_REPS round(s)"
+		for r in $(seq 1 "$RT_REPS"); do
 			line=""
 			for c in $RT_LIVE; do
 				res=$("${ON_PROXY[@]}" "$TMP/route_lookup" "$TMP/route-$c.ini" "${RT_HOST[$c]}" 2>&1 | tail -1)
@@ -840,7 +847,7 @@ rt_ratio() { ratio "$(rmed "$1" "$2")" "$(rmed "$1" rules1)"; }
 rt_ns_per_rule() { awk -v a="$(rmed RT_US "$1")" -v b="$(rmed RT_US rules1)" -v n="$2" \
 	'BEGIN { if (a == "na" || b == "na" || n <= 0) print "na"; else printf "%.0f", (a - b) * 1000 / n }'; }
 # the ratios round by round (values are appended one per round, in round order)
-rt_rounds() { local -n a=$1; paste -d' ' <(echo "${a[$2]:-}" | tr ' ' '\n' | awk NF) <(echo "${a[rules1]:-}" | tr ' ' '\n' | awk NF) \
+rt_rounds() { local -n a=$1; [ -n "${a[$2]:-}" ] || { echo "na "; return; }; paste -d' ' <(echo "${a[$2]:-}" | tr ' ' '\n' | awk NF) <(echo "${a[rules1]:-}" | tr ' ' '\n' | awk NF) \
 	| awk '{ printf "%.2f ", ($2 > 0 ? $1 / $2 : 0) }'; }
 # the same from the in-process lookup times
 rt_look_per() { awk -v a="$(rmed RT_LOOK "$1")" -v b="$(rmed RT_LOOK rules1)" -v n="$2" \
@@ -860,7 +867,7 @@ rt_desc() {
 }
 if [ "$DO_ROUTING" = 1 ]; then
 	echo
-	echo "routing cost (wrk -t1 -c$CONNS ${RT_DUR}s x $REPS, GET $RT_PATH via the outbound listener; medians; mesh on CPU $CPU_PROXY)"
+	echo "routing cost (wrk -t1 -c$CONNS ${RT_DUR}s x $RT_REPS, GET $RT_PATH via the outbound listener; medians; mesh on CPU $CPU_PROXY)"
 	printf '%-10s %9s %7s %7s %6s %7s %6s %9s %8s | %5s  %s\n' case "req/s" p50_us p99_us errors "us/req" "vs 1" lookup_ns rss_kb other what
 	for c in $RT_CASES; do
 		if ! in_list "$c" "$RT_LIVE"; then
