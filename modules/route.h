@@ -3,8 +3,9 @@
  * first rule (in file order) whose hosts cover the request and whose match
  * blocks accept it, and picks a weighted destination. Pure functions over the
  * immutable config plus a per-config index (struct route_table) built once when
- * a config is installed, so a lookup costs one hash probe, not a scan over every
- * rule of every host.
+ * a config is installed: a host's rules are found by one hash probe, and among
+ * them only the candidates its path, headers and method select are evaluated,
+ * not every rule (route.c says how first-match order is kept).
  */
 #ifndef MESH_ROUTE_H
 #define MESH_ROUTE_H
