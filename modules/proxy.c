@@ -27,11 +27,15 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <ev.h>
 
 #include "admin.h"
+#include "agent.h"
+#include "authz.h"
 #include "balance.h"
 #include "buf.h"
 #include "conf.h"
@@ -41,6 +45,7 @@
 #include "net.h"
 #include "proxy.h"
 #include "route.h"
+#include "tls.h"
 
 #define MAX_TRAILER 8192
 #define LINGER_TIME 2.0     /* discard input this long after an error before closing */
@@ -72,6 +77,7 @@ struct pool {                       /* idle connections to one endpoint of one c
 #define U_ERR        0x04           /* read/write error */
 #define U_IDLE       0x08           /* in its pool's idle list */
 #define U_SHADOW     0x10           /* a mirror's connection: the response is discarded */
+#define U_TLS_HS     0x20           /* TCP connected, mTLS handshake running (U_CONNECTING stays set) */
 
 struct upstream {
 	ev_io io;
@@ -85,6 +91,10 @@ struct upstream {
 	struct client *client;      /* owner while in use; NULL when idle */
 	struct client *mirror_of;   /* U_SHADOW: the stream whose request it copies (NULL: detached) */
 	struct upstream *next_idle;
+	struct tls_conn *tls;       /* mTLS to a peer proxy, NULL = plaintext */
+	uint32_t sec_gen;           /* P.sec_gen when opened: security decided under that config */
+	int tls_want;               /* events the handshake waits for */
+	char tls_err[96];           /* why the handshake failed, for x-mesh-error */
 	struct buf in, out;
 };
 
@@ -101,6 +111,9 @@ struct body {                       /* one direction's body framing */
 };
 
 enum cstate { CS_HEAD = 0, CS_STREAM, CS_TUNNEL };
+
+/* inbound transport security, decided per connection (PeerAuthentication) */
+enum ctls { CT_PLAIN = 0, CT_SNIFF, CT_HANDSHAKE, CT_MTLS };
 
 #define C_EOF         0x01          /* client closed its side */
 #define C_CLOSE_AFTER 0x02          /* close once the current response is written */
@@ -142,6 +155,7 @@ struct stream {
 	unsigned inbound : 1;
 	int status;
 	const char *flags;          /* Envoy-style response flag, "-" when none */
+	char up_principal[128];     /* outbound over mTLS: the server's SPIFFE id */
 	char peer[3][64];           /* inbound: source app, namespace, version from x-mesh-peer */
 	/* for the access log */
 	char method[16];
@@ -160,6 +174,9 @@ struct client {
 	unsigned flags;             /* C_* */
 	enum cstate state;
 	enum lkind kind;            /* the listener it came from */
+	enum ctls tls_state;
+	enum conf_mtls mtls_mode;   /* inbound: the port's mode when accepted */
+	struct tls_conn *tls;       /* inbound mTLS, NULL = plaintext */
 	char service[64];           /* L_SERVICE: service name and namespace */
 	char namespace[64];
 	char ip[46];
@@ -196,9 +213,15 @@ static struct {
 	struct http1_header *hdrs;  /* scratch for the parser */
 	size_t hdrs_cap;
 	char workload[128];         /* this workload's name for metrics */
+	struct tls_creds *creds;    /* this workload's identity (NULL: no [control] ca, plaintext only) */
+	char self_id[160];          /* its SPIFFE id */
+	enum conf_mtls inbound_mode;/* the inbound port's PeerAuthentication mode */
+	uint32_t sec_gen;           /* bumped by each config with an identity: pooled connections of older ones are not reused */
 	/* counters for /metrics */
 	uint64_t cx_total, up_cx_total, up_cx_active, up_reused, rejected, retries, retries_refused;
 	uint64_t overflows, faults, mirrors;
+	uint64_t plaintext_refused, tls_in_ok, tls_in_fail, tls_out_ok, tls_out_fail, tls_resumed;
+	uint64_t authz_denied, authz_audited;
 } P;
 
 static int client_pump(struct client *c);
@@ -290,6 +313,15 @@ static void workload_name(char *out, size_t cap, const char *service, const char
 		snprintf(out, cap, "%s", service);
 }
 
+static uint16_t addr_port(const struct conf_addr *a)
+{
+	if (!a->set)
+		return 0;
+	if (a->ss.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+}
+
 /* ------------------------------------------------------------------ io helpers */
 
 static void set_io(struct ev_loop *loop, ev_io *io, int *cur, int fd, int want)
@@ -308,8 +340,9 @@ static void set_io(struct ev_loop *loop, ev_io *io, int *cur, int fd, int want)
 	*cur = want;
 }
 
-/* reads what fits into b; returns bytes read, 0 on EOF, -1 on error, -2 on EAGAIN */
-static ssize_t read_into(int fd, struct buf *b, size_t limit)
+/* reads what fits into b (through TLS when t); returns bytes read, 0 on EOF,
+ * -1 on error, -2 on EAGAIN */
+static ssize_t read_into(int fd, struct tls_conn *t, struct buf *b, size_t limit)
 {
 	size_t room;
 	ssize_t n;
@@ -319,6 +352,19 @@ static ssize_t read_into(int fd, struct buf *b, size_t limit)
 		return -2;
 	if (limit && room > limit)
 		room = limit;
+	if (t) {
+		n = tls_read(t, buf_tail(b), room);
+		if (n > 0) {
+			b->len += (uint32_t)n;
+			return n;
+		}
+		buf_release(b);
+		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+			return -2;
+		if (n < 0)
+			errno = ECONNRESET;
+		return n == 0 ? 0 : -1;
+	}
 	n = read(fd, buf_tail(b), room);
 	if (n > 0) {
 		b->len += (uint32_t)n;
@@ -332,12 +378,24 @@ static ssize_t read_into(int fd, struct buf *b, size_t limit)
 
 /* writes as much of b as the socket takes; 1 if anything was written, 0 if
  * nothing, -1 on error. Writing frees room, which is progress for the pump. */
-static int flush_buf(int fd, struct buf *b)
+static int flush_buf(int fd, struct tls_conn *t, struct buf *b)
 {
 	ssize_t n;
 	int wrote = 0;
 
 	while (b->len) {
+		if (t) {
+			n = tls_write(t, buf_data(b), b->len);
+			if (n == TLS_WANT_WRITE || n == TLS_WANT_READ)
+				return wrote;
+			if (n < 0) {
+				errno = ECONNRESET;
+				return -1;
+			}
+			buf_consume(b, (size_t)n);
+			wrote = 1;
+			continue;
+		}
 		n = send(fd, buf_data(b), b->len, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -629,7 +687,7 @@ static int build_request_head(struct client *c, struct buf *o, const struct http
 	const struct conf_workload *w = &st->conf->workload;
 
 	need = m->method_len + target_len + authority_len + 600 + (sizeof(st->xff)) + 2 * 64 +
-	       (ops ? ops_size(ops) : 0);
+	       (ops ? ops_size(ops) : 0) + (c->tls ? 64 + sizeof(P.self_id) + strlen(tls_peer_id(c->tls)) : 0);
 	for (i = 0; i < m->num_headers; i++)
 		need += m->headers[i].name_len + m->headers[i].value_len + 4;
 	if (buf_reserve(o, need) < 0)
@@ -672,6 +730,9 @@ static int build_request_head(struct client *c, struct buf *o, const struct http
 				parse_peer(st, h->value, h->value_len);
 			continue;
 		}
+		/* only the proxy that terminated mTLS may say who the client is */
+		if (st->inbound && http1_ieq(h->name, h->name_len, "x-forwarded-client-cert"))
+			continue;
 		if (http1_ieq(h->name, h->name_len, "x-request-id")) {
 			reqid = h->value;
 			reqid_len = h->value_len;
@@ -704,6 +765,14 @@ static int build_request_head(struct client *c, struct buf *o, const struct http
 			make_request_id(st->request_id);
 		PUTS(o, "x-request-id: ");
 		put(o, st->request_id, strlen(st->request_id));
+		PUTS(o, "\r\n");
+	}
+	if (st->inbound && c->tls) {
+		/* the verified caller, for the app (Envoy's XFCC, as Istio sets it) */
+		PUTS(o, "x-forwarded-client-cert: By=");
+		put(o, P.self_id, strlen(P.self_id));
+		PUTS(o, ";URI=");
+		put(o, tls_peer_id(c->tls), strlen(tls_peer_id(c->tls)));
 		PUTS(o, "\r\n");
 	}
 	if (ops)
@@ -936,6 +1005,11 @@ static void record(struct client *c)
 	r.security = "none";
 	if (st->inbound) {
 		r.reporter = "destination";
+		if (c->tls) {
+			r.security = "mutual_tls";
+			r.src_principal = tls_peer_id(c->tls);
+			r.dst_principal = P.self_id;
+		}
 		if (st->peer[0][0]) {
 			workload_name(src_wl, sizeof(src_wl), st->peer[0],
 			              strcmp(st->peer[2], "unknown") ? st->peer[2] : NULL);
@@ -956,6 +1030,11 @@ static void record(struct client *c)
 		}
 	} else {
 		r.reporter = "source";
+		if (st->up_principal[0]) {
+			r.security = "mutual_tls";
+			r.src_principal = P.self_id;
+			r.dst_principal = st->up_principal;
+		}
 		r.src_workload = P.workload;
 		r.src_app = w->service;
 		r.src_namespace = w->namespace;
@@ -998,6 +1077,8 @@ static double client_deadline(struct client *c)
 
 	if (c->flags & C_LINGER)
 		return c->last_active + LINGER_TIME;
+	if (c->tls_state == CT_SNIFF || c->tls_state == CT_HANDSHAKE)
+		return after(c->head_start, px->header_timeout);   /* accept time: the handshake is part of the head */
 	if (c->state == CS_HEAD) {
 		if (c->in.len && c->head_start)
 			return after(c->head_start, px->header_timeout);
@@ -1043,7 +1124,9 @@ static void upstream_update_io(struct upstream *u)
 {
 	int want = 0;
 
-	if (u->flags & U_CONNECTING)
+	if (u->flags & U_TLS_HS)
+		want = u->tls_want;
+	else if (u->flags & U_CONNECTING)
 		want = EV_WRITE;
 	else if (u->flags & U_IDLE)
 		want = EV_READ;         /* an idle connection: only to see the server close it */
@@ -1054,6 +1137,9 @@ static void upstream_update_io(struct upstream *u)
 			want |= EV_WRITE;
 	}
 	set_io(P.loop, &u->io, &u->io_events, u->fd, want);
+	/* TLS may hold decrypted bytes the socket no longer signals */
+	if ((want & EV_READ) && u->tls && !(u->flags & (U_IDLE | U_CONNECTING)) && tls_pending(u->tls))
+		ev_feed_event(P.loop, &u->io, EV_READ);
 }
 
 static struct pool *pool_of(struct balance_ep *e)
@@ -1093,6 +1179,10 @@ static void upstream_close(struct upstream *u)
 		balance_conn_close(u->bep);
 	ev_io_stop(P.loop, &u->io);
 	ev_timer_stop(P.loop, &u->timer);
+	if (u->tls) {
+		tls_free(u->tls);
+		u->tls = NULL;
+	}
 	close(u->fd);
 	buf_free(&u->in);
 	buf_free(&u->out);
@@ -1125,6 +1215,50 @@ static void upstream_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void shadow_io(struct upstream *u, int revents);
 
+/* TCP is up: drive the mTLS handshake. 1 done, 0 waiting, -1 failed (U_ERR set) */
+static int upstream_tls_step(struct upstream *u)
+{
+	int r;
+
+	u->flags |= U_TLS_HS;
+	r = tls_handshake(u->tls);
+	if (r == 0) {
+		u->flags &= ~(U_TLS_HS | U_CONNECTING);
+		ev_timer_stop(P.loop, &u->timer);
+		P.tls_out_ok++;
+		if (tls_resumed(u->tls))
+			P.tls_resumed++;
+		return 1;
+	}
+	if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+		u->tls_want = r == TLS_WANT_READ ? EV_READ : EV_WRITE;
+		return 0;
+	}
+	P.tls_out_fail++;
+	snprintf(u->tls_err, sizeof(u->tls_err), "mTLS: %s", tls_error(u->tls));
+	log_info("mTLS handshake to %s failed: %s", u->bep ? u->bep->addr : "?", tls_error(u->tls));
+	u->flags |= U_ERR;
+	u->err = ECONNRESET;
+	return -1;
+}
+
+/* connect finished (or failed): go on with TLS if the connection has it */
+static void upstream_connected(struct upstream *u)
+{
+	if (!(u->flags & U_TLS_HS)) {
+		if ((u->err = net_connect_result(u->fd))) {
+			u->flags |= U_ERR;
+			return;
+		}
+		if (!u->tls) {
+			u->flags &= ~U_CONNECTING;
+			ev_timer_stop(P.loop, &u->timer);
+			return;
+		}
+	}
+	upstream_tls_step(u);
+}
+
 static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct upstream *u = (struct upstream *)w;
@@ -1136,19 +1270,18 @@ static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (!c) {
-		/* idle in the pool: data or EOF means the server is done with it */
+		/* idle in the pool: data or EOF means the server is done with it;
+		 * over TLS a post-handshake message (a session ticket) is not */
+		char b[64];
+		if (u->tls && tls_read(u->tls, b, sizeof(b)) == TLS_WANT_READ)
+			return;
 		upstream_close(u);
 		return;
 	}
 	if (u->flags & U_CONNECTING) {
-		if ((u->err = net_connect_result(u->fd))) {
-			u->flags |= U_ERR;
-		} else {
-			u->flags &= ~U_CONNECTING;
-			ev_timer_stop(loop, &u->timer);
-		}
+		upstream_connected(u);
 	} else if (revents & EV_READ) {
-		n = read_into(u->fd, &u->in, 0);
+		n = read_into(u->fd, u->tls, &u->in, 0);
 		if (n == 0)
 			u->flags |= U_EOF;
 		else if (n == -1) {
@@ -1174,6 +1307,9 @@ static struct upstream *pool_take(struct balance_ep *e)
 	struct pool *pl = e->pool;
 	struct upstream *u;
 
+	/* a reload may have changed whether (and with whom) the endpoint speaks mTLS */
+	while (pl && pl->idle && pl->idle->sec_gen != P.sec_gen)
+		upstream_close(pl->idle);
 	if (!pl || !pl->idle)
 		return NULL;
 	u = pl->idle;
@@ -1184,6 +1320,43 @@ static struct upstream *pool_take(struct balance_ep *e)
 	ev_timer_stop(P.loop, &u->timer);
 	P.up_reused++;
 	return u;
+}
+
+static const struct conf_service *find_service_by_name(const struct conf *cf, const char *name,
+                                                      const char *ns);
+
+/*
+ * Auto mTLS: a connection to an endpoint of a meshed service (sidecar = yes)
+ * is mTLS unless the destination's PeerAuthentication says DISABLE, and the
+ * server must prove the service's identity. Plaintext when this proxy has no
+ * identity. *fail is set when TLS was wanted but could not be set up.
+ */
+static struct tls_conn *upstream_tls(const struct conf *cf, const struct balance_ep *e, int fd, int *fail)
+{
+	const struct conf_service *svc;
+	struct authz_workload w;
+	char id[256];
+	const char *ids[1] = { id };
+	struct tls_conn *t;
+
+	*fail = 0;
+	if (!P.creds || !e->conf)
+		return NULL;            /* no identity, or the local app */
+	svc = find_service_by_name(cf, e->set->service, e->set->namespace);
+	if (!svc || !svc->sidecar)
+		return NULL;
+	w.namespace = svc->namespace;
+	w.service = svc->name;
+	w.labels = &e->conf->labels;
+	if (authz_peer_mode(cf, &w, svc->port, NULL) == CONF_MTLS_DISABLE)
+		return NULL;
+	if (tls_spiffe_id(id, sizeof(id), cf->mesh.trust_domain ? cf->mesh.trust_domain : cf->mesh.domain,
+	                  svc->namespace, svc->service_account ? svc->service_account : svc->name) < 0 ||
+	    !(t = tls_client(P.creds, fd, ids, 1, e->addr))) {
+		*fail = 1;
+		return NULL;
+	}
+	return t;
 }
 
 /* a new connection to e (connect started); NULL with errno set */
@@ -1204,13 +1377,28 @@ static struct upstream *upstream_connect(const struct conf *cf, struct balance_e
 		return NULL;
 	}
 	u->fd = fd;
+	u->sec_gen = P.sec_gen;
+	{
+		int fail;
+		u->tls = upstream_tls(cf, e, fd, &fail);
+		if (fail) {
+			free(u);
+			close(fd);
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
 	u->bep = e;
 	balance_conn_open(e);
 	ev_init(&u->io, upstream_io_cb);
 	u->io.fd = -1;            /* not registered yet: set_io uses ev_io_set */
 	ev_init(&u->timer, upstream_timer_cb);
-	if (in_progress) {
+	if (in_progress || u->tls) {
+		/* the connect timeout covers the mTLS handshake too */
 		u->flags |= U_CONNECTING;
+		if (!in_progress)
+			u->flags |= U_TLS_HS;       /* connected at once (loopback): handshake next */
+		u->tls_want = EV_WRITE;
 		ev_timer_set(&u->timer, (connect_timeout ? connect_timeout : cf->proxy.connect_timeout) / 1000.0, 0.);
 		ev_timer_start(P.loop, &u->timer);
 	}
@@ -1307,6 +1495,10 @@ static void client_update_io(struct client *c)
 	}
 	set_io(P.loop, &c->io, &c->io_events, c->fd, want);
 	client_arm(c);
+	/* TLS may hold decrypted bytes the socket no longer signals */
+	if ((want & EV_READ) && c->tls && c->tls_state == CT_MTLS && !(c->flags & C_LINGER) &&
+	    tls_pending(c->tls))
+		ev_feed_event(P.loop, &c->io, EV_READ);
 }
 
 static void stream_reset(struct client *c);
@@ -1321,6 +1513,10 @@ static void client_close(struct client *c)
 	stream_reset(c);
 	ev_io_stop(P.loop, &c->io);
 	ev_timer_stop(P.loop, &c->timer);
+	if (c->tls) {
+		tls_free(c->tls);
+		c->tls = NULL;
+	}
 	close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
@@ -1908,7 +2104,7 @@ static int upstream_failed(struct client *c)
 	if (connecting) {
 		snprintf(what, sizeof(what), "upstream connect error: %s %s (%s)",
 		         st->svc ? st->svc->name : "local app", u->bep ? ep_addr(st->conf, u->bep)->text : "",
-		         strerror(u->err ? u->err : ECONNREFUSED));
+		         u->tls_err[0] ? u->tls_err : strerror(u->err ? u->err : ECONNREFUSED));
 		r = stream_fail(c, 502, "UF", "%s", what);
 	} else {
 		snprintf(what, sizeof(what), "upstream connection closed before the response (%s: %s)",
@@ -2057,6 +2253,50 @@ static int stream_answer_or_dispatch(struct client *c, const struct http1_msg *m
  * Parses the head in c->in, routes it (rules, faults, local responses) and
  * dispatches it; 1 started, 0 need more, -1 freed.
  */
+/* the peer's identity without "spiffe://" (Istio's principal), or NULL */
+static const char *client_principal(const struct client *c)
+{
+	const char *id = c->tls ? tls_peer_id(c->tls) : NULL;
+
+	if (!id || !*id)
+		return NULL;
+	return strncmp(id, "spiffe://", 9) ? id : id + 9;
+}
+
+/* AuthorizationPolicy at the inbound door: 1 = denied */
+static int inbound_denied(struct client *c, const struct conf *cf, const struct http1_msg *m,
+                          const char *target, size_t target_len, const char *authority, size_t authority_len)
+{
+	struct authz_workload w = { cf->workload.namespace, cf->workload.service, &cf->workload.labels };
+	const char *q = memchr(target, '?', target_len), *policy = "";
+	struct authz_req r;
+	int audit = 0;
+
+	r.principal = client_principal(c);
+	r.source_ip = c->ip;
+	r.method = m->method;
+	r.method_len = m->method_len;
+	r.path = target;
+	r.path_len = q ? (size_t)(q - target) : target_len;
+	r.host = authority;
+	r.host_len = authority_len;
+	r.port = addr_port(&cf->workload.app);
+	r.headers = m->headers;
+	r.n_headers = m->num_headers;
+	if (authz_check(cf, &w, &r, &policy, &audit) == AUTHZ_DENY) {
+		P.authz_denied++;
+		log_debug("RBAC: %s %s from %s (%s) denied by %s", c->st.method, c->st.path, c->ip,
+		          r.principal ? r.principal : "plaintext", *policy ? policy : "default deny");
+		return 1;
+	}
+	if (audit) {
+		P.authz_audited++;
+		log_info("audit: %s %s from %s (%s)", c->st.method, c->st.path, c->ip,
+		         r.principal ? r.principal : "plaintext");
+	}
+	return 0;
+}
+
 static int stream_start(struct client *c)
 {
 	struct stream *st = &c->st;
@@ -2121,6 +2361,8 @@ static int stream_start(struct client *c)
 	copy_slice(st->authority, sizeof(st->authority), authority, authority_len);
 
 	if (c->kind == L_INBOUND) {
+		if (cf->n_authzs && inbound_denied(c, cf, &m, target, target_len, authority, authority_len))
+			return stream_local(c, 403, "content-type: text/plain\r\n", "RBAC: access denied") < 0 ? -1 : 1;
 		st->set = balance_app_set();
 		if (!st->set)
 			return stream_fail(c, 503, "UH", "no local app configured for this workload");
@@ -2206,6 +2448,8 @@ static int stream_finish(struct client *c)
 
 	if (st->up) {
 		reusable = !st->up_close && st->req.done && st->resp.done;
+		if (st->up->tls)
+			snprintf(st->up_principal, sizeof(st->up_principal), "%s", tls_peer_id(st->up->tls));
 		st->up->client = NULL;
 		upstream_release(st->up, reusable);
 		st->up = NULL;
@@ -2260,28 +2504,41 @@ static void shadow_io(struct upstream *u, int revents)
 	ssize_t n;
 
 	if (u->flags & U_CONNECTING) {
-		if (!(revents & EV_WRITE)) {
-			set_io(P.loop, &u->io, &u->io_events, u->fd, EV_WRITE);
+		if (!revents) {
+			set_io(P.loop, &u->io, &u->io_events, u->fd, (u->flags & U_TLS_HS) ? u->tls_want : EV_WRITE);
 			return;             /* still connecting: wait for the socket to say */
 		}
-		if (net_connect_result(u->fd)) {
+		upstream_connected(u);
+		if (u->flags & U_ERR) {
 			shadow_done(u);
 			return;
 		}
-		u->flags &= ~U_CONNECTING;
+		if (u->flags & U_CONNECTING) {
+			set_io(P.loop, &u->io, &u->io_events, u->fd, (u->flags & U_TLS_HS) ? u->tls_want : EV_WRITE);
+			return;
+		}
 	}
-	if (u->out.len && flush_buf(u->fd, &u->out) < 0) {
+	if (u->out.len && flush_buf(u->fd, u->tls, &u->out) < 0) {
 		shadow_done(u);
 		return;
 	}
 	if (revents & EV_READ) {
-		n = read(u->fd, sink, sizeof(sink));
+		if (u->tls) {
+			n = tls_read(u->tls, sink, sizeof(sink));
+			if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+				n = -1, errno = EAGAIN;
+			else if (n < 0)
+				errno = ECONNRESET;
+		} else
+			n = read(u->fd, sink, sizeof(sink));
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			shadow_done(u);    /* the response was read (connection: close) or failed */
 			return;
 		}
 	}
 	set_io(P.loop, &u->io, &u->io_events, u->fd, EV_READ | (u->out.len ? EV_WRITE : 0));
+	if (u->tls && tls_pending(u->tls))
+		ev_feed_event(P.loop, &u->io, EV_READ);
 }
 
 static void shadow_start(struct client *c, const struct http1_msg *m, const char *target,
@@ -2411,7 +2668,7 @@ static int client_pump(struct client *c)
 					progress |= r;
 				}
 				if (u->out.len && !(u->flags & (U_EOF | U_ERR))) {
-					r = flush_buf(u->fd, &u->out);
+					r = flush_buf(u->fd, u->tls, &u->out);
 					if (r < 0) {
 						u->flags |= U_ERR;
 						u->err = errno;
@@ -2436,7 +2693,7 @@ static int client_pump(struct client *c)
 		if (c->state == CS_TUNNEL) {
 			progress |= tunnel_step(c);
 			if (c->st.up->out.len) {
-				r = flush_buf(c->st.up->fd, &c->st.up->out);
+				r = flush_buf(c->st.up->fd, c->st.up->tls, &c->st.up->out);
 				if (r < 0)
 					c->st.up->flags |= U_ERR;
 				progress |= r > 0;
@@ -2444,7 +2701,7 @@ static int client_pump(struct client *c)
 		}
 		/* send what we have to the client */
 		if (c->out.len) {
-			r = flush_buf(c->fd, &c->out);
+			r = flush_buf(c->fd, c->tls, &c->out);
 			if (r < 0) {
 				if (c->state != CS_HEAD && c->st.conf) {
 					c->st.flags = "DC";
@@ -2501,12 +2758,76 @@ static int client_pump(struct client *c)
 	return 0;
 }
 
+/*
+ * An inbound connection before its first request: PERMISSIVE tells mTLS from
+ * plaintext by the first byte (a TLS record starts with 0x16, an HTTP request
+ * never does), STRICT refuses plaintext, then the handshake runs.
+ * 1: go on with the connection, 0: waiting, -1: freed.
+ */
+static int client_tls_step(struct client *c)
+{
+	int r;
+
+	if (c->tls_state == CT_SNIFF) {
+		unsigned char first;
+		ssize_t n = recv(c->fd, &first, 1, MSG_PEEK);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (n <= 0) {
+			client_close(c);
+			return -1;
+		}
+		if (first != 0x16 || !P.creds) {
+			c->tls_state = CT_PLAIN;
+			c->head_start = 0;
+			if (c->mtls_mode != CONF_MTLS_STRICT)
+				return 1;
+			P.plaintext_refused++;
+			log_debug("plaintext connection from %s refused: STRICT mTLS", c->ip);
+			if (client_reject(c, 403, P.creds ? "mTLS required: this workload's PeerAuthentication is STRICT, plaintext is refused" :
+			                  "mTLS required (STRICT) but this proxy has no identity: set [control] ca") < 0)
+				return -1;
+			client_pump(c);
+			return -1;
+		}
+		c->tls = tls_server(P.creds, c->fd);
+		if (!c->tls) {
+			client_close(c);
+			return -1;
+		}
+		c->tls_state = CT_HANDSHAKE;
+	}
+	r = tls_handshake(c->tls);
+	if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+		set_io(P.loop, &c->io, &c->io_events, c->fd, r == TLS_WANT_READ ? EV_READ : EV_WRITE);
+		return 0;
+	}
+	if (r != 0) {
+		P.tls_in_fail++;
+		log_info("inbound mTLS handshake from %s failed: %s", c->ip, tls_error(c->tls));
+		client_close(c);
+		return -1;
+	}
+	P.tls_in_ok++;
+	if (tls_resumed(c->tls))
+		P.tls_resumed++;
+	c->tls_state = CT_MTLS;
+	c->head_start = 0;
+	return 1;
+}
+
 static void client_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct client *c = (struct client *)w;
 	ssize_t n;
 
 	c->last_active = ev_now(loop);
+	if (c->tls_state == CT_SNIFF || c->tls_state == CT_HANDSHAKE) {
+		if (client_tls_step(c) <= 0)
+			return;
+		revents |= EV_READ;     /* the first request may be in already */
+	}
 	if (revents & EV_READ) {
 		if (c->flags & C_LINGER) {
 			char sink[4096];
@@ -2515,7 +2836,7 @@ static void client_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 				client_close(c);
 			return;
 		}
-		n = read_into(c->fd, &c->in, 0);
+		n = read_into(c->fd, c->tls, &c->in, 0);
 		if (n == 0 || n == -1) {
 			c->flags |= C_EOF;
 			if (c->state == CS_HEAD && !c->out.len) {
@@ -2626,6 +2947,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		c->fd = fd;
 		c->kind = l->kind;
+		if (l->kind == L_INBOUND) {
+			c->mtls_mode = P.inbound_mode;
+			if (c->mtls_mode != CONF_MTLS_DISABLE && (P.creds || c->mtls_mode == CONF_MTLS_STRICT)) {
+				c->tls_state = CT_SNIFF;
+				c->head_start = ev_now(loop);
+			}
+		}
 		memcpy(c->service, l->service, sizeof(c->service));
 		memcpy(c->namespace, l->namespace, sizeof(c->namespace));
 		memcpy(c->ip, ip, sizeof(c->ip));
@@ -2830,9 +3158,20 @@ static int config_install(struct conf *cf)
 		conf_unref(P.conf);
 	P.conf = cf;
 	log_level = (int)cf->log.level;
+	if (P.creds)
+		P.sec_gen++;
 	workload_name(P.workload, sizeof(P.workload), cf->workload.service, cf->workload.version);
 	for (i = 0; i < cf->n_warnings; i++)
 		log_warn("%s", cf->warnings[i]);
+	{
+		struct authz_workload w = { cf->workload.namespace, cf->workload.service, &cf->workload.labels };
+		const char *pol = "";
+
+		P.inbound_mode = authz_peer_mode(cf, &w, addr_port(&cf->workload.app), &pol);
+		if (P.inbound_mode == CONF_MTLS_STRICT && !P.creds && cf->listen.inbound.set)
+			log_warn("PeerAuthentication %s makes this workload STRICT, but the proxy has no identity "
+			         "([control] ca is not set): every inbound connection will be refused", pol);
+	}
 	return 0;
 }
 
@@ -2943,18 +3282,86 @@ static int admin_handler(void *ctx, const char *method, size_t method_len, const
 		              "# TYPE mesh_mirror_total counter\nmesh_mirror_total %llu\n",
 		              (unsigned long long)P.retries_refused, (unsigned long long)P.overflows,
 		              (unsigned long long)P.faults, (unsigned long long)P.mirrors);
+		strbuf_printf(body,
+		              "# TYPE mesh_tls_handshakes_total counter\n"
+		              "mesh_tls_handshakes_total{side=\"server\",result=\"ok\"} %llu\n"
+		              "mesh_tls_handshakes_total{side=\"server\",result=\"fail\"} %llu\n"
+		              "mesh_tls_handshakes_total{side=\"client\",result=\"ok\"} %llu\n"
+		              "mesh_tls_handshakes_total{side=\"client\",result=\"fail\"} %llu\n"
+		              "# TYPE mesh_tls_resumed_total counter\nmesh_tls_resumed_total %llu\n"
+		              "# TYPE mesh_plaintext_refused_total counter\nmesh_plaintext_refused_total %llu\n"
+		              "# TYPE mesh_authz_denied_total counter\nmesh_authz_denied_total %llu\n"
+		              "# TYPE mesh_authz_audit_total counter\nmesh_authz_audit_total %llu\n",
+		              (unsigned long long)P.tls_in_ok, (unsigned long long)P.tls_in_fail,
+		              (unsigned long long)P.tls_out_ok, (unsigned long long)P.tls_out_fail,
+		              (unsigned long long)P.tls_resumed, (unsigned long long)P.plaintext_refused,
+		              (unsigned long long)P.authz_denied, (unsigned long long)P.authz_audited);
+		if (P.creds)
+			strbuf_printf(body, "# TYPE mesh_cert_expiry_seconds gauge\nmesh_cert_expiry_seconds %.0f\n",
+			              tls_creds_not_after(P.creds) - ev_now(P.loop));
 		cluster_metrics(body);
 		return 200;
 	}
-	if (plen == 1 && path[0] == '/') {
-		strbuf_puts(body, "mesh proxy admin: /ready /config /metrics\n");
+	if (plen == 6 && !memcmp(path, "/certs", 6)) {
+		if (!P.creds) {
+			strbuf_puts(body, "no identity: [control] ca is not set, this proxy speaks plaintext only\n");
+			return 404;
+		}
+		strbuf_printf(body, "identity = %s\nnot_before = %.0f\nnot_after = %.0f\nexpires_in = %.0fs\n"
+		              "inbound_mtls = %s\n", tls_creds_id(P.creds), tls_creds_not_before(P.creds),
+		              tls_creds_not_after(P.creds), tls_creds_not_after(P.creds) - ev_now(P.loop),
+		              P.inbound_mode == CONF_MTLS_STRICT ? "STRICT" :
+		              P.inbound_mode == CONF_MTLS_DISABLE ? "DISABLE" : "PERMISSIVE");
 		return 200;
 	}
-	strbuf_puts(body, "not found; try /ready /config /metrics\n");
+	if (plen == 1 && path[0] == '/') {
+		strbuf_puts(body, "mesh proxy admin: /ready /config /metrics /certs\n");
+		return 200;
+	}
+	strbuf_puts(body, "not found; try /ready /config /metrics /certs\n");
 	return 404;
 }
 
 /* ------------------------------------------------------------------ signals, main */
+
+/* agent: a renewed identity; new connections use it, open ones keep theirs */
+static void creds_renewed(struct tls_creds *c, void *arg)
+{
+	(void)arg;
+	log_info("identity %s renewed, valid until %.0f", tls_creds_id(c), tls_creds_not_after(c));
+	tls_creds_unref(P.creds);
+	P.creds = c;
+}
+
+/* the workload's first identity, before serving: retried for a while, since
+ * the CA may be starting at the same moment (mesh demo, compose) */
+static int identity_start(const struct conf *cf)
+{
+	char err[512];
+	int i;
+
+	if (!cf->control.ca.set)
+		return 0;
+	if (tls_global_init() < 0) {
+		log_error("no entropy source for keys");
+		return -1;
+	}
+	for (i = 0; i < 30 && !P.creds; i++) {
+		P.creds = agent_fetch(cf, 5000, err, sizeof(err));
+		if (!P.creds) {
+			if (!i || i % 10 == 9)
+				log_warn("no identity yet: %s (retrying)", err);
+			usleep(200000 + 100000 * (useconds_t)(i < 8 ? i : 8));
+		}
+	}
+	if (!P.creds) {
+		log_error("no workload identity from the CA at %s: %s", cf->control.ca.text, err);
+		return -1;
+	}
+	snprintf(P.self_id, sizeof(P.self_id), "%s", tls_creds_id(P.creds));
+	log_info("identity %s, valid until %.0f", P.self_id, tls_creds_not_after(P.creds));
+	return 0;
+}
 
 static void drain_done_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -3050,8 +3457,17 @@ int proxy_main(int argc, char **argv)
 	}
 	P.access_fd = -1;
 	ev_timer_init(&P.access_flush, access_flush_cb, 1.0, 0.);
+	if (identity_start(cf) < 0) {
+		conf_unref(cf);
+		return 1;
+	}
 	if (config_install(cf) < 0) {
 		conf_unref(cf);
+		return 1;
+	}
+	if (P.creds && agent_start(P.loop, cf, P.creds, creds_renewed, NULL) < 0) {
+		log_error("cannot start certificate renewal");
+		conf_unref(P.conf);
 		return 1;
 	}
 	ev_signal_init(&P.sighup, signal_cb, SIGHUP);
@@ -3073,6 +3489,11 @@ int proxy_main(int argc, char **argv)
 		struct listener *l = P.listeners;
 		P.listeners = l->next;
 		listener_free(l);
+	}
+	if (P.creds) {
+		agent_stop();
+		tls_creds_unref(P.creds);
+		P.creds = NULL;
 	}
 	balance_free_all();     /* closes the idle pools through ep_free_hook */
 	route_table_free(P.routes);
