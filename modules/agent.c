@@ -532,6 +532,8 @@ static void *agent_renew_thread(void *unused)
 		}
 		backoff = AGENT_BACKOFF_MIN;
 		A.not_before = tls_creds_not_before(c);
+		if (A.not_before < agent_wall())
+			A.not_before = agent_wall();     /* see agent_start */
 		A.not_after = tls_creds_not_after(c);
 		pthread_mutex_lock(&A.lock);
 		tls_creds_unref(A.mailbox);
@@ -576,7 +578,12 @@ int agent_start(struct ev_loop *loop, const struct conf *cf, const struct tls_cr
 	A.on_creds = on_creds;
 	A.arg = arg;
 	A.stop = 0;
+	/* life is counted from when we got it: not_before is back-dated by the
+	 * CA's clock_skew, which for a short-lived certificate would put 70% of
+	 * its life in the past and renew in a loop */
 	A.not_before = tls_creds_not_before(cur);
+	if (A.not_before < agent_wall())
+		A.not_before = agent_wall();
 	A.not_after = tls_creds_not_after(cur);
 	ev_async_init(&A.async, agent_async_cb);
 	ev_async_start(loop, &A.async);

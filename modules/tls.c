@@ -86,6 +86,7 @@ static const mbedtls_x509_crt_profile g_profile = {
 struct tls_cached {
 	char *key;                   /* session_key, NULL = free slot */
 	char *peer_id;               /* the server's SPIFFE id when the session was made */
+	double expires;              /* the earlier of both certificates' not_after: no resumption after */
 	mbedtls_ssl_session sess;
 	unsigned long used;          /* LRU clock */
 };
@@ -427,6 +428,8 @@ struct tls_conn {
 	char *peer_id;               /* peer's SPIFFE id (verified leaf or resumed session) */
 	char *ids;                   /* client: acceptable server ids, NUL-separated, "" ends; NULL = any */
 	char *session_key;           /* client: cache key, until a session is stored */
+	size_t wpending;             /* plaintext bytes in a record not yet fully sent (WANT_WRITE) */
+	double peer_not_after;       /* the peer leaf's not_after (0 = unknown) */
 	char err[160];               /* last failure */
 };
 
@@ -515,8 +518,19 @@ static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
 	t->peer_id = strdup(id);
 	if (!t->peer_id)
 		return MBEDTLS_ERR_X509_ALLOC_FAILED;
+	t->peer_not_after = x509_time_unix(&crt->valid_to);
 	t->verified = 1;
 	return 0;
+}
+
+/* a resumed session must not outlive either certificate of the handshake that made it */
+static double session_expires(const struct tls_conn *t)
+{
+	double e = t->creds->not_after;
+
+	if (t->peer_not_after > 0 && t->peer_not_after < e)
+		e = t->peer_not_after;
+	return e;
 }
 
 static struct tls_conn *conn_new(struct tls_creds *c, int fd, int client)
@@ -558,11 +572,14 @@ static void cache_load(struct tls_conn *t, const char *key)
 
 		if (!e->key || strcmp(e->key, key) != 0)
 			continue;
-		/* a server that changed identity must go through a full handshake */
-		if (e->peer_id && id_allowed(t, e->peer_id) && mbedtls_ssl_set_session(&t->ssl, &e->sess) == 0) {
+		/* a server that changed identity, or a certificate that expired since,
+		 * means a full handshake */
+		if (e->peer_id && id_allowed(t, e->peer_id) && (double)time(NULL) < e->expires &&
+		    (double)time(NULL) < t->creds->not_after && mbedtls_ssl_set_session(&t->ssl, &e->sess) == 0) {
 			e->used = ++g_cache_clock;
 			free(t->peer_id);
 			t->peer_id = strdup(e->peer_id);
+			t->peer_not_after = e->expires;
 		}
 		break;
 	}
@@ -614,6 +631,7 @@ static void cache_store(struct tls_conn *t)
 	}
 	free(e->peer_id);
 	e->peer_id = strdup(t->peer_id);
+	e->expires = session_expires(t);
 	e->sess = s;  /* owned by the slot now */
 	e->used = ++g_cache_clock;
 	pthread_mutex_unlock(&g_cache_lock);
@@ -777,15 +795,33 @@ ssize_t tls_write(struct tls_conn *t, const void *buf, size_t len)
 		if (rc != 0)
 			return rc;
 	}
+	/* After WANT_WRITE, mbedTLS finishes the record it already encrypted and
+	 * returns the length it is given as written: give it that record's length
+	 * (the caller's buffer still starts with those bytes), not a longer one. */
+	if (t->wpending) {
+		if (len < t->wpending) {
+			snprintf(t->err, sizeof(t->err), "tls: write retried with less data than the pending record");
+			return TLS_ERR;
+		}
+		len = t->wpending;
+	} else {
+		int max = mbedtls_ssl_get_max_out_record_payload(&t->ssl);
+		if (max > 0 && len > (size_t)max)
+			len = (size_t)max;
+	}
 	tls_cur = t;
 	rc = mbedtls_ssl_write(&t->ssl, buf, len);
 	tls_cur = NULL;
-	if (rc >= 0)
+	if (rc >= 0) {
+		t->wpending = 0;
 		return rc;
+	}
 	if (rc == MBEDTLS_ERR_SSL_WANT_READ)
 		return TLS_WANT_READ;
-	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+		t->wpending = len;
 		return TLS_WANT_WRITE;
+	}
 	set_mbed_err(t, rc);
 	return TLS_ERR;
 }
@@ -833,24 +869,36 @@ static void ticket_mac(const unsigned char *p, size_t n, unsigned char out[TLS_T
 	memcpy(out, full, TLS_TICKET_MAC);
 }
 
-/* ticket = mbedTLS ticket | id | u16 id length | MAC over all of that */
+/* ticket = mbedTLS ticket | id | u32 expiry (Unix s) | u16 id length | MAC over all of that.
+ * The expiry is the earlier not_after of both certificates: a ticket must not
+ * let a peer whose certificate expired back in without one. */
 static int ticket_write(void *p, const mbedtls_ssl_session *s, unsigned char *start,
                         const unsigned char *end, size_t *tlen, uint32_t *lifetime)
 {
 	const char *id = tls_cur && tls_cur->peer_id ? tls_cur->peer_id : "";
 	size_t idlen = strlen(id), inner;
+	double exp = tls_cur ? session_expires(tls_cur) : 0, left = exp - (double)time(NULL);
+	uint32_t e32 = exp > 0 && exp < 4294967295.0 ? (uint32_t)exp : 0;
 	int rc;
 
-	if ((size_t)(end - start) < idlen + 2 + TLS_TICKET_MAC + 64)
+	if ((size_t)(end - start) < idlen + 6 + TLS_TICKET_MAC + 64)
 		return MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL;
-	rc = mbedtls_ssl_ticket_write(p, s, start, end - idlen - 2 - TLS_TICKET_MAC, &inner, lifetime);
+	rc = mbedtls_ssl_ticket_write(p, s, start, end - idlen - 6 - TLS_TICKET_MAC, &inner, lifetime);
 	if (rc != 0)
 		return rc;
+	if (left < 1)
+		left = 1;
+	if (*lifetime > left)
+		*lifetime = (uint32_t)left;
 	memcpy(start + inner, id, idlen);
-	start[inner + idlen] = (unsigned char)(idlen >> 8);
-	start[inner + idlen + 1] = (unsigned char)idlen;
-	ticket_mac(start, inner + idlen + 2, start + inner + idlen + 2);
-	*tlen = inner + idlen + 2 + TLS_TICKET_MAC;
+	start[inner + idlen] = (unsigned char)(e32 >> 24);
+	start[inner + idlen + 1] = (unsigned char)(e32 >> 16);
+	start[inner + idlen + 2] = (unsigned char)(e32 >> 8);
+	start[inner + idlen + 3] = (unsigned char)e32;
+	start[inner + idlen + 4] = (unsigned char)(idlen >> 8);
+	start[inner + idlen + 5] = (unsigned char)idlen;
+	ticket_mac(start, inner + idlen + 6, start + inner + idlen + 6);
+	*tlen = inner + idlen + 6 + TLS_TICKET_MAC;
 	return 0;
 }
 
@@ -863,7 +911,9 @@ static int ticket_parse(void *p, mbedtls_ssl_session *s, unsigned char *buf, siz
 	char *id;
 	int rc;
 
-	if (len < 2 + TLS_TICKET_MAC)
+	uint32_t e32;
+
+	if (len < 6 + TLS_TICKET_MAC)
 		return MBEDTLS_ERR_SSL_INVALID_MAC;
 	ticket_mac(buf, len - TLS_TICKET_MAC, mac);
 	for (i = 0; i < TLS_TICKET_MAC; i++)
@@ -871,9 +921,16 @@ static int ticket_parse(void *p, mbedtls_ssl_session *s, unsigned char *buf, siz
 	if (diff)
 		return MBEDTLS_ERR_SSL_INVALID_MAC;
 	idlen = (size_t)buf[len - TLS_TICKET_MAC - 2] << 8 | buf[len - TLS_TICKET_MAC - 1];
-	if (idlen == 0 || idlen >= TLS_ID_MAX || idlen > len - TLS_TICKET_MAC - 2)
+	if (idlen == 0 || idlen >= TLS_ID_MAX || idlen > len - TLS_TICKET_MAC - 6)
 		return MBEDTLS_ERR_SSL_INVALID_MAC;
-	inner = len - TLS_TICKET_MAC - 2 - idlen;
+	e32 = (uint32_t)buf[len - TLS_TICKET_MAC - 6] << 24 | (uint32_t)buf[len - TLS_TICKET_MAC - 5] << 16 |
+	      (uint32_t)buf[len - TLS_TICKET_MAC - 4] << 8 | buf[len - TLS_TICKET_MAC - 3];
+	if ((double)time(NULL) >= (double)e32 || (tls_cur && (double)time(NULL) >= tls_cur->creds->not_after)) {
+		if (tls_cur)
+			tls_cur->err[0] = '\0';
+		return MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;   /* a certificate behind it expired: full handshake */
+	}
+	inner = len - TLS_TICKET_MAC - 6 - idlen;
 	id = strndup((const char *)buf + inner, idlen);
 	if (!id)
 		return MBEDTLS_ERR_SSL_ALLOC_FAILED;
@@ -886,6 +943,7 @@ static int ticket_parse(void *p, mbedtls_ssl_session *s, unsigned char *buf, siz
 	}
 	free(tls_cur->peer_id);
 	tls_cur->peer_id = id;
+	tls_cur->peer_not_after = (double)e32;
 	return 0;
 }
 
