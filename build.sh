@@ -217,7 +217,7 @@ run_tests() {
 	# The two passes (static binary, sanitizer build) run side by side, one per
 	# core, to stay within CI's time; MESH_TEST_SERIAL=1 runs them one after the
 	# other. Scenarios pick their ports apart (tests/e2e/lib.sh).
-	local bin pids=() slot=0
+	local bin pids=() slot=0  # E2E_SLOT_BASE=N shifts the port slots (two test runs on one machine)
 	for bin in mesh mesh-asan; do
 		slot=$((slot + 1))
 		(
@@ -225,7 +225,7 @@ run_tests() {
 				[ -e "$t" ] || continue
 				name=$(basename "$t" .sh)
 				rc=0; SECONDS=0
-				E2E_SLOT=$slot MESH="$ROOT/$bin" BIN="$art/bin" ART="$art/$bin-$name" timeout 240 bash "$t" \
+				E2E_SLOT=$((slot + ${E2E_SLOT_BASE:-0})) MESH="$ROOT/$bin" BIN="$art/bin" ART="$art/$bin-$name" timeout 240 bash "$t" \
 					>"$art/$bin-$name.log" 2>&1 || rc=$?
 				echo "$name $rc $SECONDS" >>"$art/$bin.results"
 			done
