@@ -2309,6 +2309,7 @@ static int parse_status_list(struct ld *ld, const struct conf_key *k, void *dst,
 /* ------------------------------------------------------------ security values (issue #4) */
 
 static char *read_file(const char *path, char *why, size_t wn);
+static void labels_text(struct sb *b, const struct conf_labels *l, size_t keylen);
 
 static const char *const mtls_words[] = { "UNSET", "DISABLE", "PERMISSIVE", "STRICT", NULL };
 static const char *const action_words[] = { "ALLOW", "DENY", "AUDIT", NULL };
@@ -4359,6 +4360,57 @@ static int rule_empty(const struct conf_authz_rule *r)
 	       !r->not_paths.n && !r->ports.n && !r->not_ports.n && !r->hosts.n && !r->not_hosts.n && !r->n_headers;
 }
 
+/* Would a policy of namespace ns with selector sel select anything this
+ * config knows of: an endpoint of a service (app=SERVICE implied) or the
+ * workload itself? */
+static int selects_something(const struct conf *c, const char *ns, const struct conf_labels *sel)
+{
+	size_t i, j, k;
+
+	for (i = 0; i <= c->n_services; i++) {
+		const struct conf_service *s = i < c->n_services ? &c->services[i] : NULL;
+		const char *s_ns = s ? s->namespace : c->workload.namespace, *app = s ? s->name : c->workload.service;
+		size_t n = s ? (s->n_endpoints ? s->n_endpoints : 1) : 1;
+
+		if (*policy_ns(ns) && strcmp(ns, s_ns))
+			continue;
+		for (j = 0; j < n; j++) {
+			const struct conf_labels *l = s ? (s->n_endpoints ? &s->endpoints[j].labels : NULL) : &c->workload.labels;
+
+			for (k = 0; k < sel->n; k++) {
+				const char *v = conf_label(l, sel->v[k].key);
+
+				if (!v && !strcmp(sel->v[k].key, "app"))
+					v = app;
+				if (!v || strcmp(v, sel->v[k].value))
+					break;
+			}
+			if (k == sel->n)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* a warning for a policy that applies to nothing this config knows of */
+static void check_selects(struct ld *ld, const char *kind, const char *name, const char *ns,
+                          const struct conf_labels *sel, const char *file, int line)
+{
+	struct where at = { file, line };
+	struct sb b = { 0 };
+
+	if (!ld->c->n_services || selects_something(ld->c, ns, sel))
+		return;
+	sb_add(&b, "");
+	labels_text(&b, sel, 0);
+	if (sel->n)
+		ld_warn(ld, &at, "%s %s: selector %s selects no endpoint of any service%s%s (app=SERVICE is implied)",
+		        kind, name, b.p, *policy_ns(ns) ? " in namespace " : "", policy_ns(ns));
+	else
+		ld_warn(ld, &at, "%s %s: namespace %s has no services", kind, name, ns);
+	free(b.p);
+}
+
 static void finish_security(struct ld *ld)
 {
 	static const char *const needs_ca[] = { "token_file", "trust_bundle", "ca_fingerprint", "key_file" };
@@ -4413,11 +4465,16 @@ static void finish_security(struct ld *ld)
 		        c->workload.service_account, s->name, s->service_account);
 	}
 
+	for (i = 0; i < c->n_peer_auths; i++)
+		check_selects(ld, "peer_authentication", c->peer_auths[i].name, c->peer_auths[i].namespace,
+		              &c->peer_auths[i].selector, c->peer_auths[i].file, c->peer_auths[i].line);
+
 	/* [authorization]: rules = none, or the one empty rule of a section without rule keys */
 	for (i = 0; i < c->n_authzs; i++) {
 		struct conf_authz *p = &c->authzs[i];
 		struct where hdr = { p->file, p->line };
 
+		check_selects(ld, "authorization", p->name, p->namespace, &p->selector, p->file, p->line);
 		if (ld->ax[i].rules_at.line) {
 			if (p->n_rules)
 				ld_err(ld, &ld->ax[i].rules_at, "authorization %s: rules = none, but the policy has a rule "

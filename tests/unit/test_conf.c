@@ -2217,6 +2217,15 @@ static void test_security_warnings(void)
 	     !strncmp(c->warnings[0], "t.ini:3: warning: [workload] service_account 'bookinfo-reviews' differs from "
 	              "[service reviews] service_account 'reviews'", 100));
 	conf_unref(c);
+	c = load("[service productpage]\nendpoint = :1 version=v1\n[authorization p]\nnamespace = default\n"
+	         "selector = app=productpag\n[peer_authentication q]\nnamespace = prodution\n"
+	         "[authorization r]\nselector = version=v1\n[peer_authentication s]\nselector = app=productpage\n");
+	TEST("warning: a selector that selects nothing", c && has_warning(c, "t.ini:3: warning: authorization p: selector "
+	     "app=productpag selects no endpoint of any service in namespace default (app=SERVICE is implied)"));
+	TEST("warning: a namespace without services", c && has_warning(c, "t.ini:6: warning: peer_authentication q: "
+	     "namespace prodution has no services"));
+	TEST("no warning: selectors that select an endpoint, by its labels or its service", c && c->n_warnings == 2);
+	conf_unref(c);
 	TEST("no warning: the same identity", loads("[workload]\nservice = reviews\nservice_account = bookinfo-reviews\n"
 	     "[service reviews]\nendpoint = :1\nservice_account = bookinfo-reviews\n"));
 }
