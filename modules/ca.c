@@ -405,8 +405,10 @@ static int ca_ini_handler(void *user, const char *section, const char *name, con
 			ca_set_str(&c->trust_domain, value);
 	} else if (!strcmp(name, "cert_ttl") || !strcmp(name, "clock_skew")) {
 		v = ca_parse_secs(value);
-		if (v < 0 || (!strcmp(name, "cert_ttl") && (v < 10 || v > 366LL * 86400)))
-			ca_ini_err(x, line, "%s: '%s' is not a duration (e.g. 90s, 5m, 24h, 30d; cert_ttl from 10s to 366d)", name, value);
+		if (v < 0)
+			ca_ini_err(x, line, "%s: '%s' is not a duration (e.g. 90s, 5m, 24h, 30d)", name, value);
+		else if (!strcmp(name, "cert_ttl") && (v < 10 || v > 366LL * 86400))
+			ca_ini_err(x, line, "cert_ttl: '%s' is out of range (from 10s to 366d)", value);
 		else if (!strcmp(name, "cert_ttl"))
 			c->cert_ttl = v;
 		else

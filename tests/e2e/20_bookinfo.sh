@@ -15,7 +15,7 @@
 ports GW GW_OUT GW_ADM \
 	PP_APP PP_IN PP_OUT PP_ADM D_APP D_IN D_OUT D_ADM \
 	R1_APP R1_IN R1_OUT R1_ADM R2_APP R2_IN R2_OUT R2_ADM R3_APP R3_IN R3_OUT R3_ADM \
-	RA_APP RA_IN RA_OUT RA_ADM CAP SMALL
+	RA_APP RA_IN RA_OUT RA_ADM CAP SMALL BI_CA
 export D_APP RA_APP CAP SMALL MESH ART
 
 # ---------------------------------------------------------------- config: the shipped conf/bookinfo
@@ -28,7 +28,7 @@ remap=(9080 "$PP_APP" 9081 "$D_APP" 9082 "$R1_APP" 9083 "$R2_APP" 9084 "$R3_APP"
 	15200 "$PP_ADM" 15201 "$PP_OUT" 15206 "$PP_IN" 15210 "$D_ADM" 15211 "$D_OUT" 15216 "$D_IN"
 	15220 "$R1_ADM" 15221 "$R1_OUT" 15226 "$R1_IN" 15230 "$R2_ADM" 15231 "$R2_OUT" 15236 "$R2_IN"
 	15240 "$R3_ADM" 15241 "$R3_OUT" 15246 "$R3_IN" 15250 "$RA_ADM" 15251 "$RA_OUT" 15256 "$RA_IN"
-	8080 "$GW" 15290 "$GW_ADM" 15291 "$GW_OUT")
+	8080 "$GW" 15290 "$GW_ADM" 15291 "$GW_OUT" 15012 "$BI_CA")
 sedargs=()
 for ((i = 0; i < ${#remap[@]}; i += 2)); do
 	sedargs+=(-e "s/127\.0\.0\.1:${remap[i]}\([^0-9]\|\$\)/127.0.0.1:${remap[i + 1]}\1/g")
@@ -40,7 +40,7 @@ done
 left=$(grep -ho '127\.0\.0\.1:[0-9]*' "$ART"/*.ini | awk -F: '$2 < 20000' | sort -u | tr '\n' ' ')
 expect_eq "every address of conf/bookinfo moved to this run's ports" "" "$left"
 expect_eq "conf/bookinfo has the mesh, six sidecars, the gateway and Lab 2" \
-	"details-v1 gateway mesh-lab2 mesh productpage-v1 ratings-v1 reviews-v1 reviews-v2 reviews-v3" \
+	"ca details-v1 gateway mesh-lab2 mesh productpage-v1 ratings-v1 reviews-v1 reviews-v2 reviews-v3" \
 	"$(cd "$ART" && LC_ALL=C ls *.ini | sed 's/\.ini$//' | tr '\n' ' ' | sed 's/ $//')"
 
 # ---------------------------------------------------------------- the CLI refuses what cannot work
@@ -61,6 +61,10 @@ out=$("$MESH" --help 2>&1)
 expect_match "mesh --help lists sample-app as a lab/test mode" 'sample-app.*labs and tests' "$out"
 
 # ---------------------------------------------------------------- start everything
+# the mesh's CA first, as conf/bookinfo/README.md says (its ca.ini, moved to our port)
+"$MESH" ca init --dir "$ART/ca" >"$ART/ca-init.log" 2>&1 || fail "ca init" "$(cat "$ART/ca-init.log")"
+start_mesh ca ca -c "$ART/ca.ini"
+wait_port "$BI_CA" 10 || fail "ca" "the CA does not listen on $BI_CA"
 declare -A PROXY_PID
 for p in productpage-v1 details-v1 reviews-v1 reviews-v2 reviews-v3 ratings-v1 gateway; do
 	start_mesh "proxy-$p" proxy -c "$ART/$p.ini"
@@ -547,4 +551,44 @@ t=$(tally)
 if printf '%s' "$t" | grep -Eq 'v1=[1-9][0-9]* v2=[1-9][0-9]* v3=[1-9][0-9]* \?=0'; then
 	pass "SIGHUP back to mesh.ini: all three versions again ($t)"
 else fail "back to mesh.ini" "$t"; fi
+
+# ---------------------------------------------------------------- security: mTLS from the start
+# Every sidecar has an identity from the CA (conf/bookinfo/ca.ini), so, as with
+# Istio's auto mTLS, sidecars already talk mTLS (PERMISSIVE by default).
+TD=cluster.local
+n=$(metric_sum "$R2_ADM" "istio_requests_total\\{.*reporter=\"destination\".*source_principal=\"spiffe://$TD/ns/default/sa/bookinfo-productpage\".*connection_security_policy=\"mutual_tls\"")
+if [ "$n" -ge 1 ]; then pass "productpage -> reviews v2 is mTLS with productpage's identity ($n requests)"
+else fail "auto mTLS in Bookinfo" "no mutual_tls requests from bookinfo-productpage at reviews v2"; fi
+expect_match "reviews v2's sidecar has its identity" "identity = spiffe://$TD/ns/default/sa/bookinfo-reviews" \
+	"$(curl -s "http://127.0.0.1:$R2_ADM/certs")"
+expect_eq "PERMISSIVE: plaintext to a sidecar still accepted" 200 "$(code -H 'Host: details' "http://127.0.0.1:$D_IN/details/0")"
+
+# the seed's security-policy.yaml: PeerAuthentication STRICT mesh-wide + allow-all
+printf '\n[peer_authentication default]\nmode = STRICT\n\n[authorization allow-all]\naction = ALLOW\n' >>"$ART/mesh.ini"
+for p in "${!PROXY_PID[@]}"; do kill -HUP "${PROXY_PID[$p]}"; done
+for i in $(seq 1 25); do
+	curl -s --max-time 2 "http://127.0.0.1:$D_ADM/certs" | grep -q 'inbound_mtls = STRICT' && break
+	sleep 0.2
+done
+codes=$(pages "http://127.0.0.1:$GW/productpage" 30 | sort | uniq -c | tr -s ' ')
+expect_match "STRICT + allow-all: 30 pages through the gateway, all 200" '^ ?30 200$' "$codes"
+t=$(tally)
+if printf '%s' "$t" | grep -Eq '\?=0$'; then pass "STRICT: every page has its reviews ($t)"; else fail "STRICT pages" "$t"; fi
+out=$(curl -s -i --max-time 5 -H 'Host: details' "http://127.0.0.1:$D_IN/details/0")
+expect_match "STRICT: plaintext to a sidecar is refused (403)" "^HTTP/1.1 403" "$out"
+out=$("$MESH" tls-check productpage.default -c "$ART/mesh.ini" 2>&1)
+expect_match "tls-check prints istioctl's table" "^HOST:PORT +STATUS +SERVER +CLIENT +AUTHN POLICY +DESTINATION RULE" "$out"
+expect_match "tls-check: productpage OK STRICT mTLS default/" \
+	"productpage\.default\.svc\.cluster\.local:9080 +OK +STRICT +mTLS +default/" "$out"
+
+# productpage-policy (the seed's, in namespace default): productpage's identity may do anything, others only GET
+sed -i '/^\[authorization allow-all\]$/,/^action = ALLOW$/d' "$ART/mesh.ini"
+printf '\n[authorization productpage-policy]\nnamespace = default\nselector = app=productpage\naction = ALLOW\nfrom.principals = %s/ns/default/sa/bookinfo-productpage\n\n[authorization productpage-policy/get]\nto.methods = GET\n' "$TD" >>"$ART/mesh.ini"
+for p in "${!PROXY_PID[@]}"; do kill -HUP "${PROXY_PID[$p]}"; done
+sleep 1
+expect_eq "productpage-policy: GET through the gateway allowed" 200 "$(code "http://127.0.0.1:$GW/productpage")"
+expect_eq "productpage-policy: POST /login from the gateway's identity denied" 403 \
+	"$(code -X POST -d 'username=jason' "http://127.0.0.1:$GW/login")"
+expect_eq "productpage-policy: the body is Istio's" "RBAC: access denied" \
+	"$(body -X POST -d 'username=jason' "http://127.0.0.1:$GW/login")"
 exit 0

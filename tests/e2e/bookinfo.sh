@@ -7,7 +7,8 @@
 #                           <W>_APP <W>_IN <W>_OUT <W>_ADM for W in PP D R1 R2 R3 RA
 #   bookinfo_conf           copies conf/bookinfo/*.ini to $ART with every address
 #                           moved to those ports, plus [proxy] drain_timeout = 1s
-#   bookinfo_start_proxies  starts the seven proxies (PROXY_PID[name]), waits for /ready
+#   bookinfo_start_proxies  starts the CA (ca init into $ART/ca) and the seven proxies
+#                           (PROXY_PID[name]), waits for /ready
 #   bookinfo_start_apps [ARGS...]  starts the six apps (APP_PID[pp|d|r1|r2|r3|ra]),
 #                           each with ARGS added (e.g. --quiet), waits until they listen
 #   start_app KEY LOGNAME ARGS...  one app (also to restart one)
@@ -17,7 +18,7 @@ BOOKINFO_PROXIES=(productpage-v1 details-v1 reviews-v1 reviews-v2 reviews-v3 rat
 declare -A PROXY_PID APP_PID
 
 bookinfo_ports() {
-	ports GW GW_OUT GW_ADM \
+	ports GW GW_OUT GW_ADM BI_CA \
 		PP_APP PP_IN PP_OUT PP_ADM D_APP D_IN D_OUT D_ADM \
 		R1_APP R1_IN R1_OUT R1_ADM R2_APP R2_IN R2_OUT R2_ADM R3_APP R3_IN R3_OUT R3_ADM \
 		RA_APP RA_IN RA_OUT RA_ADM
@@ -30,7 +31,7 @@ bookinfo_conf() {
 		15200 "$PP_ADM" 15201 "$PP_OUT" 15206 "$PP_IN" 15210 "$D_ADM" 15211 "$D_OUT" 15216 "$D_IN"
 		15220 "$R1_ADM" 15221 "$R1_OUT" 15226 "$R1_IN" 15230 "$R2_ADM" 15231 "$R2_OUT" 15236 "$R2_IN"
 		15240 "$R3_ADM" 15241 "$R3_OUT" 15246 "$R3_IN" 15250 "$RA_ADM" 15251 "$RA_OUT" 15256 "$RA_IN"
-		8080 "$GW" 15290 "$GW_ADM" 15291 "$GW_OUT")
+		8080 "$GW" 15290 "$GW_ADM" 15291 "$GW_OUT" 15012 "$BI_CA")
 	for ((i = 0; i < ${#remap[@]}; i += 2)); do
 		sedargs+=(-e "s/127\.0\.0\.1:${remap[i]}\([^0-9]\|\$\)/127.0.0.1:${remap[i + 1]}\1/g")
 	done
@@ -44,6 +45,10 @@ bookinfo_conf() {
 
 bookinfo_start_proxies() {
 	local p a
+	# the mesh's CA first (conf/bookinfo/ca.ini, moved to our port): the sidecars get their identities from it
+	if ! "$MESH" ca init --dir "$ART/ca" >"$ART/ca-init.log" 2>&1; then fail "ca init" "$(cat "$ART/ca-init.log")"; return 1; fi
+	start_mesh ca ca -c "$ART/ca.ini"
+	if ! wait_port "$BI_CA" 10; then fail "ca start" "the CA does not listen on $BI_CA"; return 1; fi
 	for p in "${BOOKINFO_PROXIES[@]}"; do
 		start_mesh "proxy-$p" proxy -c "$ART/$p.ini"
 		PROXY_PID[$p]=$MESH_PID
