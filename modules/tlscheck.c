@@ -9,11 +9,23 @@
  * with a sidecar unless the endpoint's mode is DISABLE, and plaintext (HTTP)
  * otherwise. STATUS is CONFLICT when the two cannot talk: STRICT with a
  * plaintext client (the service has no sidecar, or the client no identity).
+ *
+ * LIVE asks the running endpoints (unless --offline): a plaintext request
+ * tells STRICT (403 "mTLS required") from the rest, and a TLS record header
+ * tells a proxy that takes mTLS (it starts a handshake and drops the
+ * garbage) from one that only speaks HTTP (it answers 400). An endpoint
+ * that answers otherwise than its configuration says makes the row CONFLICT
+ * (typically a proxy that has not reloaded).
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "authz.h"
+#include "net.h"
 #include "tlscheck.h"
 
 static const char *const mode_names[] = { "UNSET", "DISABLE", "PERMISSIVE", "STRICT" };
@@ -90,36 +102,153 @@ size_t tlscheck_rows(const struct conf *c, const struct conf_service *svc, int c
 	return n;
 }
 
+/* ------------------------------------------------------------------ live probes */
+
+#define PROBE_MS 1500
+
+static long long ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Connects to a, sends what, reads what comes back until close, timeout or
+ * cap. Returns bytes read (0: closed without a word), -1: no connection,
+ * -2: connected but silent until the timeout.
+ */
+static int probe(const struct conf_addr *a, const char *what, size_t len, char *out, size_t cap)
+{
+	long long end = ms_now() + PROBE_MS;
+	struct pollfd pf;
+	int fd, inprog, got = 0, silent = 1;
+	ssize_t n;
+
+	fd = net_connect((const struct sockaddr *)&a->ss, a->len, &inprog);
+	if (fd < 0)
+		return -1;
+	pf.fd = fd;
+	pf.events = POLLOUT;
+	if (inprog && (poll(&pf, 1, PROBE_MS) != 1 || net_connect_result(fd))) {
+		close(fd);
+		return -1;
+	}
+	if (write(fd, what, len) != (ssize_t)len) {
+		close(fd);
+		return 0;
+	}
+	pf.events = POLLIN;
+	while ((size_t)got < cap - 1) {
+		long long left = end - ms_now();
+
+		if (left <= 0 || poll(&pf, 1, (int)left) != 1)
+			break;
+		n = read(fd, out + got, cap - 1 - (size_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		silent = 0;
+		if (n <= 0)
+			break;
+		got += (int)n;
+	}
+	out[got] = '\0';
+	close(fd);
+	return got ? got : silent ? -2 : 0;
+}
+
+/* what an endpoint does: "STRICT", "PERMISSIVE", "DISABLE", "DOWN" or "?" */
+static const char *probe_mode(const struct conf_addr *a)
+{
+	static const char plain[] = "GET / HTTP/1.1\r\nHost: tls-check\r\nConnection: close\r\n\r\n";
+	static const char record[] = "\x16\x03\x01\x00\x04\x01\x00\x00\x00";   /* a (bogus) ClientHello record */
+	char buf[512];
+	int np, nt, refused, takes_tls;
+
+	np = probe(a, plain, sizeof(plain) - 1, buf, sizeof(buf));
+	if (np == -1)
+		return "DOWN";
+	refused = np > 0 && !strncmp(buf, "HTTP/1.", 7) && strstr(buf, "mTLS required") != NULL;
+	if (np > 0 && strncmp(buf, "HTTP/1.", 7))
+		return "?";
+	nt = probe(a, record, sizeof(record) - 1, buf, sizeof(buf));
+	if (nt == -1)
+		return "DOWN";
+	takes_tls = !(nt > 0 && !strncmp(buf, "HTTP/1.", 7));
+	if (refused)
+		return takes_tls ? "STRICT" : "?";
+	if (np <= 0)
+		return "?";
+	return takes_tls ? "PERMISSIVE" : "DISABLE";
+}
+
+/* probes every endpoint of svc and merges what they do into its rows */
+static void tlscheck_live(const struct conf *c, const struct conf_service *svc, struct tlscheck_row *rows,
+                          size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < svc->n_endpoints; i++) {
+		const struct conf_endpoint *ep = &svc->endpoints[i];
+		const struct authz_workload w = { svc->namespace, svc->name, &ep->labels };
+		enum conf_mtls m = authz_peer_mode(c, &w, svc->port, NULL);
+		const char *live = probe_mode(&ep->addr);
+		const char *want = svc->sidecar ? mode_names[m] : "DISABLE";
+		struct tlscheck_row *r = NULL;
+
+		for (j = 0; j < n && !r; j++)
+			if (rows[j].server == m)
+				r = &rows[j];
+		if (!r)
+			continue;
+		if (!strstr(r->live, live))
+			snprintf(r->live + strlen(r->live), sizeof(r->live) - strlen(r->live), "%s%s",
+			         r->live[0] ? "," : "", live);
+		if (strcmp(live, "DOWN") && strcmp(live, want) && !(!svc->sidecar && !strcmp(live, "?"))) {
+			r->status = "CONFLICT";
+			if (!r->why[0])
+				snprintf(r->why, sizeof(r->why), "endpoint %s answers as %s, the configuration says %s "
+				         "(a proxy that did not reload? send it SIGHUP)", ep->addr.text, live, want);
+		}
+	}
+}
+
 void tlscheck_print(FILE *f, const struct tlscheck_row *rows, size_t n)
 {
-	static const char *const head[] = { "HOST:PORT", "STATUS", "SERVER", "CLIENT", "AUTHN POLICY", "DESTINATION RULE" };
-	size_t w[6], i, k;
+	static const char *const head[] = { "HOST:PORT", "STATUS", "SERVER", "CLIENT", "AUTHN POLICY", "DESTINATION RULE",
+	                                    "LIVE" };
+	size_t w[7], i, k;
+	int live = 0;
 
-	for (k = 0; k < 6; k++)
+	for (k = 0; k < 7; k++)
 		w[k] = strlen(head[k]);
 	for (i = 0; i < n; i++) {
-		const char *cell[6] = { rows[i].host, rows[i].status, mode_names[rows[i].server], rows[i].client,
-		                        rows[i].authn, rows[i].dest_rule };
+		const char *cell[7] = { rows[i].host, rows[i].status, mode_names[rows[i].server], rows[i].client,
+		                        rows[i].authn, rows[i].dest_rule, rows[i].live };
 
-		for (k = 0; k < 6; k++)
+		live |= rows[i].live[0] != '\0';
+		for (k = 0; k < 7; k++)
 			if (strlen(cell[k]) > w[k])
 				w[k] = strlen(cell[k]);
 	}
-	fprintf(f, "%-*s %-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], head[0], (int)w[1], head[1], (int)w[2], head[2],
-	        (int)w[3], head[3], (int)w[4], head[4], head[5]);
+	fprintf(f, "%-*s %-*s  %-*s  %-*s  %-*s  %-*s%s%s\n", (int)w[0], head[0], (int)w[1], head[1], (int)w[2], head[2],
+	        (int)w[3], head[3], (int)w[4], head[4], live ? (int)w[5] : 0, head[5], live ? "  " : "",
+	        live ? head[6] : "");
 	for (i = 0; i < n; i++)
-		fprintf(f, "%-*s %-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], rows[i].host, (int)w[1], rows[i].status,
+		fprintf(f, "%-*s %-*s  %-*s  %-*s  %-*s  %-*s%s%s\n", (int)w[0], rows[i].host, (int)w[1], rows[i].status,
 		        (int)w[2], mode_names[rows[i].server], (int)w[3], rows[i].client, (int)w[4], rows[i].authn,
-		        rows[i].dest_rule);
+		        live ? (int)w[5] : 0, rows[i].dest_rule, live ? "  " : "", live ? rows[i].live : "");
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mesh tls-check [SERVICE[.NAMESPACE]] [-c FILE]\n"
+	fprintf(f, "usage: mesh tls-check [SERVICE[.NAMESPACE]] [-c FILE] [--offline]\n"
 	           "  The mTLS mode of a service's endpoints (SERVER), what a client proxy sends them\n"
 	           "  (CLIENT, auto mTLS) and whether the two agree (STATUS), from the configuration:\n"
 	           "  a mesh file or a proxy's file (then CLIENT is that proxy's). Without SERVICE,\n"
-	           "  every service. FILE defaults to mesh.ini.\n");
+	           "  every service. FILE defaults to mesh.ini. LIVE is what the running endpoints\n"
+	           "  do when asked (a plaintext request, a TLS record); --offline skips that.\n");
 }
 
 int tlscheck_main(int argc, char **argv)
@@ -129,11 +258,13 @@ int tlscheck_main(int argc, char **argv)
 	size_t n = 0, i, cap = 0;
 	char err[4096] = "mesh tls-check: out of memory";
 	struct conf *c;
-	int identity, rc = 0;
+	int identity, rc = 0, offline = 0;
 
 	for (i = 1; i < (size_t)argc; i++) {
 		if (!strcmp(argv[i], "-c") && i + 1 < (size_t)argc) {
 			path = argv[++i];
+		} else if (!strcmp(argv[i], "--offline")) {
+			offline = 1;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
@@ -180,6 +311,8 @@ int tlscheck_main(int argc, char **argv)
 			}
 			rows = more;
 		}
+		if (!offline)
+			tlscheck_live(c, s, rows + n, got);
 		n += got;
 	}
 	if (name && !n) {

@@ -23,6 +23,7 @@ struct tlscheck_row {
 	char dest_rule[300];         /* the service's [destination] as "NAME/NAMESPACE", or "-" */
 	size_t endpoints;            /* how many endpoints the row stands for */
 	char why[200];               /* CONFLICT: what is wrong, for people; "" when OK */
+	char live[64];               /* what the endpoints do when probed ("STRICT", "PERMISSIVE,DOWN"...), "" = not probed */
 };
 
 /*

@@ -49,8 +49,8 @@ mode      = DISABLE
 action = ALLOW
 INI
 
-# tls-check ARGS... -> $out, $rc
-tc() { out=$(cd "$D" && timeout 10 "$MESH" tls-check "$@" 2>&1); rc=$?; }
+# tls-check ARGS... -> $out, $rc (configuration only: --offline; 42_mtls checks the live column)
+tc() { out=$(cd "$D" && timeout 10 "$MESH" tls-check --offline "$@" 2>&1); rc=$?; }
 row() { printf '%s\n' "$out" | grep -E "^$1 " | head -1 | tr -s ' '; }
 
 tc productpage.default

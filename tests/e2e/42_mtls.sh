@@ -124,6 +124,8 @@ out=$(curl -s -i --max-time 5 "http://127.0.0.1:$SIN/")
 expect_match "STRICT: plaintext refused with 403" "^HTTP/1.1 403" "$out"
 expect_match "STRICT: the refusal says why" "mTLS required" "$out"
 expect_eq "STRICT: refusal counted" 1 "$(metric_sum "$SADM" '^mesh_plaintext_refused_total')"
+out=$(cd "$ART" && "$MESH" tls-check hello -c mesh.ini)
+expect_match "tls-check: config and live proxy agree on STRICT" "^hello\.default\.svc\.cluster\.local:80 +OK +STRICT +mTLS +default/ +- +STRICT$" "$out"
 
 # ---------------------------------------------------------------- foreign root
 c=$(via_code "http://127.0.0.1:$XOUT/")
@@ -145,6 +147,14 @@ expect_match "... and the error says which identity" "impostor|identity" "$out"
 mesh_ini "[peer_authentication default]" "mode = PERMISSIVE"
 reload
 expect_eq "PERMISSIVE: plaintext accepted" 200 "$(code "http://127.0.0.1:$SIN/")"
+expect_match "tls-check: live PERMISSIVE" "OK +PERMISSIVE +mTLS .* PERMISSIVE$" "$(cd "$ART" && "$MESH" tls-check hello -c mesh.ini)"
+# the file says STRICT but the proxy has not reloaded: tls-check sees the difference
+cp "$ART/mesh.ini" "$ART/mesh-saved.ini"
+mesh_ini "[peer_authentication default]" "mode = STRICT"
+out=$(cd "$ART" && "$MESH" tls-check hello -c mesh.ini)
+expect_match "tls-check: a proxy behind its config is a CONFLICT" "CONFLICT +STRICT .* PERMISSIVE$" "$out"
+expect_match "tls-check: ... and says what to do" "did not reload\\? send it SIGHUP" "$out"
+mv "$ART/mesh-saved.ini" "$ART/mesh.ini"
 expect_match "PERMISSIVE: mTLS still used by meshed callers" "URI=spiffe://$TD/ns/default/sa/sleep" \
 	"$(via "http://127.0.0.1:$COUT/headers" -H 'connection: close')"
 out=$(curl -s "http://127.0.0.1:$SIN/headers")
@@ -161,6 +171,7 @@ expect_match "DISABLE: the request still works" "x-forwarded-for" "$out"
 if echo "$out" | grep -qi "x-forwarded-client-cert"; then fail "DISABLE" "the hop was mTLS"
 else pass "DISABLE: the client spoke plaintext (auto mTLS)"; fi
 expect_eq "DISABLE: no new client handshake" "$before" "$(metric_sum "$CADM" 'mesh_tls_handshakes_total\{side="client"')"
+expect_match "tls-check: live DISABLE" "OK +DISABLE +HTTP .* DISABLE$" "$(cd "$ART" && "$MESH" tls-check hello -c mesh.ini)"
 
 # ---------------------------------------------------------------- authorization
 # the seed's productpage-policy, for hello: rule 1 from sleep, rule 2 any GET
