@@ -101,6 +101,10 @@ for p in hello sleep; do
 done
 hs=$(metric_sum "$SADM" 'mesh_tls_handshakes_total\{side="server",result="ok"\}')
 if [ "$hs" -ge 20 ]; then pass "many handshakes during renewal ($hs)"; else fail "handshakes" "$hs"; fi
+# a new connection to the same endpoint resumes the TLS session (tickets), unless a certificate changed
+res=$(metric_sum "$CADM" '^mesh_tls_resumed_total')
+if [ "$res" -ge $((hs / 3)) ]; then pass "most new connections resume their TLS session ($res of $hs)"
+else fail "resumption" "$res resumed of $hs handshakes"; fi
 
 # ---------------------------------------------------------------- CA down
 # stop the CA when both certificates still have >= 5 s: then 1.5 s of load must all pass
