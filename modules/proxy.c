@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -320,6 +321,16 @@ static uint16_t addr_port(const struct conf_addr *a)
 	if (a->ss.ss_family == AF_INET)
 		return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
 	return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+}
+
+/* "2026-11-25T20:38:12Z" */
+static const char *iso_time(double when, char out[32])
+{
+	time_t t = (time_t)when;
+	struct tm tm;
+
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	return out;
 }
 
 /* ------------------------------------------------------------------ io helpers */
@@ -3302,14 +3313,17 @@ static int admin_handler(void *ctx, const char *method, size_t method_len, const
 		cluster_metrics(body);
 		return 200;
 	}
+	if (plen == 6 && !memcmp(path, "/certs", 6) && !P.creds) {
+		strbuf_puts(body, "no identity: [control] ca is not set, this proxy speaks plaintext only\n");
+		return 404;
+	}
 	if (plen == 6 && !memcmp(path, "/certs", 6)) {
-		if (!P.creds) {
-			strbuf_puts(body, "no identity: [control] ca is not set, this proxy speaks plaintext only\n");
-			return 404;
-		}
-		strbuf_printf(body, "identity = %s\nnot_before = %.0f\nnot_after = %.0f\nexpires_in = %.0fs\n"
-		              "inbound_mtls = %s\n", tls_creds_id(P.creds), tls_creds_not_before(P.creds),
-		              tls_creds_not_after(P.creds), tls_creds_not_after(P.creds) - ev_now(P.loop),
+		char nb[32], na[32];
+
+		strbuf_printf(body, "identity = %s\nnot_before = %s\nnot_after = %s\nexpires_in = %.0fs\n"
+		              "inbound_mtls = %s\n", tls_creds_id(P.creds), iso_time(tls_creds_not_before(P.creds), nb),
+		              iso_time(tls_creds_not_after(P.creds), na),
+		              tls_creds_not_after(P.creds) - ev_now(P.loop),
 		              P.inbound_mode == CONF_MTLS_STRICT ? "STRICT" :
 		              P.inbound_mode == CONF_MTLS_DISABLE ? "DISABLE" : "PERMISSIVE");
 		return 200;
@@ -3327,8 +3341,10 @@ static int admin_handler(void *ctx, const char *method, size_t method_len, const
 /* agent: a renewed identity; new connections use it, open ones keep theirs */
 static void creds_renewed(struct tls_creds *c, void *arg)
 {
+	char until[32];
+
 	(void)arg;
-	log_info("identity %s renewed, valid until %.0f", tls_creds_id(c), tls_creds_not_after(c));
+	log_info("identity %s renewed, valid until %s", tls_creds_id(c), iso_time(tls_creds_not_after(c), until));
 	tls_creds_unref(P.creds);
 	P.creds = c;
 }
@@ -3359,7 +3375,7 @@ static int identity_start(const struct conf *cf)
 		return -1;
 	}
 	snprintf(P.self_id, sizeof(P.self_id), "%s", tls_creds_id(P.creds));
-	log_info("identity %s, valid until %.0f", P.self_id, tls_creds_not_after(P.creds));
+	log_info("identity %s, valid until %s", P.self_id, iso_time(tls_creds_not_after(P.creds), err));
 	return 0;
 }
 

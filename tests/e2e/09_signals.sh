@@ -167,7 +167,7 @@ kill -HUP "$PROXY"
 sleep 0.3
 
 # ---- SIGTERM: in-flight request completes, new connections refused, exit 0 within drain_timeout
-bg curl -s --max-time 10 -D "$ART/slow.head" -o "$ART/slow.body" -w '%{http_code}' -H 'Host: hello' "http://127.0.0.1:$OUT/delay?ms=1500" >"$ART/slow.code"
+bg curl -s --max-time 10 -D "$ART/slow.head" -o "$ART/slow.body" -w '%{http_code}' -H 'Host: hello' "http://127.0.0.1:$OUT/delay?ms=2500" >"$ART/slow.code"
 SLOW=$BG_PID
 sleep 0.4
 t0=$(date +%s%N)
@@ -185,7 +185,7 @@ expect_eq "/ready answers 503 while draining" 503 "$(code "http://127.0.0.1:$ADM
 wait "$SLOW"
 if grep -qi '^connection: *close' "$ART/slow.head"; then pass "the drained response carries Connection: close"
 else fail "drained response carries Connection: close" "$(tr '\r\n' '  ' <"$ART/slow.head")"; fi
-expect_eq "the in-flight request completes with 200 after SIGTERM" "200 delayed 1500" \
+expect_eq "the in-flight request completes with 200 after SIGTERM" "200 delayed 2500" \
 	"$(cat "$ART/slow.code" 2>/dev/null) $(cat "$ART/slow.body" 2>/dev/null)"
 for i in $(seq 1 60); do _alive "$PROXY" || break; sleep 0.1; done
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -193,7 +193,7 @@ if _alive "$PROXY"; then
 	fail "exits within drain_timeout (3s) after SIGTERM" "still running after ${ms} ms"
 	kill -KILL "$PROXY"
 else
-	pass "exited ${ms} ms after SIGTERM (drain_timeout 3s, request done at ~1100 ms)"
+	pass "exited ${ms} ms after SIGTERM (drain_timeout 3s, request done at ~2100 ms)"
 fi
 wait "$PROXY"
 expect_eq "exit status 0 after SIGTERM" 0 "$?"
