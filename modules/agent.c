@@ -557,7 +557,7 @@ static void agent_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	A.mailbox = NULL;
 	pthread_mutex_unlock(&A.lock);
 	if (c) {
-		log_info("agent: new identity %s, valid until %.0f", tls_creds_id(c), tls_creds_not_after(c));
+		log_debug("agent: new identity %s, not_after %.0f (Unix time)", tls_creds_id(c), tls_creds_not_after(c));
 		A.on_creds(c, A.arg);
 	}
 }
