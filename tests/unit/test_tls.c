@@ -108,7 +108,7 @@ static void pair_close(struct pair *p)
 	p->cli = p->srv = NULL;
 }
 
-/* writes msg on a, reads it back on b (polling); 1 when it arrives intact */
+/* writes msg on a, reads it back on b (polling, up to ~10 s: loaded CI machines); 1 when it arrives intact */
 static int exchange(struct tls_conn *a, struct tls_conn *b, const char *msg)
 {
 	char buf[256];
@@ -116,12 +116,12 @@ static int exchange(struct tls_conn *a, struct tls_conn *b, const char *msg)
 	int i;
 	ssize_t n;
 
-	for (i = 0; i < 200 && (n = tls_write(a, msg, len)) < 0; i++) {
+	for (i = 0; i < 2000 && (n = tls_write(a, msg, len)) < 0; i++) {
 		if (n == TLS_ERR)
 			return 0;
 		poll(NULL, 0, 5);
 	}
-	for (i = 0; i < 200 && got < len; i++) {
+	for (i = 0; i < 2000 && got < len; i++) {
 		n = tls_read(b, buf + got, sizeof(buf) - got);
 		if (n > 0)
 			got += (size_t)n;
