@@ -2,6 +2,7 @@
  * rate: an open-loop HTTP/1.1 load client at a fixed request rate.
  *
  *   rate -a 127.0.0.1 -p PORT [-H host] [-r RATE] [-d SECS] [-w WARMUP_SECS] [-c CONNS]
+ *        [-b BODY_BYTES]
  *
  * wrk sends as fast as responses come back (closed loop), so it cannot tell how a
  * proxy adds latency at a given load. This client sends request k at the scheduled
@@ -21,6 +22,8 @@
  * (non-200, closed or reset connections, no Content-Length, unanswered at the end),
  * and the client's send lateness (timer wake-up after the scheduled time). Last line:
  *   sent=N ok=N errors=N p50_us=.. p99_us=.. max_us=..
+ *
+ * -b sends each request as a POST with a body of that many bytes (default: GET, no body).
  *
  * Only Content-Length responses are understood (the bench's origin sends them and
  * the proxies keep them). Requests during the warm-up are sent but not recorded.
@@ -55,7 +58,7 @@ struct rate_conn {
 };
 
 static struct sockaddr_in dst;
-static char request[512];
+static char *request;
 static size_t request_len;
 static int ep;
 
@@ -164,7 +167,7 @@ static int rate_parse(struct rate_conn *c, int *status)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: rate -p PORT [-a 127.0.0.1] [-H host] [-r 1000] [-d 10] [-w 1] [-c 20]\n");
+	fprintf(stderr, "usage: rate -p PORT [-a 127.0.0.1] [-H host] [-r 1000] [-d 10] [-w 1] [-c 20] [-b 0]\n");
 	exit(2);
 }
 
@@ -172,7 +175,7 @@ int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1", *host = "origin";
 	double rate = 1000, secs = 10, warm = 1;
-	int port = 0, nconn = 20, opt, tfd, i;
+	int port = 0, nconn = 20, opt, tfd, i, body = 0;
 	struct rate_conn *conns;
 	int64_t *lat, *late, interval, start, t_end, sched_next;
 	size_t nlat = 0, nlate = 0, cap, qlen = 0, qhead = 0, qcap;
@@ -183,7 +186,7 @@ int main(int argc, char **argv)
 	struct epoll_event ev, evs[256];
 	size_t rr = 0;
 
-	while ((opt = getopt(argc, argv, "a:p:H:r:d:w:c:")) != -1) {
+	while ((opt = getopt(argc, argv, "a:p:H:r:d:w:c:b:")) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -192,10 +195,12 @@ int main(int argc, char **argv)
 		case 'd': secs = atof(optarg); break;
 		case 'w': warm = atof(optarg); break;
 		case 'c': nconn = atoi(optarg); break;
+		case 'b': body = atoi(optarg); break;
 		default: usage();
 		}
 	}
-	if (port <= 0 || port > 65535 || rate <= 0 || secs <= 0 || warm < 0 || nconn < 1 || nconn > 10000)
+	if (port <= 0 || port > 65535 || rate <= 0 || secs <= 0 || warm < 0 || nconn < 1 || nconn > 10000 ||
+	    body < 0 || body > 1 << 20)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	/* the default 50 us timer slack would show up as latency */
@@ -206,8 +211,17 @@ int main(int argc, char **argv)
 	dst.sin_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, addr, &dst.sin_addr) != 1)
 		usage();
-	request_len = (size_t)snprintf(request, sizeof(request),
-		"GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-bench-rate\r\n\r\n", host);
+	request = malloc((size_t)body + 512);
+	if (!request)
+		return 1;
+	if (body)
+		request_len = (size_t)snprintf(request, 512, "POST / HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-bench-rate\r\n"
+			"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", host, body);
+	else
+		request_len = (size_t)snprintf(request, 512,
+			"GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-bench-rate\r\n\r\n", host);
+	memset(request + request_len, 'x', (size_t)body);
+	request_len += (size_t)body;
 
 	ep = epoll_create1(0);
 	conns = calloc((size_t)nconn, sizeof(*conns));

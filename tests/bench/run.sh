@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# tests/bench/run.sh - mesh benchmarks, three suites (docs/benchmarks.md):
+# tests/bench/run.sh - mesh benchmarks, four suites (docs/benchmarks.md):
 #   proxy    the same HTTP/1.1 job four ways: direct to the origin, via mesh, via HAProxy,
 #            via nginx;
 #   routing  mesh with 1, 100 and 1,000 route rules (and 1,000 rules the index cannot file,
 #            1,000 hosts, 1,000 literal hosts, 100 regex rules): req/s, p99 and CPU per
 #            request against the 1-rule case;
-#   lb       three endpoints, one slow: peak_ewma vs round_robin (and least_request) p99.
+#   lb       three endpoints, one slow: peak_ewma vs round_robin (and least_request) p99;
+#   mtls     two hops: mesh -> mTLS -> mesh vs HAProxy -> TLS + client cert -> HAProxy (and
+#            both in plaintext): req/s, p99 at 1,000 req/s, handshakes/s, CA signatures/s,
+#            memory per idle connection (tests/bench/mtls.sh, which run.sh sources).
 # A benchmark, not a test: it measures and prints, never asserts.
 #
-#   bash tests/bench/run.sh [--suite all|proxy|routing|lb[,...]] [--quick]
+#   bash tests/bench/run.sh [--suite all|proxy|routing|lb|mtls[,...]] [--quick]
 #                           [--targets "direct mesh haproxy nginx"] [--syscalls] [--keep]
 #   ./build.sh bench [--quick]        (builds ./mesh first; all suites)
 #   BENCH_RT_CASES="rules1 rules1000" BENCH_RT_REPS=10 bash tests/bench/run.sh --suite routing
@@ -50,19 +53,20 @@ while [ $# -gt 0 ]; do
 	--syscalls) SYSCALLS=1 ;;
 	--targets) TARGETS=$2; shift ;;
 	--suite | --suites) SUITES=$2; shift ;;
-	-h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
-DO_PROXY=0 DO_ROUTING=0 DO_LB=0
+DO_PROXY=0 DO_ROUTING=0 DO_LB=0 DO_MTLS=0
 for suite in ${SUITES//,/ }; do
 	case "$suite" in
-	all) DO_PROXY=1 DO_ROUTING=1 DO_LB=1 ;;
+	all) DO_PROXY=1 DO_ROUTING=1 DO_LB=1 DO_MTLS=1 ;;
 	proxy) DO_PROXY=1 ;;
 	routing) DO_ROUTING=1 ;;
 	lb) DO_LB=1 ;;
-	*) echo "run.sh: unknown suite '$suite' (all proxy routing lb)" >&2; exit 2 ;;
+	mtls) DO_MTLS=1 ;;
+	*) echo "run.sh: unknown suite '$suite' (all proxy routing lb mtls)" >&2; exit 2 ;;
 	esac
 done
 [ "$DO_PROXY" = 1 ] || TARGETS=""   # --targets is the proxy suite's
@@ -131,7 +135,7 @@ need_tools() { # cmd:package ...
 		|| die "apt-get install ${missing[*]} failed"
 }
 need_tools wrk:wrk gcc:gcc taskset:util-linux strip:binutils curl:curl
-[ "$DO_PROXY" = 1 ] && need_tools haproxy:haproxy
+[ "$DO_PROXY" = 1 ] || [ "$DO_MTLS" = 1 ] && need_tools haproxy:haproxy
 if [ "$DO_PROXY" = 1 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 	need_tools nginx:nginx-light
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_tools nginx:nginx
@@ -759,6 +763,13 @@ if [ "$DO_LB" = 1 ]; then
 	say "lb suite took $((SECONDS - T_SUITE)) s"
 fi
 
+# ================================================================ suite: mtls
+# In its own file: tests/bench/mtls.sh (sourced: it shares everything above).
+if [ "$DO_MTLS" = 1 ]; then
+	[ -x "$MESH" ] || die "no binary at $MESH (./build.sh first)"
+	. tests/bench/mtls.sh
+fi
+
 # ---------------------------------------------------------------- binary size
 BIN_BYTES=na
 if [ -x "$MESH" ]; then
@@ -777,7 +788,7 @@ us_per_req() { awk -v c="$(mget CPU_P "$1")" -v r="$(mget RPS "$1")" 'BEGIN { if
 
 echo
 echo "mesh benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(. /etc/os-release && echo "$PRETTY_NAME")"
-echo "suites: $([ "$DO_PROXY" = 1 ] && printf 'proxy ')$([ "$DO_ROUTING" = 1 ] && printf 'routing ')$([ "$DO_LB" = 1 ] && printf 'lb')(${SECONDS} s); mesh $("$MESH" version 2>/dev/null | head -1)"
+echo "suites: $([ "$DO_PROXY" = 1 ] && printf 'proxy ')$([ "$DO_ROUTING" = 1 ] && printf 'routing ')$([ "$DO_LB" = 1 ] && printf 'lb ')$([ "$DO_MTLS" = 1 ] && printf 'mtls ')(${SECONDS} s); mesh $("$MESH" version 2>/dev/null | head -1)"
 if [ "$DO_PROXY" = 1 ]; then   # (not re-indented) the proxy suite's tables and ratios
 echo "wrk -t1 -c$CONNS ${DUR}s x $REPS; rate.c $RATE req/s ${RATE_DUR}s x $REPS; medians; proxy on CPU $CPU_PROXY, wrk/rate.c/origin on CPU $CPU_LOAD"
 echo
@@ -928,6 +939,8 @@ if [ "$DO_LB" = 1 ]; then
 		"$(lb_ratio LB_P50 ewma rr)" "$(lb_ratio LB_P50 lr rr)" "$(lb_ratio LB_P50 ewma floor)"
 fi
 
+[ "$DO_MTLS" = 1 ] && mtls_report
+
 # ---------------------------------------------------------------- key=value figures, every suite
 echo
 if [ "$DO_PROXY" = 1 ]; then   # (not re-indented)
@@ -949,7 +962,8 @@ fi
 # errors of every suite that ran
 printf 'errors_total=%s\n' "$( { for t in $LIVE; do errs_of "$t"; done
 	for c in $RT_LIVE; do echo "${RT_ERRS[$c]:-0}"; done
-	for c in $LB_LIVE; do echo "${LB_ERRS[$c]:-0}"; done; } | awk '{ s += $1 } END { print s + 0 }')"
+	for c in $LB_LIVE; do echo "${LB_ERRS[$c]:-0}"; done
+	[ "$DO_MTLS" = 1 ] && mt_errors; } | awk '{ s += $1 } END { print s + 0 }')"
 if [ "$DO_PROXY" = 1 ]; then
 printf 'cpu_per_req_ratio_haproxy=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")"
 printf 'cpu_per_req_ratio_nginx=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req nginx)")"
@@ -1000,4 +1014,5 @@ if [ "$DO_LB" = 1 ]; then
 	printf 'lb_errors=%s\n' "$(for c in $LB_LIVE; do echo "${LB_ERRS[$c]:-0}"; done | awk '{ s += $1 } END { print s + 0 }')"
 	printf 'ewma_rr_p99_ratio=%s\n' "$(lb_ratio LB_P99 ewma rr)"
 fi
-
+[ "$DO_MTLS" = 1 ] && mtls_figures
+exit 0
