@@ -963,7 +963,7 @@ fi
 printf 'errors_total=%s\n' "$( { for t in $LIVE; do errs_of "$t"; done
 	for c in $RT_LIVE; do echo "${RT_ERRS[$c]:-0}"; done
 	for c in $LB_LIVE; do echo "${LB_ERRS[$c]:-0}"; done
-	[ "$DO_MTLS" = 1 ] && mt_errors; } | awk '{ s += $1 } END { print s + 0 }')"
+	if [ "$DO_MTLS" = 1 ]; then mt_errors; fi; } | awk '{ s += $1 } END { print s + 0 }')"
 if [ "$DO_PROXY" = 1 ]; then
 printf 'cpu_per_req_ratio_haproxy=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")"
 printf 'cpu_per_req_ratio_nginx=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req nginx)")"
