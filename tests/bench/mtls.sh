@@ -13,6 +13,7 @@
 # Measured, rounds interleaved over the targets:
 #   1. req/s: wrk -t1 -c50, 1 KiB POST bodies, reused connections; the pair's CPU/req;
 #      latency: rate.c at 1,000 req/s with 1 KiB bodies -> p50/p99, added p99 vs direct;
+#      again with both proxies moved to CPU 0 (no cross-CPU wake-ups);
 #   2. full handshakes/s: tests/bench/tlsload.c `hs` (mbedTLS client, no resumption,
 #      one request per connection) against mesh's inbound port and HAProxy B's;
 #      the server's CPU time per handshake;
@@ -34,6 +35,7 @@ T_SUITE=$SECONDS
 MT=$TMP/mtls
 mkdir -p "$MT"
 declare -A MT_PORT MT_HOP MT_PIDS MT_NOTE MT_RPS MT_P50 MT_P99 MT_ERRS MT_US MT_FP50 MT_FP99 MT_FERR MT_LATE
+declare -A MT_SP50 MT_SP99 MT_SERR
 declare -A MT_HS MT_HS_CPU MT_HS_P99 MT_HS_ERRS MT_IDLE_KB MT_IDLE_CONNS MT_IDLE_RSS0 MT_IDLE_RSS1 MT_IDLE_NOTE
 MT_LIVE="" MT_SIGN="" MT_SIGN_CPU="" MT_SIGN_P99="" MT_SIGN_ERRS=0 MT_NOTE_ALL=""
 
@@ -257,6 +259,29 @@ for r in $(seq 1 "$REPS"); do
 	done
 done
 
+# The same with both proxies of the pair moved to CPU 0, beside rate.c and the origin:
+# no cross-CPU wake-ups (docs/benchmarks.md, "Reading the latency figures"), so what is
+# left above direct is the two proxies' own work and two more loopback hops each way.
+mt_pin() { # cpu target
+	local p
+	for p in $(mt_pids "$2"); do taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true; done
+}
+say "mtls: the same with the proxies moved to CPU $CPU_LOAD (no cross-CPU wake-ups), direct again as the baseline"
+for r in $(seq 1 "$REPS"); do
+	for t in $(mt_order "$r"); do
+		out=$MT/rate-same-$t-$r.txt
+		[ "$t" = direct ] || mt_pin "$CPU_LOAD" "$t"
+		"${ON_LOAD[@]}" "$TMP/rate" -p "${MT_PORT[$t]}" -H hello -r "$RATE" -d "$RATE_DUR" -w "$RATE_WARM" \
+			-c "$RATE_CONNS" -b "$MT_BODY" >"$out" 2>&1 || true
+		[ "$t" = direct ] || mt_pin "$CPU_PROXY" "$t"
+		res=$(tail -1 "$out" | tr ' ' '\n' | awk -F= '{ v[$1] = $2 } END { if ("sent" in v) print v["p50_us"], v["p99_us"], v["max_us"], v["errors"] }')
+		if [ -z "$res" ]; then echo "    rate.c failed for $t: $(tail -1 "$out")"; continue; fi
+		read -r a b c d <<<"$res"
+		MT_SP50[$t]+="$a "; MT_SP99[$t]+="$b "; MT_FERR[$t]=$(( ${MT_FERR[$t]:-0} + d ))
+		printf '    round %d %-13s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "$t" "$a" "$b" "$c" "$d"
+	done
+done
+
 # ---------------------------------------------------------------- full handshakes
 # tlsload on CPU 0 is the same mbedTLS client for both servers; the server's CPU time
 # per handshake is the figure that does not depend on how fast that client is.
@@ -369,16 +394,18 @@ mtls_report() {
 	echo
 	echo "mTLS, two hops (issue 4): both proxies of a pair on CPU $CPU_PROXY, load and origin on CPU $CPU_LOAD; POST $MT_BODY-byte bodies"
 	echo "wrk -t1 -c$CONNS ${MT_DUR}s x $REPS, reused connections; rate.c $RATE req/s ${RATE_DUR}s x $REPS; medians"
-	printf '%-13s %9s %7s %7s %7s | %7s %7s %7s | %s\n' target "req/s" p50_us p99_us "us/req" p50 p99 errors what
+	printf '%-13s %9s %7s %7s %7s | %7s %7s %8s %8s %6s | %s\n' target "req/s" p50_us p99_us "us/req" p50 p99 p50_1cpu p99_1cpu errors what
 	for t in $MT_TARGETS; do
 		if ! in_list "$t" "$MT_LIVE"; then printf '%-13s not measured: %s\n' "$t" "${MT_NOTE[$t]:-}"; continue; fi
-		printf '%-13s %9.0f %7s %7s %7s | %7s %7s %7s | %s\n' "$t" "$(mt_med MT_RPS "$t")" "$(mt_med MT_P50 "$t")" \
+		printf '%-13s %9.0f %7s %7s %7s | %7s %7s %8s %8s %6s | %s\n' "$t" "$(mt_med MT_RPS "$t")" "$(mt_med MT_P50 "$t")" \
 			"$(mt_med MT_P99 "$t")" "$(mt_med MT_US "$t")" "$(mt_med MT_FP50 "$t")" "$(mt_med MT_FP99 "$t")" \
+			"$(mt_med MT_SP50 "$t")" "$(mt_med MT_SP99 "$t")" \
 			"$(( ${MT_ERRS[$t]:-0} + ${MT_FERR[$t]:-0} ))" "$(mt_desc "$t")"
 		[ -z "${MT_NOTE[$t]+x}" ] || echo "    WARNING: $t ${MT_NOTE[$t]}"
 	done
 	[ -z "$MT_NOTE_ALL" ] || echo "    WARNING: $MT_NOTE_ALL"
-	echo "(us/req: CPU time of both proxies of the pair per request (direct: the origin's); p50/p99 right of |: at $RATE req/s)"
+	echo "(us/req: CPU time of both proxies of the pair per request (direct: the origin's); right of |: latency at $RATE req/s,"
+	echo " proxies on CPU $CPU_PROXY, and *_1cpu: both proxies moved to CPU $CPU_LOAD beside the client and the origin)"
 	printf 'client send lateness p99 (rate.c timer wake-up, not counted in latency): %s\n' \
 		"$(for t in $MT_LIVE; do printf '%s %s us  ' "$t" "$(mt_med MT_LATE "$t")"; done)"
 	echo "ratios and differences (of medians):"
@@ -392,6 +419,10 @@ mtls_report() {
 		"$(mt_added MT_FP99 mesh)" "$(mt_added MT_FP99 haproxy)" "$(mt_added MT_FP99 meshplain)" "$(mt_added MT_FP99 haproxyplain)"
 	printf '  added p50 at %s req/s vs direct, us: mesh %s   haproxy %s   meshplain %s   haproxyplain %s\n' "$RATE" \
 		"$(mt_added MT_FP50 mesh)" "$(mt_added MT_FP50 haproxy)" "$(mt_added MT_FP50 meshplain)" "$(mt_added MT_FP50 haproxyplain)"
+	printf '  same, proxies on CPU %s: added p99   mesh %s   haproxy %s   meshplain %s   haproxyplain %s\n' "$CPU_LOAD" \
+		"$(mt_added MT_SP99 mesh)" "$(mt_added MT_SP99 haproxy)" "$(mt_added MT_SP99 meshplain)" "$(mt_added MT_SP99 haproxyplain)"
+	printf '  same, proxies on CPU %s: added p50   mesh %s   haproxy %s   meshplain %s   haproxyplain %s\n' "$CPU_LOAD" \
+		"$(mt_added MT_SP50 mesh)" "$(mt_added MT_SP50 haproxy)" "$(mt_added MT_SP50 meshplain)" "$(mt_added MT_SP50 haproxyplain)"
 	[ -z "$MT_TLSLOAD_NOTE" ] || { echo "($MT_TLSLOAD_NOTE)"; return 0; }
 	echo "full mTLS handshakes, tlsload hs ($MT_HS_CONNS connections, mbedTLS client on CPU $CPU_LOAD, one request per connection), medians:"
 	for t in $MT_HS_TARGETS; do
@@ -433,7 +464,10 @@ mtls_figures() {
 		printf 'mtls_rps_%s=%s\n' "$t" "$(mt_med MT_RPS "$t" | awk '{ if ($1 == "na") print "na"; else printf "%.0f\n", $1 }')"
 		printf 'mtls_fixed_rate_p99_us_%s=%s\n' "$t" "$(mt_med MT_FP99 "$t")"
 	done
-	for t in mesh haproxy meshplain haproxyplain; do printf 'mtls_added_p99_us_%s=%s\n' "$t" "$(mt_added MT_FP99 "$t")"; done
+	for t in mesh haproxy meshplain haproxyplain; do
+		printf 'mtls_added_p99_us_%s=%s\n' "$t" "$(mt_added MT_FP99 "$t")"
+		printf 'mtls_added_p99_us_1cpu_%s=%s\n' "$t" "$(mt_added MT_SP99 "$t")"
+	done
 	printf 'mtls_cpu_us_per_req_mesh=%s\nmtls_cpu_us_per_req_haproxy=%s\n' "$(mt_med MT_US mesh)" "$(mt_med MT_US haproxy)"
 	printf 'mtls_handshakes_per_s_mesh=%s\nmtls_handshakes_per_s_haproxy=%s\n' "$(mt_med MT_HS mesh)" "$(mt_med MT_HS haproxy)"
 	printf 'mtls_handshake_cpu_ms_mesh=%s\nmtls_handshake_cpu_ms_haproxy=%s\n' "$(mt_med MT_HS_CPU mesh)" "$(mt_med MT_HS_CPU haproxy)"
