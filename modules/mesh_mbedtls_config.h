@@ -29,6 +29,7 @@
 #define MBEDTLS_CIPHER_C
 #define MBEDTLS_AES_C
 #define MBEDTLS_AES_ROM_TABLES
+#define MBEDTLS_AESNI_C                    /* AES-NI when the CPU has it (run-time check): ~10% CPU per mTLS request */
 #define MBEDTLS_GCM_C
 #define MBEDTLS_CHACHA20_C
 #define MBEDTLS_POLY1305_C
@@ -70,6 +71,7 @@
 /* PSA crypto: required by TLS 1.3 in 3.6 */
 #define MBEDTLS_PSA_CRYPTO_C
 #define MBEDTLS_USE_PSA_CRYPTO
+#define MBEDTLS_PSA_ASSUME_EXCLUSIVE_BUFFERS  /* one process owns its buffers: no copy of every record into a fresh 16 KiB heap buffer (it cost 3x CPU per mTLS request, docs/benchmarks.md) */
 /* TLS keeps its record keys in PSA slots: a fixed store of 32 would cap us at a
  * dozen connections (and fail certificate checks past that); grow it on demand */
 #define MBEDTLS_PSA_KEY_STORE_DYNAMIC
