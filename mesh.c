@@ -7,6 +7,7 @@
 
 #include "ca.h"
 #include "cli.h"
+#include "demo.h"
 #include "proxy.h"
 #include "sampleapp.h"
 #include "tlscheck.h"
@@ -23,6 +24,7 @@ static const struct mode modes[] = {
 	{ "cert",    ca_cert_main, "cert show FILE|-       decode certificates (also cert request: --help)" },
 	{ "version", cli_version,  "version                mesh and library versions" },
 	{ "sample-app", sampleapp_main, "sample-app NAME ...    Bookinfo workloads, for labs and tests only (--help)" },
+	{ "demo",    demo_main,    "demo [--port-base N]   the whole Bookinfo lab on localhost, one command (--help)" },
 	{ "tls-check", tlscheck_main, "tls-check [SVC[.NS]]   mTLS mode of a service's endpoints and its clients, from -c mesh.ini" },
 };
 
