@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# 45_demo: `mesh demo`, the whole Bookinfo lab in one command: the embedded
+# files equal conf/bookinfo; it starts, serves the page with stars and metrics,
+# stops cleanly on SIGINT (exit 0, every child gone); a port in use fails fast;
+# the binary alone in an empty directory works; a dead app is reported (exit 1).
+. "$(dirname "$0")/lib.sh"
+NPORTS=28
+
+# ---- the embedded files are conf/bookinfo's (with the default ports)
+out=$("$MESH" demo --config-only --dir "$ART/conf-only" 2>&1); rc=$?
+expect_eq "--config-only exits 0" 0 "$rc"
+drift=
+for f in "$E2E"/../../conf/bookinfo/*.ini; do
+	cmp -s "$f" "$ART/conf-only/$(basename "$f")" || drift="$drift $(basename "$f")"
+done
+expect_eq "the demo's INI files equal conf/bookinfo/*.ini" "" "$drift"
+check "--config-only made a CA" test -s "$ART/conf-only/ca/root.crt"
+
+# ---- NPORTS consecutive free ports from our block
+used=" $(_ports_in_use) "
+BASE=$PORT_NEXT
+for ((p = BASE; p < BASE + NPORTS; p++)); do
+	if [[ $used == *" $p "* ]]; then BASE=$((p + 1)); fi
+done
+PORT_NEXT=$((BASE + NPORTS))
+GW=$BASE PP_ADM=$((BASE + 5)) R2_ADM=$((BASE + 17)) GW_ADM=$((BASE + 1))
+
+# wait_demo LOG PID : until LOG says ready (0), or the demo exits / 90 s pass (1)
+wait_demo() {
+	local i
+	for ((i = 0; i < 450; i++)); do
+		grep -q '^mesh demo: ready$' "$1" 2>/dev/null && return 0
+		_alive "$2" || return 1
+		sleep 0.2
+	done
+	return 1
+}
+# children_gone RUNDIR : every pid in RUNDIR/pids but the demo's has exited
+children_gone() {
+	local name pid left=
+	while read -r name pid; do
+		[ "$name" = demo ] && continue
+		_alive "$pid" && left="$left $name($pid)"
+	done <"$1/pids"
+	echo "$left"
+}
+
+# ---- a port in use: fails at once, naming it
+bg python3 -c 'import socket,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", '"$((BASE + 2))"')); s.listen(1); time.sleep(60)'
+BUSY_PID=$BG_PID
+wait_port $((BASE + 2)) 5
+out=$(timeout 20 "$MESH" demo --dir "$ART/busy" --port-base "$BASE" 2>&1); rc=$?
+expect_eq "a port in use: exit 1" 1 "$rc"
+expect_match "a port in use is named, with what to do" "port $((BASE + 2)) \(the gateway's outbound listener\).*--port-base" "$(printf '%s' "$out" | tr '\n' ' ')"
+check "a port in use: nothing started (no run directory)" test ! -e "$ART/busy/pids"
+kill "$BUSY_PID" 2>/dev/null; wait "$BUSY_PID" 2>/dev/null
+
+# ---- start, use, SIGINT
+RUN=$ART/run
+start_mesh demo demo --dir "$RUN" --port-base "$BASE" --timeout 60
+DEMO=$MESH_PID
+if wait_demo "$ART/demo.log" "$DEMO"; then pass "demo ready"; else fail "demo ready" "no 'mesh demo: ready' line"; exit 1; fi
+MESH_LOGS+=("$RUN"/logs/*.log)
+expect_match "banner names the page" "http://localhost:$GW/productpage" "$(cat "$ART/demo.log")"
+expect_match "banner names the Lab 2 step" "mesh-lab2.ini.*$RUN/productpage-v1.ini" "$(cat "$ART/demo.log")"
+title=$(body "http://127.0.0.1:$GW/productpage" | grep -o '<title>.*</title>')
+expect_eq "productpage title through the gateway" "<title>Simple Bookstore App</title>" "$title"
+stars=
+for i in 1 2 3 4 5 6; do stars="$stars $(body "http://127.0.0.1:$GW/productpage" | grep -c glyphicon-star)"; done
+if [[ " $stars " == *" 0 "* && " $stars " == *" 10 "* ]]; then pass "pages with no stars (v1) and with 10 (v2, v3):$stars"; else fail "stars: 0 and 10" "$stars"; fi
+expect_match "productpage sidecar metrics" 'istio_requests_total\{' "$(body "http://127.0.0.1:$PP_ADM/metrics")"
+expect_match "reviews v2 calls ratings over mTLS" 'destination_app="ratings".*mutual_tls|mutual_tls.*destination_app="ratings"' \
+	"$(body "http://127.0.0.1:$R2_ADM/metrics" | grep istio_requests_total)"
+check "gateway /ready" curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$GW_ADM/ready"
+out=$("$MESH" tls-check productpage.default -c "$RUN/mesh.ini" 2>&1)
+expect_match "tls-check against the demo's mesh.ini" 'OK' "$out"
+kill -INT "$DEMO"
+for ((i = 0; i < 150; i++)); do _alive "$DEMO" || break; sleep 0.1; done
+wait "$DEMO"; rc=$?
+expect_eq "SIGINT: the demo exits 0" 0 "$rc"
+expect_eq "SIGINT: every child is gone" "" "$(children_gone "$RUN")"
+expect_match "SIGINT: it says it stopped" '^mesh demo: stopped' "$(tail -1 "$ART/demo.log")"
+
+# ---- the binary alone in an empty directory (default run dir under TMPDIR); a dead app
+ALONE=$(mktemp -d "$ART/alone.XXXXXX")
+cp "$MESH" "$ALONE/mesh"
+mkdir -p "$ALONE/tmp"
+(cd "$ALONE" && TMPDIR=$ALONE/tmp exec ./mesh demo --port-base "$BASE" --timeout 60) >>"$ART/demo-alone.log" 2>&1 &
+DEMO=$!
+PIDS+=("$DEMO"); MESH_LOGS+=("$ART/demo-alone.log")
+RUN=$ALONE/tmp/mesh-demo-$(id -u)
+if wait_demo "$ART/demo-alone.log" "$DEMO"; then pass "alone: ready"; else fail "alone: ready" "no 'mesh demo: ready' line"; exit 1; fi
+MESH_LOGS+=("$RUN"/logs/*.log)
+title=$(body "http://127.0.0.1:$GW/productpage" | grep -o '<title>.*</title>')
+expect_eq "alone: productpage title" "<title>Simple Bookstore App</title>" "$title"
+app=$(awk '$1 == "app-details-v1" { print $2 }' "$RUN/pids")
+kill -KILL "$app"
+for ((i = 0; i < 150; i++)); do _alive "$DEMO" || break; sleep 0.1; done
+wait "$DEMO"; rc=$?
+expect_eq "a dead app: the demo exits 1" 1 "$rc"
+expect_match "a dead app is named with its log" "app details-v1 was killed by signal 9.*$RUN/logs/app-details-v1.log" "$(cat "$ART/demo-alone.log")"
+expect_eq "a dead app: every other child is gone" "" "$(children_gone "$RUN")"
