@@ -554,28 +554,31 @@ static int demo_ca_init(void)
 
 /* ------------------------------------------------------------------ start, banner */
 
-static int demo_start_all(void)
+/* the CA first: proxies fetch their identity from it as they start */
+static int demo_start_ca(void)
 {
-	char ini[DEMO_NW + 2][PATH_MAX], listen[DEMO_NW][32], proxy[DEMO_NW][32], name[48], logname[48];
+	char ini[PATH_MAX];
+	char *argv[] = { "mesh", "ca", "-c", ini, NULL };
+
+	if (demo_path(ini, sizeof(ini), D.dir, "ca.ini") < 0 || !demo_start(K_CA, "ca", "ca", D.port[P_CA], argv))
+		return -1;
+	return 0;
+}
+
+static int demo_start_rest(void)
+{
+	char ini[DEMO_NW + 1][PATH_MAX], listen[DEMO_NW][32], proxy[DEMO_NW][32], name[48], logname[48];
 	int i;
 
-	if (demo_path(ini[0], PATH_MAX, D.dir, "ca.ini") < 0)
-		return -1;
-	{
-		char *argv[] = { "mesh", "ca", "-c", ini[0], NULL };
-
-		if (!demo_start(K_CA, "ca", "ca", D.port[P_CA], argv))
-			return -1;
-	}
 	for (i = 0; i <= DEMO_NW; i++) {
 		const char *n = i < DEMO_NW ? demo_workloads[i].name : "gateway";
 		char f[64];
-		char *argv[] = { "mesh", "proxy", "-c", ini[i + 1], NULL };
+		char *argv[] = { "mesh", "proxy", "-c", ini[i], NULL };
 
 		snprintf(f, sizeof(f), "%s.ini", n);
 		snprintf(name, sizeof(name), "proxy %s", n);
 		snprintf(logname, sizeof(logname), "proxy-%s", n);
-		if (demo_path(ini[i + 1], PATH_MAX, D.dir, f) < 0 ||
+		if (demo_path(ini[i], PATH_MAX, D.dir, f) < 0 ||
 		    !demo_start(K_PROXY, name, logname, D.port[i < DEMO_NW ? P_W(i, W_ADM) : P_GW_ADM], argv))
 			return -1;
 	}
@@ -781,7 +784,8 @@ int demo_main(int argc, char **argv)
 	}
 	printf("mesh demo: starting Bookinfo in %s (logs in %s/logs) ...\n", D.dir, D.dir);
 	fflush(stdout);
-	if (demo_start_all() < 0 || demo_wait_ready(&stopped) < 0) {
+	if (demo_start_ca() < 0 || demo_wait_ready(&stopped) < 0 || demo_start_rest() < 0 ||
+	    demo_wait_ready(&stopped) < 0) {
 		demo_stop_all();
 		if (stopped) {
 			printf("mesh demo: stopped before it was ready\n");
