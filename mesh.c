@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ca.h"
+#include "check.h"
 #include "cli.h"
 #include "demo.h"
 #include "proxy.h"
@@ -25,6 +26,7 @@ static const struct mode modes[] = {
 	{ "version", cli_version,  "version                mesh and library versions" },
 	{ "sample-app", sampleapp_main, "sample-app NAME ...    Bookinfo workloads, for labs and tests only (--help)" },
 	{ "demo",    demo_main,    "demo [--port-base N]   the whole Bookinfo lab on localhost, one command (--help)" },
+	{ "check",   check_main,   "check -c mesh.ini      validate config offline: every error and warning as file:line (--help)" },
 	{ "tls-check", tlscheck_main, "tls-check [SVC[.NS]]   mTLS mode of a service's endpoints and its clients, from -c mesh.ini" },
 };
 

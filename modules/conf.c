@@ -1035,6 +1035,7 @@ struct ld {
 	struct msg *msgs;
 	size_t n_msgs;
 	size_t n_dropped;          /* beyond CONF_MAX_KEPT: counted only */
+	size_t max_listed;         /* errors put_errors lists, 0 = CONF_MAX_ERRORS */
 };
 
 static void ld_verr(struct ld *ld, const struct where *w, const char *fmt, va_list ap)
@@ -4781,14 +4782,14 @@ static int msg_cmp(const void *pa, const void *pb)
 static void put_errors(struct ld *ld, char *err, size_t errlen)
 {
 	struct sb b = { 0 };
-	size_t i, n;
+	size_t i, n, max = ld->max_listed ? ld->max_listed : CONF_MAX_ERRORS;
 
 	qsort(ld->msgs, ld->n_msgs, sizeof(*ld->msgs), msg_cmp);
 	sb_add(&b, "");
-	for (i = 0; i < ld->n_msgs && i < CONF_MAX_ERRORS; i++)
+	for (i = 0; i < ld->n_msgs && i < max; i++)
 		sb_printf(&b, "%s%s", i ? "\n" : "", ld->msgs[i].text);
-	if (ld->n_msgs + ld->n_dropped > CONF_MAX_ERRORS)
-		sb_printf(&b, "\n... and %zu more errors", ld->n_msgs + ld->n_dropped - CONF_MAX_ERRORS);
+	if (ld->n_msgs + ld->n_dropped > max)
+		sb_printf(&b, "\n... and %zu more errors", ld->n_msgs + ld->n_dropped - max);
 	for (i = 0; i < ld->n_msgs; i++)
 		free(ld->msgs[i].text);
 	free(ld->msgs);
@@ -4810,7 +4811,10 @@ static void put_errors(struct ld *ld, char *err, size_t errlen)
 	free(b.p);
 }
 
-static struct conf *load_conf(const char *path, const char *text, char *err, size_t errlen)
+/* keep (mesh check): list every error kept, and hand the warnings of a refused
+ * config over to *warnings instead of freeing them */
+static struct conf *load_conf(const char *path, const char *text, char *err, size_t errlen,
+                              char ***warnings, size_t *n_warnings)
 {
 	struct ld ld;
 	struct conf *c = conf_new(path);
@@ -4820,6 +4824,8 @@ static struct conf *load_conf(const char *path, const char *text, char *err, siz
 
 	memset(&ld, 0, sizeof(ld));
 	ld.c = c;
+	if (warnings)
+		ld.max_listed = CONF_MAX_KEPT;
 	if (text) {
 		parse_text(&ld, file, text, 0, PART_PROXY | PART_MESH);
 	} else {
@@ -4849,6 +4855,12 @@ static struct conf *load_conf(const char *path, const char *text, char *err, siz
 	ld_free(&ld);
 	if (ld.n_msgs) {
 		put_errors(&ld, err, errlen);
+		if (warnings) {
+			*warnings = c->warnings;
+			*n_warnings = c->n_warnings;
+			c->warnings = NULL;
+			c->n_warnings = 0;
+		}
 		conf_unref(c);
 		return NULL;
 	}
@@ -4859,12 +4871,20 @@ static struct conf *load_conf(const char *path, const char *text, char *err, siz
 
 struct conf *conf_load(const char *path, char *err, size_t errlen)
 {
-	return load_conf(path, NULL, err, errlen);
+	return load_conf(path, NULL, err, errlen, NULL, NULL);
 }
 
 struct conf *conf_load_string(const char *name, const char *text, char *err, size_t errlen)
 {
-	return load_conf(name, text ? text : "", err, errlen);
+	return load_conf(name, text ? text : "", err, errlen, NULL, NULL);
+}
+
+struct conf *conf_load_keep(const char *path, const char *text, char *err, size_t errlen, char ***warnings,
+                            size_t *n_warnings)
+{
+	*warnings = NULL;
+	*n_warnings = 0;
+	return load_conf(path, text, err, errlen, warnings, n_warnings);
 }
 
 /* ------------------------------------------------------------ lookup */

@@ -419,4 +419,14 @@ const char *conf_label(const struct conf_labels *l, const char *key); /* value o
 int conf_parse_bool(const char *s, int *out);  /* on/off, true/false, yes/no, 1/0 (any case) */
 void conf_labels_free(struct conf_labels *l);  /* frees what conf_parse_labels filled; leaves it empty */
 
+/*
+ * For `mesh check`: conf_load (text NULL) or conf_load_string (path = name),
+ * listing every error (not only the first 50), and, when the config is
+ * refused, handing its warnings over in *warnings ("file:line: warning: ..."
+ * lines; the caller frees each and the array). A loaded config keeps its
+ * warnings in c->warnings and leaves *warnings NULL.
+ */
+struct conf *conf_load_keep(const char *path, const char *text, char *err, size_t errlen, char ***warnings,
+                            size_t *n_warnings);
+
 #endif
