@@ -457,7 +457,7 @@ static void check_routes(struct ctx *x)
 			ck_ms_text(b, sizeof(b), rt->timeout);
 			add(x->r, 0, rt->file, ck_key_line(x, rt->file, rt->line, "per_try_timeout"),
 			    "route %s: per_try_timeout %s is not shorter than timeout %s: the first try can use up the "
-			    "whole timeout, so the %u retries may never run", rt->name, a, b, (unsigned)rt->retries);
+			    "whole timeout, so retries (retries = %u) may never run", rt->name, a, b, (unsigned)rt->retries);
 		}
 	}
 }
@@ -533,7 +533,7 @@ static void check_port_mtls(struct ctx *x)
 		for (k = 0; k < pa->n_ports; k++) {
 			int used = 0;
 
-			for (j = 0; j < c->n_services && !used; j++) {
+			for (j = 0; j < c->n_services; j++) {
 				const struct conf_service *s = &c->services[j];
 				size_t n = s->n_endpoints ? s->n_endpoints : 1;
 
@@ -559,6 +559,10 @@ static void check_port_mtls(struct ctx *x)
 				uint16_t p = ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
 				                                       : ntohs(((const struct sockaddr_in *)ss)->sin_port);
 
+				if (!k && len < sizeof(ports)) {
+					snprintf(ports + len, sizeof(ports) - len, "%sapp: %u", any ? ", " : "", (unsigned)p);
+					len = strlen(ports);
+				}
 				any = 1;
 				if (p == pa->ports[k].port)
 					used = 1;
@@ -570,7 +574,7 @@ static void check_port_mtls(struct ctx *x)
 
 				snprintf(key, sizeof(key), "port.%u", (unsigned)pa->ports[k].port);
 				add(x->r, 0, pa->file, ck_key_line(x, pa->file, pa->line, key),
-				    "peer_authentication %s: port.%u is not the port of any service it selects (%s), so this "
+				    "peer_authentication %s: port.%u is not the port of any service or app it selects (%s), so this "
 				    "mode never applies", pa->name, (unsigned)pa->ports[k].port,
 				    ports[0] ? ports : "none");
 			}

@@ -112,7 +112,7 @@ int main(void)
 	/* ---- port-level mTLS on a port no selected service uses */
 	o = run(SVCS "[peer_authentication reviews]\nselector = app=reviews\nport.8080 = DISABLE\n");
 	TEST("port mtls: warned", has(o, "t.ini:11: warning: peer_authentication reviews: port.8080 is not the port of any "
-	                              "service it selects (reviews: 9080)"));
+	                              "service or app it selects (reviews: 9080)"));
 	o = run(SVCS "[peer_authentication reviews]\nselector = app=reviews\nport.9080 = DISABLE\n");
 	TEST("port mtls: not on the service port", !strstr(o, "port.9080"));
 
