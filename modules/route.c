@@ -215,6 +215,29 @@ static void pf_free(struct route_pf *pf)
  * with '|' anywhere gets no prefilter (an alternative need not hold any run).
  * Groups and bracket expressions are skipped whole. 0: pf filled; -1: none.
  */
+/* p just after a '[': the ']' that closes the bracket expression ("[]a]",
+ * "[^]a]" and "[[:alpha:]]" included), or NULL if it never closes */
+static const char *bracket_end(const char *p)
+{
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']') {
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+			const char *e = p + 2;
+			while (*e && !(e[0] == p[1] && e[1] == ']'))
+				e++;
+			if (!*e)
+				return NULL;
+			p = e + 2;
+			continue;
+		}
+		p++;
+	}
+	return *p ? p : NULL;
+}
+
 static int pf_build(const char *re, struct route_pf *pf)
 {
 	size_t n = strlen(re), cur = 0, runstart = 0;
@@ -270,24 +293,7 @@ static int pf_build(const char *re, struct route_pf *pf)
 			continue;
 		case '[':
 			RUN_END();
-			p++;
-			if (*p == '^')
-				p++;
-			if (*p == ']')
-				p++;
-			while (*p && *p != ']') {
-				if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-					const char *e = p + 2;
-					while (*e && !(e[0] == p[1] && e[1] == ']'))
-						e++;
-					if (!*e)
-						goto none;
-					p = e + 2;
-					continue;
-				}
-				p++;
-			}
-			if (!*p)
+			if (!(p = bracket_end(p + 1)))
 				goto none;
 			p++;
 			continue;
@@ -299,24 +305,8 @@ static int pf_build(const char *re, struct route_pf *pf)
 				if (*p == '\\' && p[1]) {
 					p++;
 				} else if (*p == '[') {
-					p++;
-					if (*p == '^')
-						p++;
-					if (*p == ']')
-						p++;
-					while (*p && *p != ']') {
-						if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-							const char *e = p + 2;
-							while (*e && !(e[0] == p[1] && e[1] == ']'))
-								e++;
-							if (!*e)
-								goto none;
-							p = e + 1;
-						}
-						p++;
-					}
-					if (!*p)
-						goto none;
+					if (!(p = bracket_end(p + 1)))
+						goto none;       /* p on the ']': the loop steps past it */
 				} else if (*p == '(') {
 					depth++;
 				} else if (*p == ')' && --depth == 0) {
