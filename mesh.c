@@ -8,6 +8,7 @@
 #include "ca.h"
 #include "check.h"
 #include "cli.h"
+#include "controller.h"
 #include "demo.h"
 #include "proxy.h"
 #include "sampleapp.h"
@@ -21,6 +22,9 @@ struct mode {
 
 static const struct mode modes[] = {
 	{ "proxy",   proxy_main,   "proxy -c proxy.ini     sidecar data plane (inbound, outbound, admin listeners)" },
+	{ "controller", controller_main, "controller -c mesh.ini the control plane: registry, snapshots pushed to proxies (--help)" },
+	{ "up",      controller_up_main, "up -c mesh.ini         controller + CA in one process, for labs (--help)" },
+	{ "proxy-status", proxy_status_main, "proxy-status           every proxy registered with the controller and its sync state" },
 	{ "ca",      ca_main,      "ca -c ca.ini           certificate authority (also ca init, ca token: --help)" },
 	{ "cert",    ca_cert_main, "cert show FILE|-       decode certificates (also cert request: --help)" },
 	{ "version", cli_version,  "version                mesh and library versions" },

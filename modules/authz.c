@@ -48,6 +48,11 @@ static int selects(const char *ns, const struct conf_labels *sel, const struct a
 	return 1;
 }
 
+int authz_selects(const char *ns, const struct conf_labels *sel, const struct authz_workload *w)
+{
+	return selects(ns, sel, w);
+}
+
 /* ------------------------------------------------------------ peer authentication */
 
 static enum conf_mtls port_mode(const struct conf_peer_auth *pa, uint16_t port)

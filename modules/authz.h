@@ -58,4 +58,7 @@ enum authz_decision { AUTHZ_ALLOW = 0, AUTHZ_DENY = 1 };
 enum authz_decision authz_check(const struct conf *cf, const struct authz_workload *w,
                                 const struct authz_req *r, const char **policy, int *audit);
 
+/* does a policy of namespace ns (NULL / istio-system: mesh-wide) with selector sel apply to w? */
+int authz_selects(const char *ns, const struct conf_labels *sel, const struct authz_workload *w);
+
 #endif

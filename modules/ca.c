@@ -510,7 +510,6 @@ struct ca {
 	struct ev_loop *loop;
 	ev_io lio;
 	int lfd;
-	ev_signal sigint, sigterm;
 	size_t n_conns;
 	unsigned long signed_count, refused_count;
 };
@@ -1349,62 +1348,143 @@ static int ca_token_cmd(int argc, char **argv)
 	return 0;
 }
 
-static int ca_serve(const char *ini)
+/* ------------------------------------------------------------------ in-process use */
+
+struct ca *ca_open(const char *ini, char *err, size_t errlen)
 {
-	static struct ca ca;  /* signal handlers and watchers point into it */
+	struct ca *ca = calloc(1, sizeof(*ca));
+
+	if (!ca) {
+		ca_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ca->lfd = -1;
+	if (tls_global_init() < 0) {
+		ca_errf(err, errlen, "no entropy for the random generator");
+		free(ca);
+		return NULL;
+	}
+	if (ca_load_config(&ca->cfg, ini, NULL, err, errlen) < 0) {
+		free(ca);
+		return NULL;
+	}
+	if (ca_load(ca, err, errlen) < 0) {
+		char e2[1024];
+
+		snprintf(e2, sizeof(e2), "%s", err);
+		ca_errf(err, errlen, "%s: %s", ini, e2);
+		ca_free(ca);
+		free(ca);
+		return NULL;
+	}
+	return ca;
+}
+
+int ca_listen(struct ca *ca, struct ev_loop *loop, char *err, size_t errlen)
+{
 	struct tls_cert_info info[4];
-	char err[2048];
+	char e2[256];
 	int n;
 
-	log_prefix = "ca";
-	memset(&ca, 0, sizeof(ca));
-	ca.lfd = -1;
-	if (tls_global_init() < 0) {
-		fprintf(stderr, "mesh ca: no entropy for the random generator\n");
-		return 1;
-	}
-	if (ca_load_config(&ca.cfg, ini, NULL, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	log_level = ca.cfg.log_level;
-	if (ca_load(&ca, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mesh ca: %s\n", err);
-		ca_free(&ca);
-		return 1;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	ca.lfd = net_listen((struct sockaddr *)&ca.cfg.listen.ss, ca.cfg.listen.len);
-	if (ca.lfd < 0) {
-		fprintf(stderr, "mesh ca: listen %s: %s (another CA running? change [ca] listen)\n", ca.cfg.listen.text,
+	ca->lfd = net_listen((struct sockaddr *)&ca->cfg.listen.ss, ca->cfg.listen.len);
+	if (ca->lfd < 0) {
+		ca_errf(err, errlen, "listen %s: %s (another CA running? change [ca] listen)", ca->cfg.listen.text,
 		        strerror(errno));
-		ca_free(&ca);
-		return 1;
+		return -1;
 	}
-	ca.loop = ev_default_loop(EVBACKEND_EPOLL | EVFLAG_NOENV);
-	ev_io_init(&ca.lio, ca_accept_cb, ca.lfd, EV_READ);
-	ev_io_start(ca.loop, &ca.lio);
-	ev_signal_init(&ca.sigint, ca_stop_cb, SIGINT);
-	ev_signal_start(ca.loop, &ca.sigint);
-	ev_signal_init(&ca.sigterm, ca_stop_cb, SIGTERM);
-	ev_signal_start(ca.loop, &ca.sigterm);
-	n = tls_chain_info(ca.bundle_pem, strlen(ca.bundle_pem), info, 4, err, sizeof(err));
-	log_info("serving on %s: trust domain %s, certificates for %lld s, root fingerprint %s", ca.cfg.listen.text,
-	         ca.cfg.trust_domain, ca.cfg.cert_ttl, n > 0 ? info[0].fingerprint : "?");
-	if (ca.cfg.n_allow_ns) {
+	ca->loop = loop;
+	ev_io_init(&ca->lio, ca_accept_cb, ca->lfd, EV_READ);
+	ev_io_start(loop, &ca->lio);
+	n = tls_chain_info(ca->bundle_pem, strlen(ca->bundle_pem), info, 4, e2, sizeof(e2));
+	log_info("serving on %s: trust domain %s, certificates for %lld s, root fingerprint %s", ca->cfg.listen.text,
+	         ca->cfg.trust_domain, ca->cfg.cert_ttl, n > 0 ? info[0].fingerprint : "?");
+	if (ca->cfg.n_allow_ns) {
 		size_t i;
 		char list[1024] = "";
 
-		for (i = 0; i < ca.cfg.n_allow_ns; i++)
-			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", ca.cfg.allow_ns[i]);
+		for (i = 0; i < ca->cfg.n_allow_ns; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", ca->cfg.allow_ns[i]);
 		log_warn("*** LAB MODE: allow_namespaces = %s: ANY client can get ANY identity in these namespaces "
 		         "WITHOUT a token. Never use this outside a lab. ***", list);
 	}
-	ev_run(ca.loop, 0);
-	log_info("stopping: %lu certificates signed, %lu refused", ca.signed_count, ca.refused_count);
-	ev_io_stop(ca.loop, &ca.lio);
-	close(ca.lfd);
-	ca_free(&ca);
+	return 0;
+}
+
+struct tls_creds *ca_issue_creds(struct ca *ca, const char *ns, const char *sa, char *err, size_t errlen)
+{
+	char id[600];
+	long long now = time(NULL);
+	struct tls_issue rq = { "O=mesh", id, NULL, 0, 0, -1, now - ca->cfg.clock_skew, now + ca->cfg.cert_ttl };
+	struct tls_creds *cr = NULL;
+	char *key, *crt = NULL, *chain = NULL;
+	size_t l;
+
+	if (rq.not_after > ca->issuer_not_after)
+		rq.not_after = ca->issuer_not_after;
+	if (tls_spiffe_id(id, sizeof(id), ca->cfg.trust_domain, ns, sa) < 0) {
+		ca_errf(err, errlen, "identity too long");
+		return NULL;
+	}
+	if (!(key = tls_key_generate(err, errlen)))
+		return NULL;
+	if ((crt = tls_issue_for_key(ca->issuer, &rq, key, err, errlen))) {
+		l = strlen(crt) + strlen(ca->parents_pem) + 1;
+		if ((chain = malloc(l))) {
+			snprintf(chain, l, "%s%s", crt, ca->parents_pem);
+			cr = tls_creds_new(chain, key, ca->bundle_pem, err, errlen);
+		}
+	}
+	memset(key, 0, strlen(key));
+	free(key);
+	free(crt);
+	free(chain);
+	return cr;
+}
+
+const char *ca_trust_domain(const struct ca *ca)
+{
+	return ca->cfg.trust_domain;
+}
+
+void ca_close(struct ca *ca)
+{
+	if (!ca)
+		return;
+	if (ca->lfd >= 0) {  /* open connections are left to the exiting process */
+		ev_io_stop(ca->loop, &ca->lio);
+		close(ca->lfd);
+		log_info("stopping: %lu certificates signed, %lu refused", ca->signed_count, ca->refused_count);
+	}
+	ca_free(ca);
+	free(ca);
+}
+
+static int ca_serve(const char *ini)
+{
+	struct ev_loop *loop;
+	ev_signal sigint, sigterm;
+	char err[2048];
+	struct ca *ca;
+
+	log_prefix = "ca";
+	if (!(ca = ca_open(ini, err, sizeof(err)))) {
+		fprintf(stderr, "mesh ca: %s\n", err);
+		return 1;
+	}
+	log_level = ca->cfg.log_level;
+	signal(SIGPIPE, SIG_IGN);
+	loop = ev_default_loop(EVBACKEND_EPOLL | EVFLAG_NOENV);
+	if (ca_listen(ca, loop, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mesh ca: %s\n", err);
+		ca_close(ca);
+		return 1;
+	}
+	ev_signal_init(&sigint, ca_stop_cb, SIGINT);
+	ev_signal_start(loop, &sigint);
+	ev_signal_init(&sigterm, ca_stop_cb, SIGTERM);
+	ev_signal_start(loop, &sigterm);
+	ev_run(loop, 0);
+	ca_close(ca);
 	return 0;
 }
 

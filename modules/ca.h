@@ -15,6 +15,21 @@ int ca_main(int argc, char **argv);
 /* mesh cert show FILE|- | mesh cert request ... */
 int ca_cert_main(int argc, char **argv);
 
+/* ------------------------------------------------------------------ in process (`mesh up`, the controller) */
+
+struct ca;
+struct ev_loop;
+struct tls_creds;
+
+/* loads ca.ini and the files it names, as `mesh ca -c` does; NULL with err */
+struct ca *ca_open(const char *ini, char *err, size_t errlen);
+/* serves POST /v1/sign and GET /v1/root on loop at the configured listen address */
+int ca_listen(struct ca *ca, struct ev_loop *loop, char *err, size_t errlen);
+/* a key made here and a certificate for spiffe://TD/ns/NS/sa/SA (the controller's own identity) */
+struct tls_creds *ca_issue_creds(struct ca *ca, const char *ns, const char *sa, char *err, size_t errlen);
+const char *ca_trust_domain(const struct ca *ca);
+void ca_close(struct ca *ca);
+
 /* ------------------------------------------------------------------ tokens */
 
 #define CA_TOKEN_MAX 400   /* longest token text, NUL included */

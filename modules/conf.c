@@ -752,6 +752,16 @@ static const struct conf_key control_keys[] = {
 	KEY("trust_bundle", V_FILE_IN, CT(trust_bundle), .min = 1),
 	KEY("ca_fingerprint", V_FINGERPRINT, CT(ca_fingerprint)),
 	KEY("key_file", V_FILE_OUT, CT(key_file)),
+	KEY("controller", V_APP, CT(controller)),
+	KEY("snapshot_file", V_FILE_OUT, CT(snapshot_file)),
+};
+
+#define CL(f) offsetof(struct conf_controller, f)
+static const struct conf_key controller_keys[] = {
+	KEY("listen", V_LISTEN, CL(listen)),
+	KEY("admin", V_LISTEN, CL(admin)),
+	KEY("ca", V_FILE_OUT, CL(ca)),
+	KEY("lease_ttl", V_DURATION, CL(lease_ttl), .min = SEC_MS, .max = HOUR_MS, .flags = K_OPTIONAL),
 };
 
 static const struct conf_key mesh_keys[] = {
@@ -893,7 +903,7 @@ struct where {
 };
 
 enum { SEC_WORKLOAD, SEC_LISTEN, SEC_PROXY, SEC_LOG, SEC_CONTROL, SEC_MESH, SEC_SERVICE, SEC_DESTINATION,
-       SEC_ROUTE, SEC_PEER_AUTH, SEC_AUTHZ, SEC_COUNT };
+       SEC_ROUTE, SEC_PEER_AUTH, SEC_AUTHZ, SEC_CONTROLLER, SEC_COUNT };
 
 struct sb;
 struct section_kind {
@@ -945,13 +955,15 @@ static const struct section_kind sections[SEC_COUNT] = {
 	                          .open = peer_auth_open, .close = peer_auth_close, .nth = peer_auth_nth),
 	[SEC_AUTHZ] = SECTION("authorization", PART_MESH, 0, authz_keys, .usage = "NAME",
 	                      .open = authz_open, .close = authz_close, .render = authz_render),
+	/* the controller's own settings: in mesh.ini, so PART_MESH, but never in a snapshot */
+	[SEC_CONTROLLER] = SECTION("controller", PART_MESH, offsetof(struct conf, controller), controller_keys),
 };
 _Static_assert(NKEYS(workload_keys) <= KEYS_MAX && NKEYS(listen_keys) <= KEYS_MAX &&
                NKEYS(proxy_keys) <= KEYS_MAX && NKEYS(log_keys) <= KEYS_MAX &&
                NKEYS(control_keys) <= KEYS_MAX && NKEYS(mesh_keys) <= KEYS_MAX &&
                NKEYS(service_keys) <= KEYS_MAX && NKEYS(destination_keys) <= KEYS_MAX &&
                NKEYS(route_keys) <= KEYS_MAX && NKEYS(peer_auth_keys) <= KEYS_MAX &&
-               NKEYS(authz_keys) <= KEYS_MAX, "raise KEYS_MAX");
+               NKEYS(authz_keys) <= KEYS_MAX && NKEYS(controller_keys) <= KEYS_MAX, "raise KEYS_MAX");
 
 /* ------------------------------------------------------------ loader state */
 
@@ -1019,6 +1031,7 @@ struct ld {
 	struct svc_listen *sl;
 	size_t n_sl;
 	struct where mesh_at;      /* the `mesh =` line */
+	int mesh_given;            /* the mesh part came as text (a controller's snapshot) */
 	struct dest_x *dx;         /* parallel to conf->destinations */
 	size_t n_dx;
 	struct dest_x *ox;         /* [destination S/SUBSET] overrides */
@@ -4424,6 +4437,22 @@ static void finish_security(struct ld *ld)
 	if (!c->mesh.trust_domain)
 		c->mesh.trust_domain = xstrdup(c->mesh.domain);
 
+	/* [control] controller: the mesh part comes from the controller, over mTLS */
+	if (ct->controller.set) {
+		struct where w_ctl = key_at(ld, SEC_CONTROL, "controller");
+
+		if (!ct->ca.set)
+			ld_err(ld, &w_ctl, "controller needs ca = ADDRESS in [control]: the proxy talks to the controller "
+			       "over mTLS with its workload certificate");
+		if (c->mesh_path)
+			ld_err(ld, &w_ctl, "set one of mesh (a static mesh file) and controller (the mesh part pushed by "
+			       "`mesh controller`), not both");
+	} else if (ct->snapshot_file) {
+		struct where at = key_at(ld, SEC_CONTROL, "snapshot_file");
+
+		ld_err(ld, &at, "snapshot_file needs controller = ADDRESS in [control] (it keeps the controller's last snapshot)");
+	}
+
 	/* [control]: how this proxy gets its identity */
 	if (!ct->ca.set) {
 		for (i = 0; i < sizeof(needs_ca) / sizeof(needs_ca[0]); i++) {
@@ -4529,7 +4558,10 @@ static void finish(struct ld *ld)
 		int amb;
 		struct conf_service *s = ref_service(c, sl->ref, &amb);
 
-		if (!s) {
+		if (!s && c->control.controller.set && !ld->mesh_given) {
+			ld_warn(ld, &sl->at, "service.%s: no service '%s' yet: the listener opens when the controller's "
+			        "snapshot defines it", sl->ref, sl->ref);
+		} else if (!s) {
 			char name[72];
 			const char *dot = strchr(sl->ref, '.');
 
@@ -4708,6 +4740,8 @@ static void conf_free(struct conf *c)
 	free(c->control.trust_bundle);
 	free(c->control.ca_fingerprint);
 	free(c->control.key_file);
+	free(c->control.snapshot_file);
+	free(c->controller.ca);
 	for (i = 0; i < c->n_services; i++) {
 		struct conf_service *s = &c->services[i];
 
@@ -4814,7 +4848,7 @@ static void put_errors(struct ld *ld, char *err, size_t errlen)
 /* keep (mesh check): list every error kept, and hand the warnings of a refused
  * config over to *warnings instead of freeing them */
 static struct conf *load_conf(const char *path, const char *text, char *err, size_t errlen,
-                              char ***warnings, size_t *n_warnings)
+                              char ***warnings, size_t *n_warnings, const char *mesh_name, const char *mesh_text)
 {
 	struct ld ld;
 	struct conf *c = conf_new(path);
@@ -4840,7 +4874,10 @@ static struct conf *load_conf(const char *path, const char *text, char *err, siz
 			ok = 0;
 		}
 	}
-	if (ok && c->mesh_path && ld.mesh_at.line) {
+	ld.mesh_given = mesh_text != NULL;
+	if (ok && mesh_text)
+		parse_text(&ld, add_file(c, mesh_name), mesh_text, 0, PART_MESH);
+	else if (ok && c->mesh_path && ld.mesh_at.line) {
 		char *buf = read_file(c->mesh_path, why, sizeof(why));
 
 		if (buf) {
@@ -4871,12 +4908,18 @@ static struct conf *load_conf(const char *path, const char *text, char *err, siz
 
 struct conf *conf_load(const char *path, char *err, size_t errlen)
 {
-	return load_conf(path, NULL, err, errlen, NULL, NULL);
+	return load_conf(path, NULL, err, errlen, NULL, NULL, NULL, NULL);
+}
+
+struct conf *conf_load_with_mesh(const char *path, const char *mesh_name, const char *mesh_text, char *err,
+                                 size_t errlen)
+{
+	return load_conf(path, NULL, err, errlen, NULL, NULL, mesh_name, mesh_text ? mesh_text : "");
 }
 
 struct conf *conf_load_string(const char *name, const char *text, char *err, size_t errlen)
 {
-	return load_conf(name, text ? text : "", err, errlen, NULL, NULL);
+	return load_conf(name, text ? text : "", err, errlen, NULL, NULL, NULL, NULL);
 }
 
 struct conf *conf_load_keep(const char *path, const char *text, char *err, size_t errlen, char ***warnings,
@@ -4884,7 +4927,7 @@ struct conf *conf_load_keep(const char *path, const char *text, char *err, size_
 {
 	*warnings = NULL;
 	*n_warnings = 0;
-	return load_conf(path, text, err, errlen, warnings, n_warnings);
+	return load_conf(path, text, err, errlen, warnings, n_warnings, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ lookup */
@@ -5598,6 +5641,64 @@ char *conf_render(const struct conf *c)
 		const struct section_kind *k = &sections[s];
 
 		if (k->render) {
+			k->render(&out, c);
+		} else if (k->nth) {
+			const char *name;
+			const void *base;
+
+			for (i = 0; (base = k->nth(c, i, &name)); i++)
+				render_section(&out, c, k, name, base, NULL);
+		} else {
+			render_section(&out, c, k, NULL, (const char *)c + k->conf_off, NULL);
+		}
+	}
+	return out.p;
+}
+
+/* the mesh part as a controller sends it: what conf_render writes for the
+ * mesh sections, with the hook's endpoints added and its authorizations only */
+char *conf_render_mesh(const struct conf *c, const struct conf_snapshot_hook *h)
+{
+	struct sb out = { 0 };
+	struct conf tmp;
+	size_t s, i, j;
+
+	sb_add(&out, "");
+	for (s = 0; s < SEC_COUNT; s++) {
+		const struct section_kind *k = &sections[s];
+
+		if (k->part != PART_MESH || s == SEC_CONTROLLER)
+			continue;
+		if (s == SEC_SERVICE) {
+			for (i = 0; i < c->n_services; i++) {
+				struct pairs ps = { 0 };
+				char *more = h && h->endpoints ? h->endpoints(h->ctx, &c->services[i]) : NULL;
+
+				for (j = 0; j < k->n_keys; j++)
+					render_key(&ps, c, &k->keys[j], &c->services[i]);
+				for (char *l = more, *nl; l && *l; l = nl + 1) {
+					if (!(nl = strchr(l, '\n')))
+						break;
+					*nl = '\0';
+					pair_add(&ps, "endpoint", l);
+				}
+				free(more);
+				write_section(&out, k->name, c->services[i].name, &ps);
+				pairs_free(&ps);
+			}
+		} else if (s == SEC_AUTHZ && h && h->keep_authz) {
+			/* authz_render over the kept policies only */
+			struct conf_authz *kept = c->n_authzs ? xmalloc(c->n_authzs * sizeof(*kept)) : NULL;
+
+			tmp = *c;
+			tmp.n_authzs = 0;
+			for (i = 0; i < c->n_authzs; i++)
+				if (h->keep_authz(h->ctx, &c->authzs[i]))
+					kept[tmp.n_authzs++] = c->authzs[i];
+			tmp.authzs = kept;
+			authz_render(&out, &tmp);
+			free(kept);
+		} else if (k->render) {
 			k->render(&out, c);
 		} else if (k->nth) {
 			const char *name;

@@ -347,6 +347,17 @@ struct conf_control {
 	char *trust_bundle;          /* trust_bundle = root.crt (PEM), or ... */
 	char *ca_fingerprint;        /* ca_fingerprint = sha256 hex of the root (pins it, bundle fetched from the CA) */
 	char *key_file;              /* key_file: write the workload key here (0600); NULL = memory only */
+	struct conf_addr controller; /* controller = 127.0.0.1:15010: the mesh part comes from `mesh controller` */
+	char *snapshot_file;         /* snapshot_file: keep the last snapshot here, start from it (static stability) */
+};
+
+/* [controller]: `mesh controller` and `mesh up` (docs/protocol.md); unset
+ * fields take the controller's defaults there */
+struct conf_controller {
+	struct conf_addr listen;     /* mTLS: /v1/register, /v1/snapshot (default 127.0.0.1:15010) */
+	struct conf_addr admin;      /* plaintext, read-only: /proxies, /ready, /metrics (default 127.0.0.1:15014) */
+	char *ca;                    /* ca = ca.ini: the CA that signs the controller's certificate (`mesh up` serves it) */
+	uint32_t lease_ttl;          /* ms; 0 = default 15 s */
 };
 
 struct conf {
@@ -373,6 +384,7 @@ struct conf {
 	size_t n_peer_auths;
 	struct conf_authz *authzs;   /* [authorization ...] in file order */
 	size_t n_authzs;
+	struct conf_controller controller; /* [controller] (only the controller reads it) */
 };
 
 /* the destination rule of a service, or NULL */
@@ -428,5 +440,24 @@ void conf_labels_free(struct conf_labels *l);  /* frees what conf_parse_labels f
  */
 struct conf *conf_load_keep(const char *path, const char *text, char *err, size_t errlen, char ***warnings,
                             size_t *n_warnings);
+
+/*
+ * A proxy file with its mesh part given as text (a controller's snapshot)
+ * instead of [control] mesh; mesh_name names it in messages.
+ */
+struct conf *conf_load_with_mesh(const char *path, const char *mesh_name, const char *mesh_text, char *err,
+                                 size_t errlen);
+
+/* What a controller adds when it renders a proxy's snapshot */
+struct conf_snapshot_hook {
+	void *ctx;
+	/* extra `endpoint =` values of s ("ADDR labels"), each line ending in '\n'; malloc'd or NULL */
+	char *(*endpoints)(void *ctx, const struct conf_service *s);
+	/* 0 leaves an [authorization] out (it applies to other workloads); NULL keeps all */
+	int (*keep_authz)(void *ctx, const struct conf_authz *a);
+};
+
+/* the mesh part only ([controller] left out), as a snapshot (malloc'd) */
+char *conf_render_mesh(const struct conf *c, const struct conf_snapshot_hook *h);
 
 #endif

@@ -47,6 +47,7 @@
 #include "proxy.h"
 #include "route.h"
 #include "tls.h"
+#include "watch.h"
 
 #define MAX_TRAILER 8192
 #define LINGER_TIME 2.0     /* discard input this long after an error before closing */
@@ -216,6 +217,8 @@ static struct {
 	char workload[128];         /* this workload's name for metrics */
 	struct tls_creds *creds;    /* this workload's identity (NULL: no [control] ca, plaintext only) */
 	char self_id[160];          /* its SPIFFE id */
+	char *snap_text;            /* [control] controller: the mesh part now applied, and its version */
+	char snap_version[17];
 	enum conf_mtls inbound_mode;/* the inbound port's PeerAuthentication mode */
 	uint32_t sec_gen;           /* bumped by each config with an identity: pooled connections of older ones are not reused */
 	/* counters for /metrics */
@@ -3186,10 +3189,20 @@ static int config_install(struct conf *cf)
 	return 0;
 }
 
+static struct conf *load_current(char *err, size_t errlen)
+{
+	char name[64];
+
+	if (!P.snap_text)
+		return conf_load(P.conf_path, err, errlen);
+	snprintf(name, sizeof(name), "snapshot %s", P.snap_version);
+	return conf_load_with_mesh(P.conf_path, name, P.snap_text, err, errlen);
+}
+
 static void reload(void)
 {
 	char err[4096];
-	struct conf *cf = conf_load(P.conf_path, err, sizeof(err));
+	struct conf *cf = load_current(err, sizeof(err));
 
 	if (!cf) {
 		log_error("reload rejected, keeping the running configuration:\n%s", err);
@@ -3207,6 +3220,75 @@ static void reload(void)
 		return;
 	}
 	log_info("configuration reloaded from %s (%zu services)", P.conf_path, cf->n_services);
+}
+
+/* watch: a snapshot the thread loaded together with our file */
+static void snapshot_applied(struct conf *cf, const char *version, char *text, void *arg)
+{
+	(void)arg;
+	if (P.draining || config_install(cf) < 0) {
+		char e2[256];
+
+		conf_unref(cf);
+		free(text);
+		if (!P.draining) {
+			log_error("snapshot %s not applied, keeping the running configuration", version);
+			listeners_apply(P.conf, e2, sizeof(e2));
+			admin_apply(P.conf, e2, sizeof(e2));
+		}
+		return;
+	}
+	free(P.snap_text);
+	P.snap_text = text;
+	snprintf(P.snap_version, sizeof(P.snap_version), "%s", version);
+	log_info("snapshot %s from the controller applied (%zu services)", version, cf->n_services);
+}
+
+/*
+ * [control] controller: the mesh part comes from the controller. Start from
+ * snapshot_file when it holds one (static stability), else wait for the
+ * first snapshot: the proxy serves only with its mesh part, as with its
+ * identity (policies must be in force before the first request).
+ */
+static struct conf *controller_start(struct conf *cf)
+{
+	char err[4096], ver[17];
+	struct conf *got = NULL;
+	char *text = NULL;
+
+	if (cf->control.snapshot_file && (text = watch_read_snapshot(cf->control.snapshot_file, ver))) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "snapshot %s", ver);
+		got = conf_load_with_mesh(P.conf_path, name, text, err, sizeof(err));
+		if (got) {
+			log_info("starting from the last snapshot in %s (version %s); the controller may update it",
+			         cf->control.snapshot_file, ver);
+			P.snap_text = text;
+			snprintf(P.snap_version, sizeof(P.snap_version), "%s", ver);
+		} else {
+			log_warn("%s holds a snapshot this proxy refuses, waiting for the controller:\n%s",
+			         cf->control.snapshot_file, err);
+			free(text);
+		}
+	}
+	if (watch_start(P.loop, P.conf_path, cf, P.creds, P.snap_text ? P.snap_version : NULL, snapshot_applied,
+	                NULL) < 0) {
+		log_error("cannot start watching the controller");
+		conf_unref(got);
+		return NULL;
+	}
+	if (got)
+		return got;
+	got = watch_first(30, &text, ver, err, sizeof(err));
+	if (!got) {
+		log_error("no snapshot from the controller at %s within 30 s: %s", cf->control.controller.text, err);
+		return NULL;
+	}
+	P.snap_text = text;
+	snprintf(P.snap_version, sizeof(P.snap_version), "%s", ver);
+	log_info("snapshot %s from the controller (%zu services)", ver, got->n_services);
+	return got;
 }
 
 /* ------------------------------------------------------------------ admin endpoints */
@@ -3347,6 +3429,7 @@ static void creds_renewed(struct tls_creds *c, void *arg)
 	log_info("identity %s renewed, valid until %s", tls_creds_id(c), iso_time(tls_creds_not_after(c), until));
 	tls_creds_unref(P.creds);
 	P.creds = c;
+	watch_set_creds(c);
 }
 
 /* the workload's first identity, before serving: retried for a while, since
@@ -3401,6 +3484,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	P.draining = 1;
+	watch_deregister();    /* peers stop picking this endpoint while it drains */
 	log_info("%s: draining %zu connections (deadline %.1fs)", w->signum == SIGTERM ? "SIGTERM" : "SIGINT",
 	         P.n_clients, P.conf->proxy.drain_timeout / 1000.0);
 	/* stop accepting: close the listening sockets so new connections are refused */
@@ -3477,6 +3561,16 @@ int proxy_main(int argc, char **argv)
 		conf_unref(cf);
 		return 1;
 	}
+	if (cf->control.controller.set) {
+		struct conf *got = controller_start(cf);
+
+		conf_unref(cf);
+		if (!got) {
+			watch_stop();
+			return 1;
+		}
+		cf = got;
+	}
 	if (config_install(cf) < 0) {
 		conf_unref(cf);
 		return 1;
@@ -3506,6 +3600,9 @@ int proxy_main(int argc, char **argv)
 		P.listeners = l->next;
 		listener_free(l);
 	}
+	watch_stop();
+	free(P.snap_text);
+	P.snap_text = NULL;
 	if (P.creds) {
 		agent_stop();
 		tls_creds_unref(P.creds);
