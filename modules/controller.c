@@ -48,6 +48,7 @@
 #define CTL_IDLE        120.0      /* seconds a kept-alive connection may sit without a request */
 #define CTL_DEBOUNCE    0.05       /* seconds: changes within this window make one rebuild */
 #define CTL_DEFAULT_TTL 15000      /* ms */
+#define CTL_WARMUP_MIN  8.0        /* seconds */
 
 /* ------------------------------------------------------------------ state */
 
@@ -1310,8 +1311,10 @@ static int run(int argc, char **argv, int up)
 	ev_timer_start(C.loop, &C.sweep);
 	ev_timer_init(&C.debounce, debounce_cb, CTL_DEBOUNCE, 0.);
 	C.started = ev_now(C.loop);
-	C.warm_until = C.started + C.ttl;
-	ev_timer_init(&C.warm, warm_cb, C.ttl, 0.);
+	/* one lease TTL, and at least as long as a proxy's longest reconnect
+	 * backoff (watch.c: 5 s x jitter 1.5) */
+	C.warm_until = C.started + (C.ttl > CTL_WARMUP_MIN ? C.ttl : CTL_WARMUP_MIN);
+	ev_timer_init(&C.warm, warm_cb, C.warm_until - C.started, 0.);
 	ev_timer_start(C.loop, &C.warm);
 	watch_file();
 	ev_signal_init(&C.sighup, signal_cb, SIGHUP);

@@ -3348,6 +3348,9 @@ static int admin_handler(void *ctx, const char *method, size_t method_len, const
 		char *s = conf_render(P.conf);
 		if (!s)
 			return 500;
+		if (P.snap_text)
+			strbuf_printf(body, "; mesh part: snapshot %s from the controller at %s\n", P.snap_version,
+			              P.conf->control.controller.text);
 		strbuf_puts(body, s);
 		free(s);
 		return 200;

@@ -27,7 +27,7 @@
 
 #define WATCH_MAX_RESPONSE  (16u << 20)
 #define WATCH_BACKOFF_MIN   0.5     /* seconds */
-#define WATCH_BACKOFF_MAX   30.0
+#define WATCH_BACKOFF_MAX   5.0     /* x jitter up to 1.5: back within 7.5 s of a controller restart */
 #define WATCH_CONNECT_MS    5000
 
 static struct {
@@ -35,7 +35,7 @@ static struct {
 	int running;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int stop, dereg;
+	int stop, dereg, dereg_started, exited;
 	int wakefd;                  /* eventfd: interrupts a wait */
 	struct ev_loop *loop;
 	ev_async async;
@@ -505,6 +505,10 @@ static void *watch_thread(void *unused)
 		backoff = backoff * 2 > WATCH_BACKOFF_MAX ? WATCH_BACKOFF_MAX : backoff * 2;
 	}
 	disconnect();
+	pthread_mutex_lock(&W.lock);
+	W.exited = 1;
+	pthread_cond_broadcast(&W.cond);
+	pthread_mutex_unlock(&W.lock);
 	return NULL;
 }
 
@@ -570,7 +574,7 @@ int watch_start(struct ev_loop *loop, const char *path, const struct conf *cf, s
 	W.loop = loop;
 	W.on_update = on_update;
 	W.arg = arg;
-	W.stop = W.dereg = 0;
+	W.stop = W.dereg = W.dereg_started = W.exited = 0;
 	W.ttl = 15;
 	W.lease[0] = W.rejected[0] = '\0';
 	snprintf(W.version, sizeof(W.version), "%s", have_version ? have_version : "");
@@ -632,16 +636,24 @@ void watch_deregister(void)
 	if (!W.running)
 		return;
 	pthread_mutex_lock(&W.lock);
-	W.dereg = 1;
+	W.dereg = W.dereg_started = 1;
 	pthread_mutex_unlock(&W.lock);
 	wake();
 }
 
 void watch_stop(void)
 {
+	struct timespec ts;
+
 	if (!W.running)
 		return;
 	pthread_mutex_lock(&W.lock);
+	/* a deregistration under way gets up to 2 s to reach the controller */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	while (W.dereg_started && !W.exited)
+		if (pthread_cond_timedwait(&W.cond, &W.lock, &ts) == ETIMEDOUT)
+			break;
 	W.stop = 1;
 	pthread_cond_broadcast(&W.cond);
 	pthread_mutex_unlock(&W.lock);
