@@ -20,7 +20,8 @@
  * reaches only the demo, which stops them in order; PR_SET_PDEATHSIG stops them
  * if the demo itself is killed.
  *
- * When `mesh up` (controller + CA) exists, the CA child becomes `mesh up`.
+ * The first child is `mesh up` (controller + CA, demo_write_file): the
+ * sidecars take their mesh part from it, so editing RUN/mesh.ini is live.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,13 +45,15 @@
 
 #define DEMO_GRACE   8.0   /* seconds a child has to exit after SIGTERM (proxies drain 5 s) */
 #define DEMO_NW      6     /* workloads with a sidecar and an app */
-#define DEMO_NPORTS  (4 + 4 * DEMO_NW)
+#define DEMO_NPORTS  (4 + 4 * DEMO_NW + 2)
 #define DEMO_MAXKIDS (1 + DEMO_NW + 1 + DEMO_NW)
 
 /* port slots: the gateway's three, the CA's, then four per workload */
 enum { P_GW, P_GW_ADM, P_GW_OUT, P_CA, P_W0 };
 enum { W_APP, W_ADM, W_OUT, W_IN };
 #define P_W(w, k) (P_W0 + 4 * (w) + (k))
+#define P_CTL     P_W(DEMO_NW, 0)   /* `mesh up`: the controller, then its admin */
+#define P_CTL_ADM (P_CTL + 1)
 
 static const struct demo_workload {
 	const char *name;     /* its sidecar's INI is NAME.ini */
@@ -100,6 +103,8 @@ static int demo_classic_port(int i)
 
 	if (i < P_W0)
 		return fixed[i];
+	if (i >= P_CTL)
+		return i == P_CTL ? 15010 : 15014;
 	w = (i - P_W0) / 4;
 	k = (i - P_W0) % 4;
 	return k == W_APP ? 9080 + w : 15200 + 10 * w + wk[k];
@@ -113,6 +118,8 @@ static const char *demo_port_role(int i, char *buf, size_t cap)
 
 	if (i < P_W0)
 		return fixed[i];
+	if (i >= P_CTL)
+		return i == P_CTL ? "the controller" : "the controller's admin";
 	snprintf(buf, cap, "%s %s", demo_workloads[(i - P_W0) / 4].name, wk[(i - P_W0) % 4]);
 	return buf;
 }
@@ -180,6 +187,46 @@ static void demo_write_moved(FILE *f, const char *text)
 			fwrite(hit, 1, (size_t)(p - hit), f);
 	}
 	fputs(p, f);
+}
+
+/*
+ * The demo runs the lab with its control plane: mesh.ini (and its Lab 2
+ * variant) gain a [controller] section for `mesh up`, and each sidecar's
+ * `mesh = mesh.ini` line becomes `controller = ...`, so an edit of mesh.ini
+ * reaches every proxy without a reload.
+ */
+static void demo_write_file(FILE *f, const char *name, const char *text)
+{
+	const char *line;
+
+	if (!strncmp(name, "mesh", 4)) {
+		demo_write_moved(f, text);
+		demo_write_moved(f, "\n; added by `mesh demo`: `mesh up` serves this file to every proxy and\n"
+		                    "; pushes each change (no reload needed); the CA runs in the same process\n"
+		                    "[controller]\nca     = ca.ini\nlisten = 127.0.0.1:15010\nadmin  = 127.0.0.1:15014   "
+		                    "; mesh proxy-status --admin 127.0.0.1:15014\n");
+		return;
+	}
+	{
+		static const char ctl[] = "controller = 127.0.0.1:15010 ; the mesh part comes from `mesh up` (mesh demo)\n";
+		const char *hit = NULL;
+		char *copy;
+
+		for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+			if (!strncmp(line, "mesh = mesh.ini\n", 16)) {
+				hit = line;
+				break;
+			}
+		if (!hit || !(copy = malloc(strlen(text) + sizeof(ctl)))) {
+			demo_write_moved(f, text);
+			return;
+		}
+		memcpy(copy, text, (size_t)(hit - text));
+		strcpy(copy + (hit - text), ctl);
+		strcat(copy, hit + 16);
+		demo_write_moved(f, copy);
+		free(copy);
+	}
 }
 
 /* true when dir holds nothing, or a previous demo's files (the marker) */
@@ -255,7 +302,7 @@ static int demo_rundir(void)
 			fprintf(stderr, "mesh demo: cannot write %s: %s\n", p, strerror(errno));
 			return -1;
 		}
-		demo_write_moved(f, df->text);
+		demo_write_file(f, df->name, df->text);
 		if (fclose(f) != 0) {
 			fprintf(stderr, "mesh demo: cannot write %s: %s\n", p, strerror(errno));
 			return -1;
@@ -558,9 +605,9 @@ static int demo_ca_init(void)
 static int demo_start_ca(void)
 {
 	char ini[PATH_MAX];
-	char *argv[] = { "mesh", "ca", "-c", ini, NULL };
+	char *argv[] = { "mesh", "up", "-c", ini, NULL };
 
-	if (demo_path(ini, sizeof(ini), D.dir, "ca.ini") < 0 || !demo_start(K_CA, "ca", "ca", D.port[P_CA], argv))
+	if (demo_path(ini, sizeof(ini), D.dir, "mesh.ini") < 0 || !demo_start(K_CA, "up", "up", D.port[P_CA], argv))
 		return -1;
 	return 0;
 }
@@ -597,16 +644,6 @@ static int demo_start_rest(void)
 	return 0;
 }
 
-static pid_t demo_pid_of(const char *name)
-{
-	int i;
-
-	for (i = 0; i < D.nkids; i++)
-		if (!strcmp(D.kid[i].name, name))
-			return D.kid[i].pid;
-	return 0;
-}
-
 /* RUN/pids: "NAME PID" per line, the demo first, for scripts (and kill -HUP) */
 static void demo_write_pids(void)
 {
@@ -629,27 +666,27 @@ static void demo_write_pids(void)
 static void demo_banner(void)
 {
 	const char *d = D.dir;
-	int gw = D.port[P_GW], i;
+	int gw = D.port[P_GW];
 
-	printf("\nmesh demo: Bookinfo is ready: a CA, 6 sidecars + a gateway, 6 apps (pid %d)\n\n", (int)getpid());
+	printf("\nmesh demo: Bookinfo is ready: `mesh up` (controller + CA), 6 sidecars + a gateway, 6 apps (pid %d)\n\n",
+	       (int)getpid());
 	printf("  Open     http://localhost:%d/productpage   (reload: reviews v1, v2, v3 take turns:\n"
 	       "           no stars, black stars, red stars)\n", gw);
 	printf("  Title    curl -s http://localhost:%d/productpage | grep -o '<title>.*</title>'\n", gw);
 	printf("  Stars    for i in $(seq 1 20); do curl -s http://localhost:%d/productpage | grep -c glyphicon-star; done\n",
 	       gw);
-	printf("  Lab 2    the reviews canary (jason -> v2, others 80%% v1 / 20%% v2), applied by productpage's sidecar:\n"
-	       "           sed -i 's/^mesh = mesh.ini$/mesh = mesh-lab2.ini/' %s/productpage-v1.ini\n"
-	       "           kill -HUP %d\n"
+	printf("  Lab 2    the reviews canary (jason -> v2, others 80%% v1 / 20%% v2), pushed to every sidecar:\n"
+	       "           cp %s/mesh-lab2.ini %s/mesh.ini\n"
 	       "           for i in $(seq 1 20); do curl -s -H 'end-user: jason' http://localhost:%d/productpage"
-	       " | grep -c glyphicon-star; done\n", d, (int)demo_pid_of("proxy productpage-v1"), gw);
+	       " | grep -c glyphicon-star; done\n", d, d, gw);
+	printf("  Canary   then edit the weights in %s/mesh.ini (80/20 -> 50/50): live within a second, no restart;\n"
+	       "           an invalid edit is refused with file:line in %s/logs/up.log and changes nothing\n", d, d);
+	printf("  Proxies  %s proxy-status --admin 127.0.0.1:%d   (each sidecar's identity and snapshot: SYNCED?)\n",
+	       D.exe, D.port[P_CTL_ADM]);
 	printf("  Metrics  http://127.0.0.1:%d/metrics (productpage), :%d (reviews v2), :%d (gateway);"
 	       " also /config, /certs\n", D.port[P_W(0, W_ADM)], D.port[P_W(3, W_ADM)], D.port[P_GW_ADM]);
 	printf("  mTLS     %s tls-check productpage.default -c %s/mesh.ini\n", D.exe, d);
-	printf("  Reload   after editing %s/mesh.ini: kill -HUP", d);
-	for (i = 0; i < D.nkids; i++)
-		if (D.kid[i].kind == K_PROXY)
-			printf(" %d", (int)D.kid[i].pid);
-	printf("\n  Logs     %s/logs/*.log (pids in %s/pids)\n", d, d);
+	printf("  Logs     %s/logs/*.log (pids in %s/pids)\n", d, d);
 	printf("  Stop     Ctrl-C (or kill %d): stops all 14 processes\n\n", (int)getpid());
 	printf("mesh demo: ready\n");
 	fflush(stdout);
