@@ -365,8 +365,8 @@ static void check_dest_empty(struct ctx *x, const struct conf_route *rt, const s
 	char have[300];
 	size_t j;
 
-	if (!d->svc || d->subset < 0 || !ck_subset_name(d) || !d->svc->n_endpoints)
-		return;                        /* a service without endpoints: conf.c warns */
+	if (!d->svc || d->subset < 0 || !ck_subset_name(d) || !d->svc->n_endpoints || x->c->controller.present)
+		return;                        /* a service without endpoints: conf.c warns; a controller's register later */
 	ss = &d->svc->destination->subsets[d->subset];
 	for (j = 0; j < d->svc->n_endpoints; j++)
 		if (ck_labels_include(&d->svc->endpoints[j].labels, &ss->labels))

@@ -4300,8 +4300,8 @@ static void finish_traffic(struct ld *ld)
 	for (i = 0; i < c->n_destinations; i++) {
 		const struct conf_destination *d = &c->destinations[i];
 
-		if (!d->svc || !d->svc->n_endpoints)
-			continue;              /* no endpoints is warned about already */
+		if (!d->svc || !d->svc->n_endpoints || c->controller.present)
+			continue;              /* no endpoints is warned about already; a controller's come later */
 		for (k = 0; k < d->n_subsets; k++) {
 			struct where at = { d->file, d->subsets[k].line };
 
@@ -4413,7 +4413,7 @@ static void check_selects(struct ld *ld, const char *kind, const char *name, con
 	struct where at = { file, line };
 	struct sb b = { 0 };
 
-	if (!ld->c->n_services || selects_something(ld->c, ns, sel))
+	if (!ld->c->n_services || ld->c->controller.present || selects_something(ld->c, ns, sel))
 		return;
 	sb_add(&b, "");
 	labels_text(&b, sel, 0);
@@ -4535,6 +4535,8 @@ static void finish(struct ld *ld)
 	char why[160], hint[160];
 	size_t i;
 
+	c->controller.present = ld->single_at[SEC_CONTROLLER].line != 0;
+
 	if (!wl->namespace)
 		wl->namespace = xstrdup("default");
 	if (!wl->service_account && wl->service)
@@ -4597,7 +4599,7 @@ static void finish(struct ld *ld)
 	for (i = 0; i < c->n_services; i++) {
 		struct where at = { c->services[i].file, c->services[i].line };
 
-		if (!c->services[i].n_endpoints)
+		if (!c->services[i].n_endpoints && !c->controller.present)
 			ld_warn(ld, &at, "[service %s] has no endpoints; requests to it get 503", c->services[i].name);
 	}
 	if (wl->service && c->n_services) {

@@ -358,6 +358,7 @@ struct conf_controller {
 	struct conf_addr admin;      /* plaintext, read-only: /proxies, /ready, /metrics (default 127.0.0.1:15014) */
 	char *ca;                    /* ca = ca.ini: the CA that signs the controller's certificate (`mesh up` serves it) */
 	uint32_t lease_ttl;          /* ms; 0 = default 15 s */
+	int present;                 /* the file has a [controller] section: endpoints also come from registrations */
 };
 
 struct conf {
