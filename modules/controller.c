@@ -1095,17 +1095,27 @@ static long rss_kib(void)
 	return v;
 }
 
+/* SYNCED: it holds its latest snapshot; STALE: one is on its way; REJECTED: it refused the latest */
+static const char *status_of(const struct ctl_proxy *p)
+{
+	if (!p->snap)
+		return "NO SNAPSHOT";
+	if (p->rejected[0] && !strcmp(p->rejected, p->snap->version))
+		return "REJECTED";
+	if (!strcmp(p->acked, p->snap->version))
+		return "SYNCED";
+	return ev_now(C.loop) < C.warm_until ? "WARMING" : "STALE";
+}
+
 static void proxies_table(struct strbuf *b)
 {
 	struct ctl_proxy *p;
 	double now = ev_now(C.loop);
-	int warming = now < C.warm_until;
 
 	strbuf_printf(b, "%-24s %-52s %-24s %-22s %-16s %-10s %s\n", "NAME", "IDENTITY", "LABELS", "ADDRESS", "SNAPSHOT",
 	              "STATUS", "SEEN");
 	for (p = C.proxies; p; p = p->next) {
-		const char *st = !p->snap ? "NO SNAPSHOT" : p->rejected[0] && !strcmp(p->rejected, p->snap->version) ?
-		                 "REJECTED" : !strcmp(p->acked, p->snap->version) ? "SYNCED" : warming ? "WARMING" : "STALE";
+		const char *st = status_of(p);
 
 		strbuf_printf(b, "%-24s %-52s %-24s %-22s %-16s %-10s %.1fs ago\n", p->name, p->id,
 		              p->labels[0] ? p->labels : "-", p->address[0] ? p->address : "-",
@@ -1113,6 +1123,72 @@ static void proxies_table(struct strbuf *b)
 		if (p->rejected[0] && p->snap && !strcmp(p->rejected, p->snap->version))
 			strbuf_printf(b, "    rejected: %s\n", p->reject_why);
 	}
+}
+
+static void json_str(struct strbuf *b, const char *s)
+{
+	strbuf_puts(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			strbuf_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			strbuf_printf(b, "\\u%04x", c);
+		else
+			strbuf_append(b, s, 1);
+	}
+	strbuf_puts(b, "\"");
+}
+
+/* /proxies.json: the registry for the dashboard and scripts */
+static void proxies_json(struct strbuf *b)
+{
+	struct ctl_proxy *p;
+	double now = ev_now(C.loop);
+	size_t i;
+
+	strbuf_puts(b, "{\"proxies\":[");
+	for (p = C.proxies; p; p = p->next) {
+		const char *st = status_of(p);
+
+		strbuf_puts(b, p == C.proxies ? "{" : ",{");
+		strbuf_puts(b, "\"name\":");
+		json_str(b, p->name);
+		strbuf_puts(b, ",\"identity\":");
+		json_str(b, p->id);
+		strbuf_puts(b, ",\"namespace\":");
+		json_str(b, p->ns);
+		strbuf_puts(b, ",\"service_account\":");
+		json_str(b, p->sa);
+		strbuf_puts(b, ",\"service\":");
+		json_str(b, p->service);
+		strbuf_puts(b, ",\"labels\":{");
+		for (i = 0; i < p->lab.n; i++) {
+			if (i)
+				strbuf_puts(b, ",");
+			json_str(b, p->lab.v[i].key);
+			strbuf_puts(b, ":");
+			json_str(b, p->lab.v[i].value);
+		}
+		strbuf_puts(b, "},\"address\":");
+		json_str(b, p->address);
+		strbuf_puts(b, ",\"admin\":");
+		json_str(b, p->admin);
+		strbuf_puts(b, ",\"snapshot\":");
+		json_str(b, p->acked);
+		strbuf_puts(b, ",\"latest\":");
+		json_str(b, p->snap ? p->snap->version : "");
+		strbuf_printf(b, ",\"status\":\"%s\",\"seen_seconds_ago\":%.1f", st, now - p->seen);
+		if (p->rejected[0]) {
+			strbuf_puts(b, ",\"rejected\":");
+			json_str(b, p->reject_why);
+		}
+		strbuf_puts(b, "}");
+	}
+	strbuf_puts(b, "],\"config_error\":");
+	json_str(b, C.last_error);
+	strbuf_puts(b, "}\n");
 }
 
 static int admin_cb(void *ctx, const char *method, size_t method_len, const char *path, size_t path_len,
@@ -1128,6 +1204,11 @@ static int admin_cb(void *ctx, const char *method, size_t method_len, const char
 		plen = (size_t)(q - path);
 	if (plen == 6 && !memcmp(path, "/ready", 6)) {
 		strbuf_puts(body, "ready\n");
+		return 200;
+	}
+	if (plen == 13 && !memcmp(path, "/proxies.json", 13)) {
+		*ctype = "application/json";
+		proxies_json(body);
 		return 200;
 	}
 	if (plen == 8 && !memcmp(path, "/proxies", 8)) {
@@ -1186,7 +1267,7 @@ static int admin_cb(void *ctx, const char *method, size_t method_len, const char
 		return 200;
 	}
 	if (plen == 1) {
-		strbuf_puts(body, "mesh controller admin: /proxies /snapshot?lease=L /config /metrics /ready\n");
+		strbuf_puts(body, "mesh controller admin: /proxies /proxies.json /snapshot?lease=L /config /metrics /ready\n");
 		return 200;
 	}
 	strbuf_puts(body, "not found; try /proxies /snapshot /config /metrics /ready\n");

@@ -133,18 +133,25 @@ wait_until() {
 	return 1
 }
 all_synced() { [ "$(status | grep -c ' SYNCED ')" -eq "$1" ]; }
+# urls N : N copies of the service URL, for one curl that reuses its connection
+urls() { local i; for ((i = 0; i < $1; i++)); do printf 'http://hello/ '; done; }
 # split N : N requests through the client; prints "v1 v2 other"
 split() {
-	local i out v1=0 v2=0 other=0
-	for ((i = 0; i < $1; i++)); do
-		out=$(curl -s --max-time 5 -x "127.0.0.1:$COUT" http://hello/)
-		case $out in v1a | v1b) v1=$((v1 + 1)) ;; v2) v2=$((v2 + 1)) ;; *) other=$((other + 1)) ;; esac
-	done
-	echo "$v1 $v2 $other"
+	# shellcheck disable=SC2046
+	curl -s --max-time 60 -x "127.0.0.1:$COUT" $(urls "$1") | awk -v n="$1" '
+		$0 == "v1a" || $0 == "v1b" { v1++ } $0 == "v2" { v2++ }
+		END { printf "%d %d %d\n", v1, v2, n - v1 - v2 }'
 }
-# load N FILE : N requests in the background, one status code per line into FILE
+# load N FILE : N requests in the background, 10 per connection, 0.1 s apart
+# (seconds of load), one status code per line into FILE
 load() {
-	( for ((i = 0; i < $1; i++)); do code -x "127.0.0.1:$COUT" http://hello/; echo; done >"$2" ) &
+	(
+		for ((k = 0; k < $1 / 10; k++)); do
+			# shellcheck disable=SC2046
+			curl -s --max-time 60 -x "127.0.0.1:$COUT" -w '%{http_code}\n' $(urls 10) | grep -E '^[0-9]{3}$'
+			sleep 0.1
+		done >"$2"
+	) &
 	LOAD_PID=$!
 	PIDS+=("$LOAD_PID")
 }
@@ -156,6 +163,11 @@ st=$(status)
 expect_match "proxy-status: the workloads with identities from their certificates" \
 	"hello-v1 +spiffe://cluster.local/ns/default/sa/hello +app=hello, version=v1 +127.0.0.1:$I1" "$st"
 expect_match "proxy-status: a client-only proxy" "client +spiffe://cluster.local/ns/default/sa/client +- +- " "$st"
+js=$(curl -s "http://127.0.0.1:$CADM/proxies.json")
+expect_eq "proxies.json: 4 proxies, SYNCED, labels as an object" "4 4 v2" "$(printf '%s' "$js" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)["proxies"]
+print(len(d), sum(p["status"] == "SYNCED" for p in d), [p["labels"].get("version") for p in d if p["address"].endswith(":'"$I3"'")][0])' 2>&1)"
 cfg=$(curl -s "http://127.0.0.1:$CADMP/config")
 expect_match "registered endpoints in another proxy's snapshot" \
 	"endpoint += 127.0.0.1:$I1 app=hello, version=v1" "$cfg"
