@@ -5627,10 +5627,28 @@ static void comment_path(struct sb *out, const char *what, const char *path)
 	sb_printf(out, "; %s%s\n", what, b);
 }
 
+/* one section kind, every instance, the way conf_render writes it */
+static void render_kind(struct sb *out, const struct conf *c, const struct section_kind *k)
+{
+	size_t i;
+
+	if (k->render) {
+		k->render(out, c);
+	} else if (k->nth) {
+		const char *name;
+		const void *base;
+
+		for (i = 0; (base = k->nth(c, i, &name)); i++)
+			render_section(out, c, k, name, base, NULL);
+	} else {
+		render_section(out, c, k, NULL, (const char *)c + k->conf_off, NULL);
+	}
+}
+
 char *conf_render(const struct conf *c)
 {
 	struct sb out = { 0 };
-	size_t s, i;
+	size_t s;
 
 	sb_add(&out, "");
 	if (!c)
@@ -5639,21 +5657,8 @@ char *conf_render(const struct conf *c)
 	if (c->mesh_path)
 		comment_path(&out, "with the mesh part from ", c->mesh_path);
 	sb_add(&out, "; defaults are filled in; this text loads back to the same configuration\n");
-	for (s = 0; s < SEC_COUNT; s++) {
-		const struct section_kind *k = &sections[s];
-
-		if (k->render) {
-			k->render(&out, c);
-		} else if (k->nth) {
-			const char *name;
-			const void *base;
-
-			for (i = 0; (base = k->nth(c, i, &name)); i++)
-				render_section(&out, c, k, name, base, NULL);
-		} else {
-			render_section(&out, c, k, NULL, (const char *)c + k->conf_off, NULL);
-		}
-	}
+	for (s = 0; s < SEC_COUNT; s++)
+		render_kind(&out, c, &sections[s]);
 	return out.p;
 }
 
@@ -5671,10 +5676,10 @@ char *conf_render_mesh(const struct conf *c, const struct conf_snapshot_hook *h)
 
 		if (k->part != PART_MESH || s == SEC_CONTROLLER)
 			continue;
-		if (s == SEC_SERVICE) {
+		if (s == SEC_SERVICE && h && h->endpoints) {
 			for (i = 0; i < c->n_services; i++) {
 				struct pairs ps = { 0 };
-				char *more = h && h->endpoints ? h->endpoints(h->ctx, &c->services[i]) : NULL;
+				char *more = h->endpoints(h->ctx, &c->services[i]);
 
 				for (j = 0; j < k->n_keys; j++)
 					render_key(&ps, c, &k->keys[j], &c->services[i]);
@@ -5700,16 +5705,8 @@ char *conf_render_mesh(const struct conf *c, const struct conf_snapshot_hook *h)
 			tmp.authzs = kept;
 			authz_render(&out, &tmp);
 			free(kept);
-		} else if (k->render) {
-			k->render(&out, c);
-		} else if (k->nth) {
-			const char *name;
-			const void *base;
-
-			for (i = 0; (base = k->nth(c, i, &name)); i++)
-				render_section(&out, c, k, name, base, NULL);
 		} else {
-			render_section(&out, c, k, NULL, (const char *)c + k->conf_off, NULL);
+			render_kind(&out, c, k);
 		}
 	}
 	return out.p;

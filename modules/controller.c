@@ -1141,6 +1141,12 @@ static void json_str(struct strbuf *b, const char *s)
 	strbuf_puts(b, "\"");
 }
 
+static void json_field(struct strbuf *b, const char *key, const char *v)
+{
+	strbuf_printf(b, ",\"%s\":", key);
+	json_str(b, v);
+}
+
 /* /proxies.json: the registry for the dashboard and scripts */
 static void proxies_json(struct strbuf *b)
 {
@@ -1152,17 +1158,12 @@ static void proxies_json(struct strbuf *b)
 	for (p = C.proxies; p; p = p->next) {
 		const char *st = status_of(p);
 
-		strbuf_puts(b, p == C.proxies ? "{" : ",{");
-		strbuf_puts(b, "\"name\":");
+		strbuf_puts(b, p == C.proxies ? "{\"name\":" : ",{\"name\":");
 		json_str(b, p->name);
-		strbuf_puts(b, ",\"identity\":");
-		json_str(b, p->id);
-		strbuf_puts(b, ",\"namespace\":");
-		json_str(b, p->ns);
-		strbuf_puts(b, ",\"service_account\":");
-		json_str(b, p->sa);
-		strbuf_puts(b, ",\"service\":");
-		json_str(b, p->service);
+		json_field(b, "identity", p->id);
+		json_field(b, "namespace", p->ns);
+		json_field(b, "service_account", p->sa);
+		json_field(b, "service", p->service);
 		strbuf_puts(b, ",\"labels\":{");
 		for (i = 0; i < p->lab.n; i++) {
 			if (i)
@@ -1171,19 +1172,14 @@ static void proxies_json(struct strbuf *b)
 			strbuf_puts(b, ":");
 			json_str(b, p->lab.v[i].value);
 		}
-		strbuf_puts(b, "},\"address\":");
-		json_str(b, p->address);
-		strbuf_puts(b, ",\"admin\":");
-		json_str(b, p->admin);
-		strbuf_puts(b, ",\"snapshot\":");
-		json_str(b, p->acked);
-		strbuf_puts(b, ",\"latest\":");
-		json_str(b, p->snap ? p->snap->version : "");
+		strbuf_puts(b, "}");
+		json_field(b, "address", p->address);
+		json_field(b, "admin", p->admin);
+		json_field(b, "snapshot", p->acked);
+		json_field(b, "latest", p->snap ? p->snap->version : "");
 		strbuf_printf(b, ",\"status\":\"%s\",\"seen_seconds_ago\":%.1f", st, now - p->seen);
-		if (p->rejected[0]) {
-			strbuf_puts(b, ",\"rejected\":");
-			json_str(b, p->reject_why);
-		}
+		if (p->rejected[0])
+			json_field(b, "rejected", p->reject_why);
 		strbuf_puts(b, "}");
 	}
 	strbuf_puts(b, "],\"config_error\":");
