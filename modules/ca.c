@@ -826,37 +826,16 @@ static int ca_handle(struct ca_conn *cc)
 	struct http1_msg m;
 	size_t body_len = 0;
 	int head, status, hi, keep;
+	const char *why;
 	char *out = NULL;
 
-	memset(&m, 0, sizeof(m));
-	head = http1_parse_request(cc->in, cc->in_len, &m, hdrs, &lim);
-	if (head == -2) {
-		if (cc->in_len >= CA_MAX_REQUEST) {
-			ca_respond_error(cc, 431, "request head too large", 1);
-			return 0;
-		}
+	head = http1_request_whole(cc->in, cc->in_len, CA_MAX_REQUEST, &m, hdrs, &lim, &body_len, &keep, &status, &why);
+	if (head == -2)
 		return -2;
-	}
 	if (head < 0) {
-		ca_respond_error(cc, m.err_status ? m.err_status : 400, m.err_reason ? m.err_reason : "bad request", 1);
+		ca_respond_error(cc, status, status == 413 ? "request too large (a CSR is about 600 bytes)" : why, 1);
 		return 0;
 	}
-	keep = !(m.flags & HTTP1_F_CONN_CLOSE);
-	if (m.body == HTTP1_BODY_CHUNKED) {
-		ca_respond_error(cc, 411, "send the CSR with a Content-Length", 1);
-		return 0;
-	}
-	if (m.body == HTTP1_BODY_LENGTH) {
-		if (m.content_length > CA_MAX_REQUEST - (size_t)head) {
-			ca_respond_error(cc, 413, "request too large (a CSR is about 600 bytes)", 1);
-			return 0;
-		}
-		body_len = (size_t)m.content_length;
-		if (cc->in_len < (size_t)head + body_len)
-			return -2;
-	}
-	if (cc->in_len > (size_t)head + body_len)
-		keep = 0;  /* no pipelining: answer this one and close */
 	if (m.target_len == 8 && !memcmp(m.target, "/v1/root", 8)) {
 		if (http1_ieq(m.method, m.method_len, "get"))
 			ca_respond(cc, 200, "application/x-pem-file", cc->ca->bundle_pem, !keep);

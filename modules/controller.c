@@ -729,37 +729,16 @@ static int handle(struct ctl_conn *cc)
 	static const struct http1_limits lim = { 2048, CTL_MAX_REQUEST, 32 };
 	struct http1_msg m;
 	size_t body_len = 0;
-	int head, keep;
+	int head, keep, status;
+	const char *why;
 
-	memset(&m, 0, sizeof(m));
-	head = http1_parse_request(cc->in, cc->in_len, &m, hdrs, &lim);
-	if (head == -2) {
-		if (cc->in_len >= CTL_MAX_REQUEST) {
-			respond_error(cc, 431, "request head too large", 1);
-			return 0;
-		}
+	head = http1_request_whole(cc->in, cc->in_len, CTL_MAX_REQUEST, &m, hdrs, &lim, &body_len, &keep, &status, &why);
+	if (head == -2)
 		return -2;
-	}
 	if (head < 0) {
-		respond_error(cc, m.err_status ? m.err_status : 400, m.err_reason ? m.err_reason : "bad request", 1);
+		respond_error(cc, status, why, 1);
 		return 0;
 	}
-	keep = !(m.flags & HTTP1_F_CONN_CLOSE);
-	if (m.body == HTTP1_BODY_CHUNKED) {
-		respond_error(cc, 411, "send a Content-Length", 1);
-		return 0;
-	}
-	if (m.body == HTTP1_BODY_LENGTH) {
-		if (m.content_length > CTL_MAX_REQUEST - (size_t)head) {
-			respond_error(cc, 413, "request too large", 1);
-			return 0;
-		}
-		body_len = (size_t)m.content_length;
-		if (cc->in_len < (size_t)head + body_len)
-			return -2;
-	}
-	if (cc->in_len > (size_t)head + body_len)
-		keep = 0;  /* no pipelining */
 	if (m.target_len >= 12 && !memcmp(m.target, "/v1/snapshot", 12) &&
 	    (m.target_len == 12 || m.target[12] == '?')) {
 		if (!http1_ieq(m.method, m.method_len, "get"))

@@ -738,3 +738,45 @@ ssize_t http1_chunked_decode(struct http1_chunked *c, const char *buf, size_t le
 	}
 	return (ssize_t)p;
 }
+
+int http1_request_whole(const char *buf, size_t len, size_t max, struct http1_msg *m, struct http1_header *hdrs,
+                        const struct http1_limits *lim, size_t *body_len, int *keep, int *status,
+                        const char **reason)
+{
+	int head;
+
+	memset(m, 0, sizeof(*m));
+	*body_len = 0;
+	head = http1_parse_request(buf, len, m, hdrs, lim);
+	if (head == -2) {
+		if (len < max)
+			return -2;
+		*status = 431;
+		*reason = "request head too large";
+		return -1;
+	}
+	if (head < 0) {
+		*status = m->err_status ? m->err_status : 400;
+		*reason = m->err_reason ? m->err_reason : "bad request";
+		return -1;
+	}
+	*keep = !(m->flags & HTTP1_F_CONN_CLOSE);
+	if (m->body == HTTP1_BODY_CHUNKED) {
+		*status = 411;
+		*reason = "send the body with a Content-Length";
+		return -1;
+	}
+	if (m->body == HTTP1_BODY_LENGTH) {
+		if (m->content_length > max - (size_t)head) {
+			*status = 413;
+			*reason = "request too large";
+			return -1;
+		}
+		*body_len = (size_t)m->content_length;
+		if (len < (size_t)head + *body_len)
+			return -2;
+	}
+	if (len > (size_t)head + *body_len)
+		*keep = 0;  /* no pipelining: answer this one and close */
+	return head;
+}

@@ -121,6 +121,17 @@ ssize_t http1_chunked_decode(struct http1_chunked *c, const char *buf, size_t le
 /* case-insensitive compare of a slice against a NUL-terminated lowercase literal */
 int http1_ieq(const char *s, size_t n, const char *lit);
 
+/*
+ * For the small control-plane servers (the CA, the controller): one request
+ * buffered in buf[0..len), at most max bytes, body only with Content-Length,
+ * no pipelining. Returns the head's length with *body_len set once the whole
+ * request is there (*keep: the connection may stay open); -2 when more bytes
+ * are needed; -1 with *status and *reason to answer before closing.
+ */
+int http1_request_whole(const char *buf, size_t len, size_t max, struct http1_msg *m, struct http1_header *hdrs,
+                        const struct http1_limits *lim, size_t *body_len, int *keep, int *status,
+                        const char **reason);
+
 /* finds a header by (lowercase) name; returns its index or -1 */
 int http1_find_header(const struct http1_msg *m, const char *lname);
 

@@ -732,6 +732,52 @@ static void test_ieq(void)
 	TEST("ieq: differs", !http1_ieq("close", 5, "clese"));
 }
 
+/* http1_request_whole: the control-plane servers' framing */
+static void test_request_whole(void)
+{
+	static const struct http1_limits lim = { 2048, 4096, 32 };
+	struct http1_header h[32];
+	struct http1_msg m;
+	size_t bl = 0;
+	int keep = -1, st = 0, r;
+	const char *why = NULL;
+	const char *post = "POST /v1/register HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+	char big[5000];
+
+	r = http1_request_whole(post, strlen(post), 4096, &m, h, &lim, &bl, &keep, &st, &why);
+	TEST("whole: complete request", r == (int)strlen(post) - 5 && bl == 5 && keep == 1);
+	r = http1_request_whole(post, strlen(post) - 2, 4096, &m, h, &lim, &bl, &keep, &st, &why);
+	TEST("whole: body missing -> more", r == -2);
+	r = http1_request_whole(post, 20, 4096, &m, h, &lim, &bl, &keep, &st, &why);
+	TEST("whole: head missing -> more", r == -2);
+	r = http1_request_whole(post, strlen(post), 60, &m, h, &lim, &bl, &keep, &st, &why);
+	TEST("whole: over max -> 413", r == -1 && st == 413);
+	{
+		const char *ch = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+		r = http1_request_whole(ch, strlen(ch), 4096, &m, h, &lim, &bl, &keep, &st, &why);
+		TEST("whole: chunked -> 411", r == -1 && st == 411 && why);
+	}
+	{
+		const char *two = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+
+		r = http1_request_whole(two, strlen(two), 4096, &m, h, &lim, &bl, &keep, &st, &why);
+		TEST("whole: pipelined -> answer one, then close", r > 0 && bl == 0 && keep == 0);
+	}
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	r = http1_request_whole(big, 4096, 4096, &m, h, &lim, &bl, &keep, &st, &why);
+	TEST("whole: no end of head within max -> 4xx", r == -1 && st >= 400 && st < 500);
+	{
+		const char *cl = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+		r = http1_request_whole(cl, strlen(cl), 4096, &m, h, &lim, &bl, &keep, &st, &why);
+		TEST("whole: Connection: close", r == (int)strlen(cl) && keep == 0);
+	}
+	r = http1_request_whole("GARBAGE\r\n\r\n", 11, 4096, &m, h, &lim, &bl, &keep, &st, &why);
+	TEST("whole: malformed -> 400 with a reason", r == -1 && st == 400 && why && *why);
+}
+
 /* a message that returned -1 keeps failing; one that finished keeps its data */
 static void test_chunked_sticky(void)
 {
@@ -792,5 +838,6 @@ int main(void)
 	test_slices();
 	test_ieq();
 	test_chunked_sticky();
+	test_request_whole();
 	return test_report();
 }
