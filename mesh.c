@@ -12,6 +12,7 @@
 #include "demo.h"
 #include "proxy.h"
 #include "sampleapp.h"
+#include "tap.h"
 #include "tlscheck.h"
 
 struct mode {
@@ -25,6 +26,8 @@ static const struct mode modes[] = {
 	{ "controller", controller_main, "controller -c mesh.ini the control plane: registry, snapshots pushed to proxies (--help)" },
 	{ "up",      controller_up_main, "up -c mesh.ini         controller + CA in one process, for labs (--help)" },
 	{ "proxy-status", proxy_status_main, "proxy-status           every proxy registered with the controller and its sync state" },
+	{ "tap",     tap_main,     "tap SERVICE [--path P]  live requests to a service from every proxy ([proxy] tap = on; --help)" },
+	{ "top",     top_main,     "top SERVICE            live requests grouped by path: count, success, latency (--help)" },
 	{ "ca",      ca_main,      "ca -c ca.ini           certificate authority (also ca init, ca token: --help)" },
 	{ "cert",    ca_cert_main, "cert show FILE|-       decode certificates (also cert request: --help)" },
 	{ "version", cli_version,  "version                mesh and library versions" },

@@ -17,6 +17,7 @@
 
 #define ADMIN_MAX_HEAD 8192
 #define ADMIN_TIMEOUT 10.0
+#define ADMIN_STREAM_MAX (256u << 10)  /* bytes a stream may have waiting for a slow client */
 
 struct admin_conn {
 	ev_io io;                  /* read, then write */
@@ -28,7 +29,12 @@ struct admin_conn {
 	char in[ADMIN_MAX_HEAD];
 	struct strbuf out;         /* head + body */
 	size_t out_off;
+	int streaming;             /* admin_stream_begin: stays open, out refills */
+	void (*on_close)(void *arg);
+	void *arg;
 };
+
+static struct admin_conn *admin_current;  /* the connection whose handler runs */
 
 struct admin {
 	ev_io io;                  /* the listener */
@@ -42,6 +48,12 @@ static void conn_close(struct admin_conn *c)
 {
 	struct admin_conn **pp;
 
+	if (c->on_close) {
+		void (*f)(void *) = c->on_close;
+
+		c->on_close = NULL;
+		f(c->arg);
+	}
 	ev_io_stop(c->owner->loop, &c->io);
 	ev_timer_stop(c->owner->loop, &c->timer);
 	close(c->fd);
@@ -69,9 +81,17 @@ static const char *reason_of(int status)
 static void respond(struct admin_conn *c, int status, const char *ctype, struct strbuf *body,
                     int head_only)
 {
-	strbuf_printf(&c->out, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-	              "cache-control: no-store\r\nconnection: close\r\n\r\n",
-	              status, reason_of(status), ctype, body->len);
+	if (c->streaming && status == 200) {
+		strbuf_printf(&c->out, "HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncache-control: no-store\r\n"
+		              "connection: close\r\n\r\n", ctype);
+		ev_timer_stop(c->owner->loop, &c->timer);  /* the owner decides how long a stream lives */
+	} else {
+		c->streaming = 0;
+		c->on_close = NULL;
+		strbuf_printf(&c->out, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+		              "cache-control: no-store\r\nconnection: close\r\n\r\n",
+		              status, reason_of(status), ctype, body->len);
+	}
 	if (!head_only && body->len)
 		strbuf_append(&c->out, body->p, body->len);
 	strbuf_free(body);
@@ -104,8 +124,10 @@ static void handle(struct admin_conn *c)
 		respond(c, 405, ctype, &body, 0);
 		return;
 	}
+	admin_current = head ? NULL : c;
 	status = c->owner->handler(c->owner->ctx, m.method, m.method_len, m.target, m.target_len,
 	                           &body, &ctype);
+	admin_current = NULL;
 	respond(c, status, ctype, &body, head);
 	return;
 bad:
@@ -118,7 +140,16 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct admin_conn *c = (struct admin_conn *)w;
 	ssize_t n;
 
-	if (c->out.len) {
+	if (c->streaming && (revents & EV_READ)) {  /* a stream's client sends nothing: this is its close */
+		char junk[256];
+
+		n = read(c->fd, junk, sizeof(junk));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			conn_close(c);
+			return;
+		}
+	}
+	if (c->out.len > c->out_off) {
 		n = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -127,10 +158,20 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		c->out_off += (size_t)n;
-		if (c->out_off == c->out.len)
+		if (c->out_off < c->out.len)
+			return;
+		if (!c->streaming) {
 			conn_close(c);
+			return;
+		}
+		c->out.len = c->out_off = 0;  /* all out: wait for more, or for the client to go */
+		ev_io_stop(loop, &c->io);
+		ev_io_set(&c->io, c->fd, EV_READ);
+		ev_io_start(loop, &c->io);
 		return;
 	}
+	if (c->streaming)
+		return;
 	n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -205,4 +246,43 @@ void admin_stop(struct admin *a)
 	ev_io_stop(a->loop, &a->io);
 	close(a->io.fd);
 	free(a);
+}
+
+/* ------------------------------------------------------------------ streams */
+
+struct admin_stream *admin_stream_begin(void (*on_close)(void *arg), void *arg)
+{
+	struct admin_conn *c = admin_current;
+
+	if (!c)
+		return NULL;
+	c->streaming = 1;
+	c->on_close = on_close;
+	c->arg = arg;
+	return (struct admin_stream *)c;
+}
+
+int admin_stream_write(struct admin_stream *s, const char *data, size_t len)
+{
+	struct admin_conn *c = (struct admin_conn *)s;
+
+	if (c->out.len - c->out_off + len > ADMIN_STREAM_MAX)
+		return -1;
+	if (c->out_off && c->out_off == c->out.len)
+		c->out.len = c->out_off = 0;
+	strbuf_append(&c->out, data, len);
+	ev_io_stop(c->owner->loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_READ | EV_WRITE);
+	ev_io_start(c->owner->loop, &c->io);
+	return 0;
+}
+
+void admin_stream_end(struct admin_stream *s)
+{
+	struct admin_conn *c = (struct admin_conn *)s;
+
+	c->on_close = NULL;
+	c->streaming = 0;  /* closes once what is queued is out */
+	if (c->out.len == c->out_off)
+		conn_close(c);
 }

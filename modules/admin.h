@@ -24,4 +24,17 @@ struct admin *admin_start(struct ev_loop *loop, const struct sockaddr *sa, sockl
 /* stops listening and closes open admin connections */
 void admin_stop(struct admin *a);
 
+/*
+ * Streams (the proxy's /tap): inside a handler, admin_stream_begin turns the
+ * request into a long-lived response: the head goes out without a length,
+ * then whatever admin_stream_write queues, until the client closes or
+ * admin_stream_end. on_close(arg) runs once when the stream ends for any
+ * reason (not after admin_stream_end). NULL outside a handler or for HEAD.
+ */
+struct admin_stream;
+struct admin_stream *admin_stream_begin(void (*on_close)(void *arg), void *arg);
+/* queues data: 0, or -1 when the client is too slow (more than 256 KiB waiting): dropped */
+int admin_stream_write(struct admin_stream *s, const char *data, size_t len);
+void admin_stream_end(struct admin_stream *s);
+
 #endif

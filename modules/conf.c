@@ -735,6 +735,7 @@ static const struct conf_key proxy_keys[] = {
 	KEY("max_idle_per_endpoint", V_COUNT, PX(max_idle_per_endpoint), .min = 0, .max = 10000),
 	KEY("retry_buffer", V_SIZE, PX(retry_buffer), .min = 0, .max = 16u << 20),
 	KEY("retry_budget_percent", V_U32, PX(retry_budget_percent), .min = 0, .max = 100),
+	KEY("tap", V_BOOL, PX(tap)),
 };
 
 #define LG(f) offsetof(struct conf_log, f)

@@ -85,6 +85,7 @@ struct conf_proxy {
 	size_t max_idle_per_endpoint;/* idle pooled connections kept per endpoint, default 64 */
 	size_t retry_buffer;         /* request bodies up to this size can be replayed for a retry, default 64k */
 	uint32_t retry_budget_percent; /* retries may add at most this % to the requests in flight, default 20 */
+	int tap;                     /* admin /tap streams live requests (mesh tap / top); default off */
 };
 
 enum conf_log_level { CONF_LOG_ERROR = 0, CONF_LOG_WARN, CONF_LOG_INFO, CONF_LOG_DEBUG };

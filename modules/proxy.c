@@ -46,6 +46,7 @@
 #include "net.h"
 #include "proxy.h"
 #include "route.h"
+#include "tap.h"
 #include "tls.h"
 #include "watch.h"
 
@@ -1072,6 +1073,20 @@ static void record(struct client *c)
 	metrics_request(&r, (uint64_t)((now - st->t_start) * 1e6), st->req.bytes, st->resp.bytes);
 	if (P.access_fd >= 0)
 		access_log(c, now);
+	if (tap_subscribers) {
+		struct tap_event e = { st->inbound, st->request_id, c->ip, r.src_principal, NULL, r.dst_principal,
+		                       r.dst_service_name, st->method, st->authority, st->path, st->flags, st->status,
+		                       (now - st->t_start) * 1e3, (unsigned long long)st->req.bytes,
+		                       (unsigned long long)st->resp.bytes };
+		char dst[80] = "";
+
+		if (st->ep)
+			snprintf(dst, sizeof(dst), "%s", st->ep->addr.text);
+		else if (st->inbound && cf->workload.app.set)
+			snprintf(dst, sizeof(dst), "%s", cf->workload.app.text);
+		e.dst = dst;
+		tap_publish(&e, now);
+	}
 }
 
 /* ------------------------------------------------------------------ timers */
@@ -3413,8 +3428,10 @@ static int admin_handler(void *ctx, const char *method, size_t method_len, const
 		              P.inbound_mode == CONF_MTLS_DISABLE ? "DISABLE" : "PERMISSIVE");
 		return 200;
 	}
+	if (plen == 4 && !memcmp(path, "/tap", 4))
+		return tap_admin(P.conf->proxy.tap, path, path_len, body, ev_now(P.loop));
 	if (plen == 1 && path[0] == '/') {
-		strbuf_puts(body, "mesh proxy admin: /ready /config /metrics /certs\n");
+		strbuf_puts(body, "mesh proxy admin: /ready /config /metrics /certs /tap\n");
 		return 200;
 	}
 	strbuf_puts(body, "not found; try /ready /config /metrics /certs\n");
