@@ -683,6 +683,8 @@ static void demo_banner(void)
 	       "           an invalid edit is refused with file:line in %s/logs/up.log and changes nothing\n", d, d);
 	printf("  Proxies  %s proxy-status --admin 127.0.0.1:%d   (each sidecar's identity and snapshot: SYNCED?)\n",
 	       D.exe, D.port[P_CTL_ADM]);
+	printf("  Live     %s top reviews --controller 127.0.0.1:%d   (requests by path; tap for one line each)\n",
+	       D.exe, D.port[P_CTL_ADM]);
 	printf("  Metrics  http://127.0.0.1:%d/metrics (productpage), :%d (reviews v2), :%d (gateway);"
 	       " also /config, /certs\n", D.port[P_W(0, W_ADM)], D.port[P_W(3, W_ADM)], D.port[P_GW_ADM]);
 	printf("  mTLS     %s tls-check productpage.default -c %s/mesh.ini\n", D.exe, d);
