@@ -29,7 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/bignum.h>
 #include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/md.h>
@@ -1137,6 +1140,493 @@ done:
 	mbedtls_x509_crt_free(&chain);
 	mbedtls_x509_crt_free(&bundle);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ ECDSA P-256 verification */
+
+/*
+ * mbedTLS's own ECDSA verify on P-256 costs about 1.1 ms here (u2*Q alone
+ * 0.7 ms: generic bignums, a fresh allocation per operation): three quarters
+ * of a CA signature (the CSR's proof of possession) and two of a full mTLS
+ * handshake's five elliptic-curve operations. The build defines
+ * MBEDTLS_ECDSA_VERIFY_ALT, so this function is mbedtls_ecdsa_verify for the
+ * whole library: x509 chains, TLS CertificateVerify, PSA, CSRs.
+ *
+ * Verification handles only public values (key, hash, signature), so it may
+ * take data-dependent time; signing, key generation and ECDH (secret scalars)
+ * stay in mbedTLS's constant-time code. Field elements are 4 x 64-bit limbs in
+ * Montgomery form mod p; points Jacobian (X, Y, Z), Z = 0 being the point at
+ * infinity; R = u1*G + u2*Q by interleaved wNAF (width 7 over a table of odd
+ * multiples of G made once, width 5 over one of Q made per call). The scalar
+ * side (range checks, s^-1, u1, u2) and the curve's constants come from
+ * mbedTLS's bignums and group. tests/unit/test_ecdsa.c checks this against
+ * mbedtls_ecp_muladd and against mbedTLS signatures, good and altered.
+ */
+typedef unsigned __int128 p256_u128;
+typedef uint64_t p256_fe[4];                   /* little-endian limbs, Montgomery form, < p */
+
+struct p256_pt {
+	p256_fe x, y, z;
+};
+
+#define P256_GW 7                              /* wNAF width for G: 32 precomputed points */
+#define P256_QW 5                              /* for Q: 8 points per verification */
+
+static const p256_fe p256_p = { 0xffffffffffffffffULL, 0x00000000ffffffffULL, 0, 0xffffffff00000001ULL };
+static pthread_once_t p256_once = PTHREAD_ONCE_INIT;
+static int p256_ready;                         /* 1 once the table below is made */
+static p256_fe p256_one, p256_rr, p256_b;      /* R mod p, R^2 mod p, b (Montgomery) */
+static struct p256_pt p256_g[1 << (P256_GW - 2)];  /* G, 3G, 5G, ... affine (z = one) */
+
+static int fe_is_zero(const p256_fe a)
+{
+	return (a[0] | a[1] | a[2] | a[3]) == 0;
+}
+
+static int fe_eq(const p256_fe a, const p256_fe b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+}
+
+/* r = a - p when the 257-bit (hi, a) is >= p, else a */
+static void fe_reduce_once(p256_fe r, const p256_fe a, uint64_t hi)
+{
+	p256_fe t;
+	uint64_t borrow = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		p256_u128 d = (p256_u128)a[i] - p256_p[i] - borrow;
+
+		t[i] = (uint64_t)d;
+		borrow = (uint64_t)(d >> 64) & 1;
+	}
+	if (hi || !borrow)
+		memcpy(r, t, sizeof(t));
+	else if (r != a)
+		memcpy(r, a, sizeof(p256_fe));
+}
+
+static void fe_add(p256_fe r, const p256_fe a, const p256_fe b)
+{
+	p256_fe t;
+	p256_u128 c = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		c += (p256_u128)a[i] + b[i];
+		t[i] = (uint64_t)c;
+		c >>= 64;
+	}
+	fe_reduce_once(r, t, (uint64_t)c);
+}
+
+static void fe_sub(p256_fe r, const p256_fe a, const p256_fe b)
+{
+	p256_fe t;
+	uint64_t borrow = 0;
+	p256_u128 c = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		p256_u128 d = (p256_u128)a[i] - b[i] - borrow;
+
+		t[i] = (uint64_t)d;
+		borrow = (uint64_t)(d >> 64) & 1;
+	}
+	if (borrow) {  /* went below zero: add p back */
+		for (i = 0; i < 4; i++) {
+			c += (p256_u128)t[i] + p256_p[i];
+			t[i] = (uint64_t)c;
+			c >>= 64;
+		}
+	}
+	memcpy(r, t, sizeof(t));
+}
+
+/* r = a * b / 2^256 mod p (Montgomery, CIOS; -p^-1 mod 2^64 = 1 for this p) */
+static void fe_mul(p256_fe r, const p256_fe a, const p256_fe b)
+{
+	uint64_t t[6] = { 0, 0, 0, 0, 0, 0 }, m;
+	p256_u128 c;
+	int i, j;
+
+	for (i = 0; i < 4; i++) {
+		c = 0;
+		for (j = 0; j < 4; j++) {
+			c += (p256_u128)a[j] * b[i] + t[j];
+			t[j] = (uint64_t)c;
+			c >>= 64;
+		}
+		c += t[4];
+		t[4] = (uint64_t)c;
+		t[5] = (uint64_t)(c >> 64);
+		m = t[0];
+		c = ((p256_u128)m * p256_p[0] + t[0]) >> 64;
+		for (j = 1; j < 4; j++) {
+			c += (p256_u128)m * p256_p[j] + t[j];
+			t[j - 1] = (uint64_t)c;
+			c >>= 64;
+		}
+		c += t[4];
+		t[3] = (uint64_t)c;
+		t[4] = t[5] + (uint64_t)(c >> 64);
+	}
+	fe_reduce_once(r, t, t[4]);
+}
+
+/* r = a^(p-2) = 1/a (a != 0) */
+static void fe_inv(p256_fe r, const p256_fe a)
+{
+	static const p256_fe e = { 0xfffffffffffffffdULL, 0x00000000ffffffffULL, 0, 0xffffffff00000001ULL };
+	p256_fe t;
+	int i;
+
+	memcpy(t, p256_one, sizeof(t));
+	for (i = 255; i >= 0; i--) {
+		fe_mul(t, t, t);
+		if ((e[i / 64] >> (i % 64)) & 1)
+			fe_mul(t, t, a);
+	}
+	memcpy(r, t, sizeof(t));
+}
+
+/* 32 big-endian bytes <-> limbs (not Montgomery) */
+static void fe_from_be(p256_fe r, const unsigned char *b)
+{
+	int i, k;
+
+	for (i = 0; i < 4; i++) {
+		r[i] = 0;
+		for (k = 0; k < 8; k++)
+			r[i] = (r[i] << 8) | b[(3 - i) * 8 + k];
+	}
+}
+
+/* an mbedTLS bignum < 2^256 -> limbs; -1 when it is larger */
+static int fe_from_mpi(p256_fe r, const mbedtls_mpi *x)
+{
+	unsigned char b[32];
+
+	if (mbedtls_mpi_write_binary(x, b, sizeof(b)) != 0)
+		return -1;
+	fe_from_be(r, b);
+	return 0;
+}
+
+/* r = a (< p, plain) in Montgomery form, and back */
+static void fe_to_mont(p256_fe r, const p256_fe a)
+{
+	fe_mul(r, a, p256_rr);
+}
+
+static void fe_from_mont(p256_fe r, const p256_fe a)
+{
+	static const p256_fe one = { 1, 0, 0, 0 };
+
+	fe_mul(r, a, one);
+}
+
+/* a plain value < p? */
+static int fe_lt_p(const p256_fe a)
+{
+	int i;
+
+	for (i = 3; i >= 0; i--)
+		if (a[i] != p256_p[i])
+			return a[i] < p256_p[i];
+	return 0;
+}
+
+/* r = 2a (a = -3: "dbl-2001-b"); infinity stays infinity */
+static void pt_double(struct p256_pt *r, const struct p256_pt *a)
+{
+	p256_fe delta, gamma, beta, alpha, t, u;
+
+	fe_mul(delta, a->z, a->z);
+	fe_mul(gamma, a->y, a->y);
+	fe_mul(beta, a->x, gamma);
+	fe_sub(t, a->x, delta);
+	fe_add(u, a->x, delta);
+	fe_mul(alpha, t, u);
+	fe_add(t, alpha, alpha);
+	fe_add(alpha, alpha, t);                   /* alpha = 3 (x - delta)(x + delta) */
+	fe_add(t, a->y, a->z);
+	fe_mul(t, t, t);
+	fe_sub(t, t, gamma);
+	fe_sub(r->z, t, delta);                    /* z3 = (y + z)^2 - gamma - delta */
+	fe_add(beta, beta, beta);
+	fe_add(beta, beta, beta);                  /* 4 beta */
+	fe_mul(t, alpha, alpha);
+	fe_add(u, beta, beta);
+	fe_sub(r->x, t, u);                        /* x3 = alpha^2 - 8 beta */
+	fe_sub(t, beta, r->x);
+	fe_mul(t, alpha, t);
+	fe_mul(gamma, gamma, gamma);
+	fe_add(gamma, gamma, gamma);
+	fe_add(gamma, gamma, gamma);
+	fe_add(gamma, gamma, gamma);               /* 8 gamma^2 */
+	fe_sub(r->y, t, gamma);                    /* y3 = alpha (4 beta - x3) - 8 gamma^2 */
+}
+
+/* r = a + b, b negated when neg; any of them may be infinity or equal (r may alias a) */
+static void pt_add(struct p256_pt *r, const struct p256_pt *a, const struct p256_pt *b, int neg)
+{
+	p256_fe z1z1, z2z2, u1, u2, s1, s2, h, rr, hh, hhh, v, t;
+	struct p256_pt bb;
+	int b_affine = fe_eq(b->z, p256_one);
+
+	if (neg) {
+		bb = *b;
+		fe_sub(bb.y, (const uint64_t[4]){ 0, 0, 0, 0 }, b->y);
+		b = &bb;
+	}
+	if (fe_is_zero(b->z))
+		return;                                /* a + 0 = a (r is a) */
+	if (fe_is_zero(a->z)) {
+		*r = *b;
+		return;
+	}
+	fe_mul(z1z1, a->z, a->z);
+	if (b_affine) {
+		memcpy(u1, a->x, sizeof(u1));
+		memcpy(s1, a->y, sizeof(s1));
+	} else {
+		fe_mul(z2z2, b->z, b->z);
+		fe_mul(u1, a->x, z2z2);
+		fe_mul(s1, a->y, b->z);
+		fe_mul(s1, s1, z2z2);
+	}
+	fe_mul(u2, b->x, z1z1);
+	fe_mul(s2, b->y, a->z);
+	fe_mul(s2, s2, z1z1);
+	fe_sub(h, u2, u1);
+	fe_sub(rr, s2, s1);
+	if (fe_is_zero(h)) {
+		if (fe_is_zero(rr))
+			pt_double(r, a);                   /* a == b */
+		else
+			memset(r, 0, sizeof(*r));          /* a == -b: infinity */
+		return;
+	}
+	fe_mul(hh, h, h);
+	fe_mul(hhh, h, hh);
+	fe_mul(v, u1, hh);
+	if (b_affine)
+		fe_mul(r->z, a->z, h);
+	else {
+		fe_mul(t, a->z, b->z);
+		fe_mul(r->z, t, h);
+	}
+	fe_mul(t, rr, rr);
+	fe_sub(t, t, hhh);
+	fe_sub(t, t, v);
+	fe_sub(r->x, t, v);                        /* x3 = r^2 - h^3 - 2v */
+	fe_sub(t, v, r->x);
+	fe_mul(t, rr, t);
+	fe_mul(s1, s1, hhh);
+	fe_sub(r->y, t, s1);                       /* y3 = r (v - x3) - s1 h^3 */
+}
+
+/* affine (x, y) of a finite point, Montgomery form */
+static void pt_affine(p256_fe x, p256_fe y, const struct p256_pt *a)
+{
+	p256_fe zi, zi2;
+
+	fe_inv(zi, a->z);
+	fe_mul(zi2, zi, zi);
+	fe_mul(x, a->x, zi2);
+	fe_mul(zi2, zi2, zi);
+	fe_mul(y, a->y, zi2);
+}
+
+/* the points 1a, 3a, 5a, ... (n of them) */
+static void pt_odd_multiples(struct p256_pt *t, const struct p256_pt *a, size_t n)
+{
+	struct p256_pt a2;
+	size_t i;
+
+	pt_double(&a2, a);
+	t[0] = *a;
+	for (i = 1; i < n; i++)
+		pt_add(&t[i], &t[i - 1], &a2, 0);
+}
+
+/* width-w NAF of a 256-bit scalar (little-endian limbs): digits into naf[0..256], returns their count */
+static int p256_wnaf(signed char naf[257], const p256_fe k, int w)
+{
+	uint64_t x[5] = { k[0], k[1], k[2], k[3], 0 };
+	int len = 0, i;
+
+	memset(naf, 0, 257);
+	while ((x[0] | x[1] | x[2] | x[3] | x[4]) != 0) {
+		int d = 0;
+
+		if (x[0] & 1) {
+			d = (int)(x[0] & ((1u << w) - 1));
+			if (d >= 1 << (w - 1))
+				d -= 1 << w;
+			if (d > 0) {                       /* x -= d (no borrow past limb 0: its low bits are d) */
+				x[0] -= (uint64_t)d;
+			} else {                           /* x += -d */
+				p256_u128 c = (p256_u128)x[0] + (uint64_t)-d;
+
+				x[0] = (uint64_t)c;
+				for (i = 1; i < 5 && (c >> 64); i++) {
+					c = (p256_u128)x[i] + 1;
+					x[i] = (uint64_t)c;
+				}
+			}
+		}
+		naf[len++] = (signed char)d;
+		for (i = 0; i < 4; i++)
+			x[i] = (x[i] >> 1) | (x[i + 1] << 63);
+		x[4] >>= 1;
+	}
+	return len;
+}
+
+static void p256_init(void)
+{
+	mbedtls_ecp_group g;
+	p256_fe t, gx, gy;
+	struct p256_pt gj, tmp[1 << (P256_GW - 2)];
+	size_t i;
+
+	mbedtls_ecp_group_init(&g);
+	if (mbedtls_ecp_group_load(&g, MBEDTLS_ECP_DP_SECP256R1) != 0 || fe_from_mpi(t, &g.P) != 0 ||
+	    !fe_eq(t, p256_p))
+		goto done;
+	/* R mod p = 2^256 - p (the limbs' two's complement); R^2 mod p by 256 doublings of it */
+	for (i = 0; i < 4; i++)
+		p256_one[i] = ~p256_p[i];
+	p256_one[0] += 1;                          /* no carry: p's low limb is all ones, so this one is 0 */
+	memcpy(p256_rr, p256_one, sizeof(p256_rr));
+	for (i = 0; i < 256; i++)
+		fe_add(p256_rr, p256_rr, p256_rr);
+	if (fe_from_mpi(t, &g.B) != 0 || fe_from_mpi(gx, &g.G.MBEDTLS_PRIVATE(X)) != 0 || fe_from_mpi(gy, &g.G.MBEDTLS_PRIVATE(Y)) != 0)
+		goto done;
+	fe_to_mont(p256_b, t);
+	fe_to_mont(gj.x, gx);
+	fe_to_mont(gj.y, gy);
+	memcpy(gj.z, p256_one, sizeof(gj.z));
+	pt_odd_multiples(tmp, &gj, sizeof(tmp) / sizeof(tmp[0]));
+	for (i = 0; i < sizeof(tmp) / sizeof(tmp[0]); i++) {
+		pt_affine(p256_g[i].x, p256_g[i].y, &tmp[i]);
+		memcpy(p256_g[i].z, p256_one, sizeof(p256_one));
+	}
+	p256_ready = 1;
+done:
+	mbedtls_ecp_group_free(&g);
+}
+
+/* (x, y) (plain, each < p) on y^2 = x^3 - 3x + b? */
+static int p256_on_curve(const p256_fe x, const p256_fe y)
+{
+	p256_fe xm, ym, l, r, t;
+
+	if (!fe_lt_p(x) || !fe_lt_p(y))
+		return 0;
+	fe_to_mont(xm, x);
+	fe_to_mont(ym, y);
+	fe_mul(l, ym, ym);
+	fe_mul(r, xm, xm);
+	fe_mul(r, r, xm);
+	fe_add(t, xm, xm);
+	fe_add(t, t, xm);
+	fe_sub(r, r, t);
+	fe_add(r, r, p256_b);
+	return fe_eq(l, r);
+}
+
+/* R = u1 G + u2 Q (u1, u2 < 2^256, plain limbs; q finite, Montgomery) */
+static void p256_muladd(struct p256_pt *r, const p256_fe u1, const p256_fe u2, const struct p256_pt *q)
+{
+	struct p256_pt qt[1 << (P256_QW - 2)];
+	signed char n1[257], n2[257];
+	int l1, l2, i;
+
+	pt_odd_multiples(qt, q, sizeof(qt) / sizeof(qt[0]));
+	l1 = p256_wnaf(n1, u1, P256_GW);
+	l2 = p256_wnaf(n2, u2, P256_QW);
+	memset(r, 0, sizeof(*r));
+	for (i = (l1 > l2 ? l1 : l2) - 1; i >= 0; i--) {
+		if (!fe_is_zero(r->z))
+			pt_double(r, r);
+		if (n1[i])
+			pt_add(r, r, &p256_g[(abs(n1[i]) - 1) / 2], n1[i] < 0);
+		if (n2[i])
+			pt_add(r, r, &qt[(abs(n2[i]) - 1) / 2], n2[i] < 0);
+	}
+}
+
+int mbedtls_ecdsa_verify(mbedtls_ecp_group *grp, const unsigned char *buf, size_t blen,
+                         const mbedtls_ecp_point *Q, const mbedtls_mpi *r, const mbedtls_mpi *s)
+{
+	mbedtls_mpi e, w, u1m, u2m;
+	p256_fe u1, u2, qx, qy, rx, x, y, n;
+	struct p256_pt q, res;
+	unsigned char hb[32];
+	uint64_t borrow = 0;
+	int ret = MBEDTLS_ERR_ECP_VERIFY_FAILED, i;
+
+	if (grp->id != MBEDTLS_ECP_DP_SECP256R1)
+		return MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+	pthread_once(&p256_once, p256_init);
+	if (!p256_ready)
+		return MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+	/* Q: a finite affine point on the curve (parsers check it too) */
+	if (mbedtls_mpi_cmp_int(&Q->MBEDTLS_PRIVATE(Z), 1) != 0 || fe_from_mpi(qx, &Q->MBEDTLS_PRIVATE(X)) != 0 || fe_from_mpi(qy, &Q->MBEDTLS_PRIVATE(Y)) != 0 ||
+	    !p256_on_curve(qx, qy))
+		return MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
+	/* SEC1 4.1.4 step 1: 1 <= r, s < n */
+	if (mbedtls_mpi_cmp_int(r, 1) < 0 || mbedtls_mpi_cmp_mpi(r, &grp->N) >= 0 ||
+	    mbedtls_mpi_cmp_int(s, 1) < 0 || mbedtls_mpi_cmp_mpi(s, &grp->N) >= 0)
+		return MBEDTLS_ERR_ECP_VERIFY_FAILED;
+	mbedtls_mpi_init(&e);
+	mbedtls_mpi_init(&w);
+	mbedtls_mpi_init(&u1m);
+	mbedtls_mpi_init(&u2m);
+	/* e: the hash's leftmost 256 bits; u1 = e / s, u2 = r / s mod n */
+	if (blen > sizeof(hb))
+		blen = sizeof(hb);
+	if (mbedtls_mpi_read_binary(&e, buf, blen) != 0 || mbedtls_mpi_inv_mod(&w, s, &grp->N) != 0 ||
+	    mbedtls_mpi_mul_mpi(&u1m, &e, &w) != 0 || mbedtls_mpi_mod_mpi(&u1m, &u1m, &grp->N) != 0 ||
+	    mbedtls_mpi_mul_mpi(&u2m, r, &w) != 0 || mbedtls_mpi_mod_mpi(&u2m, &u2m, &grp->N) != 0 ||
+	    fe_from_mpi(u1, &u1m) != 0 || fe_from_mpi(u2, &u2m) != 0 || fe_from_mpi(rx, r) != 0 ||
+	    fe_from_mpi(n, &grp->N) != 0) {
+		ret = MBEDTLS_ERR_ECP_ALLOC_FAILED;
+		goto done;
+	}
+	fe_to_mont(q.x, qx);
+	fe_to_mont(q.y, qy);
+	memcpy(q.z, p256_one, sizeof(q.z));
+	p256_muladd(&res, u1, u2, &q);
+	if (fe_is_zero(res.z))
+		goto done;                             /* R at infinity: invalid */
+	pt_affine(x, y, &res);
+	fe_from_mont(x, x);
+	/* v = x mod n: x < p < 2n, so at most one subtraction */
+	{
+		p256_fe t;
+
+		for (i = 0; i < 4; i++) {
+			p256_u128 d = (p256_u128)x[i] - n[i] - borrow;
+
+			t[i] = (uint64_t)d;
+			borrow = (uint64_t)(d >> 64) & 1;
+		}
+		if (!borrow)
+			memcpy(x, t, sizeof(t));
+	}
+	if (fe_eq(x, rx))
+		ret = 0;
+done:
+	mbedtls_mpi_free(&e);
+	mbedtls_mpi_free(&w);
+	mbedtls_mpi_free(&u1m);
+	mbedtls_mpi_free(&u2m);
+	return ret;
 }
 
 /* ------------------------------------------------------------------ issuing certificates (the CA, tests) */
