@@ -1176,6 +1176,8 @@ static const p256_fe p256_p = { 0xffffffffffffffffULL, 0x00000000ffffffffULL, 0,
 static pthread_once_t p256_once = PTHREAD_ONCE_INIT;
 static int p256_ready;                         /* 1 once the table below is made */
 static p256_fe p256_one, p256_rr, p256_b;      /* R mod p, R^2 mod p, b (Montgomery) */
+static p256_fe p256_n, p256_n_one, p256_n_rr, p256_n_2;  /* n, R mod n, R^2 mod n, n - 2 */
+static uint64_t p256_ninv;                     /* -n^-1 mod 2^64 */
 static struct p256_pt p256_g[1 << (P256_GW - 2)];  /* G, 3G, 5G, ... affine (z = one) */
 
 static int fe_is_zero(const p256_fe a)
@@ -1188,28 +1190,32 @@ static int fe_eq(const p256_fe a, const p256_fe b)
 	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
 }
 
-/* r = a - p when the 257-bit (hi, a) is >= p, else a */
-static void fe_reduce_once(p256_fe r, const p256_fe a, uint64_t hi)
+/*
+ * Arithmetic modulo m (p for coordinates, n for scalars), always inlined so
+ * that p's constant limbs fold into fe_mul; values are < m.
+ */
+#define P256_INLINE static inline __attribute__((always_inline))
+
+/* r = (hi:a) - m when (hi:a) >= m, else a; (hi:a) < 2m */
+P256_INLINE void mod_reduce_once(uint64_t r[4], const uint64_t a[4], uint64_t hi, const uint64_t m[4])
 {
-	p256_fe t;
-	uint64_t borrow = 0;
+	uint64_t t[4], borrow = 0, keep;
 	int i;
 
 	for (i = 0; i < 4; i++) {
-		p256_u128 d = (p256_u128)a[i] - p256_p[i] - borrow;
+		p256_u128 d = (p256_u128)a[i] - m[i] - borrow;
 
 		t[i] = (uint64_t)d;
 		borrow = (uint64_t)(d >> 64) & 1;
 	}
-	if (hi || !borrow)
-		memcpy(r, t, sizeof(t));
-	else if (r != a)
-		memcpy(r, a, sizeof(p256_fe));
+	keep = (uint64_t)0 - (borrow & (hi ^ 1));  /* all ones: a < m, keep a */
+	for (i = 0; i < 4; i++)
+		r[i] = (a[i] & keep) | (t[i] & ~keep);
 }
 
-static void fe_add(p256_fe r, const p256_fe a, const p256_fe b)
+P256_INLINE void mod_add(uint64_t r[4], const uint64_t a[4], const uint64_t b[4], const uint64_t m[4])
 {
-	p256_fe t;
+	uint64_t t[4];
 	p256_u128 c = 0;
 	int i;
 
@@ -1218,13 +1224,12 @@ static void fe_add(p256_fe r, const p256_fe a, const p256_fe b)
 		t[i] = (uint64_t)c;
 		c >>= 64;
 	}
-	fe_reduce_once(r, t, (uint64_t)c);
+	mod_reduce_once(r, t, (uint64_t)c, m);
 }
 
-static void fe_sub(p256_fe r, const p256_fe a, const p256_fe b)
+P256_INLINE void mod_sub(uint64_t r[4], const uint64_t a[4], const uint64_t b[4], const uint64_t m[4])
 {
-	p256_fe t;
-	uint64_t borrow = 0;
+	uint64_t t[4], borrow = 0, mask;
 	p256_u128 c = 0;
 	int i;
 
@@ -1234,20 +1239,18 @@ static void fe_sub(p256_fe r, const p256_fe a, const p256_fe b)
 		t[i] = (uint64_t)d;
 		borrow = (uint64_t)(d >> 64) & 1;
 	}
-	if (borrow) {  /* went below zero: add p back */
-		for (i = 0; i < 4; i++) {
-			c += (p256_u128)t[i] + p256_p[i];
-			t[i] = (uint64_t)c;
-			c >>= 64;
-		}
+	mask = (uint64_t)0 - borrow;               /* went below zero: add m back */
+	for (i = 0; i < 4; i++) {
+		c += (p256_u128)t[i] + (m[i] & mask);
+		r[i] = (uint64_t)c;
+		c >>= 64;
 	}
-	memcpy(r, t, sizeof(t));
 }
 
-/* r = a * b / 2^256 mod p (Montgomery, CIOS; -p^-1 mod 2^64 = 1 for this p) */
-static void fe_mul(p256_fe r, const p256_fe a, const p256_fe b)
+/* r = a * b / 2^256 mod m (Montgomery, CIOS); minv = -m^-1 mod 2^64 */
+P256_INLINE void mod_mul(uint64_t r[4], const uint64_t a[4], const uint64_t b[4], const uint64_t m[4], uint64_t minv)
 {
-	uint64_t t[6] = { 0, 0, 0, 0, 0, 0 }, m;
+	uint64_t t[6] = { 0, 0, 0, 0, 0, 0 }, q;
 	p256_u128 c;
 	int i, j;
 
@@ -1261,10 +1264,10 @@ static void fe_mul(p256_fe r, const p256_fe a, const p256_fe b)
 		c += t[4];
 		t[4] = (uint64_t)c;
 		t[5] = (uint64_t)(c >> 64);
-		m = t[0];
-		c = ((p256_u128)m * p256_p[0] + t[0]) >> 64;
+		q = t[0] * minv;
+		c = ((p256_u128)q * m[0] + t[0]) >> 64;
 		for (j = 1; j < 4; j++) {
-			c += (p256_u128)m * p256_p[j] + t[j];
+			c += (p256_u128)q * m[j] + t[j];
 			t[j - 1] = (uint64_t)c;
 			c >>= 64;
 		}
@@ -1272,23 +1275,45 @@ static void fe_mul(p256_fe r, const p256_fe a, const p256_fe b)
 		t[3] = (uint64_t)c;
 		t[4] = t[5] + (uint64_t)(c >> 64);
 	}
-	fe_reduce_once(r, t, t[4]);
+	mod_reduce_once(r, t, t[4], m);
+}
+
+/* mod p; -p^-1 mod 2^64 = 1 (p's low limb is all ones) */
+static void fe_add(p256_fe r, const p256_fe a, const p256_fe b) { mod_add(r, a, b, p256_p); }
+static void fe_sub(p256_fe r, const p256_fe a, const p256_fe b) { mod_sub(r, a, b, p256_p); }
+static void fe_mul(p256_fe r, const p256_fe a, const p256_fe b) { mod_mul(r, a, b, p256_p, 1); }
+
+/* mod n (set up by p256_init) */
+static void sc_mul(p256_fe r, const p256_fe a, const p256_fe b) { mod_mul(r, a, b, p256_n, p256_ninv); }
+
+/* r = a^e (Montgomery form mod p or n; a != 0), by square and multiply */
+static void mod_pow(p256_fe r, const p256_fe a, const p256_fe e, const p256_fe one, int scalar)
+{
+	p256_fe t;
+	int i;
+
+	memcpy(t, one, sizeof(t));
+	for (i = 255; i >= 0; i--) {
+		if (scalar)
+			sc_mul(t, t, t);
+		else
+			fe_mul(t, t, t);
+		if ((e[i / 64] >> (i % 64)) & 1) {
+			if (scalar)
+				sc_mul(t, t, a);
+			else
+				fe_mul(t, t, a);
+		}
+	}
+	memcpy(r, t, sizeof(t));
 }
 
 /* r = a^(p-2) = 1/a (a != 0) */
 static void fe_inv(p256_fe r, const p256_fe a)
 {
 	static const p256_fe e = { 0xfffffffffffffffdULL, 0x00000000ffffffffULL, 0, 0xffffffff00000001ULL };
-	p256_fe t;
-	int i;
 
-	memcpy(t, p256_one, sizeof(t));
-	for (i = 255; i >= 0; i--) {
-		fe_mul(t, t, t);
-		if ((e[i / 64] >> (i % 64)) & 1)
-			fe_mul(t, t, a);
-	}
-	memcpy(r, t, sizeof(t));
+	mod_pow(r, a, e, p256_one, 0);
 }
 
 /* 32 big-endian bytes <-> limbs (not Montgomery) */
@@ -1504,7 +1529,29 @@ static void p256_init(void)
 	memcpy(p256_rr, p256_one, sizeof(p256_rr));
 	for (i = 0; i < 256; i++)
 		fe_add(p256_rr, p256_rr, p256_rr);
-	if (fe_from_mpi(t, &g.B) != 0 || fe_from_mpi(gx, &g.G.MBEDTLS_PRIVATE(X)) != 0 || fe_from_mpi(gy, &g.G.MBEDTLS_PRIVATE(Y)) != 0)
+	/* the same for n, plus n - 2 (Fermat's inverse) and -n^-1 mod 2^64 (Newton: 3 -> 6 -> ... -> 96 bits) */
+	if (fe_from_mpi(p256_n, &g.N) != 0 || !(p256_n[3] >> 63) || !(p256_n[0] & 1) || p256_n[0] < 2)
+		goto done;
+	{
+		p256_u128 c = 1;
+		uint64_t inv = p256_n[0];
+
+		for (i = 0; i < 4; i++) {
+			c += (uint64_t)~p256_n[i];
+			p256_n_one[i] = (uint64_t)c;
+			c >>= 64;
+		}
+		for (i = 0; i < 5; i++)
+			inv *= 2 - p256_n[0] * inv;
+		p256_ninv = (uint64_t)0 - inv;
+	}
+	memcpy(p256_n_rr, p256_n_one, sizeof(p256_n_rr));
+	for (i = 0; i < 256; i++)
+		mod_add(p256_n_rr, p256_n_rr, p256_n_rr, p256_n);
+	memcpy(p256_n_2, p256_n, sizeof(p256_n_2));
+	p256_n_2[0] -= 2;
+	if (fe_from_mpi(t, &g.B) != 0 || fe_from_mpi(gx, &g.G.MBEDTLS_PRIVATE(X)) != 0 ||
+	    fe_from_mpi(gy, &g.G.MBEDTLS_PRIVATE(Y)) != 0)
 		goto done;
 	fe_to_mont(p256_b, t);
 	fe_to_mont(gj.x, gx);
@@ -1563,12 +1610,9 @@ static void p256_muladd(struct p256_pt *r, const p256_fe u1, const p256_fe u2, c
 int mbedtls_ecdsa_verify(mbedtls_ecp_group *grp, const unsigned char *buf, size_t blen,
                          const mbedtls_ecp_point *Q, const mbedtls_mpi *r, const mbedtls_mpi *s)
 {
-	mbedtls_mpi e, w, u1m, u2m;
-	p256_fe u1, u2, qx, qy, rx, x, y, n;
+	p256_fe e, w, u1, u2, qx, qy, rx, sx, x, y;
 	struct p256_pt q, res;
 	unsigned char hb[32];
-	uint64_t borrow = 0;
-	int ret = MBEDTLS_ERR_ECP_VERIFY_FAILED, i;
 
 	if (grp->id != MBEDTLS_ECP_DP_SECP256R1)
 		return MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
@@ -1576,57 +1620,36 @@ int mbedtls_ecdsa_verify(mbedtls_ecp_group *grp, const unsigned char *buf, size_
 	if (!p256_ready)
 		return MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
 	/* Q: a finite affine point on the curve (parsers check it too) */
-	if (mbedtls_mpi_cmp_int(&Q->MBEDTLS_PRIVATE(Z), 1) != 0 || fe_from_mpi(qx, &Q->MBEDTLS_PRIVATE(X)) != 0 || fe_from_mpi(qy, &Q->MBEDTLS_PRIVATE(Y)) != 0 ||
-	    !p256_on_curve(qx, qy))
+	if (mbedtls_mpi_cmp_int(&Q->MBEDTLS_PRIVATE(Z), 1) != 0 || fe_from_mpi(qx, &Q->MBEDTLS_PRIVATE(X)) != 0 ||
+	    fe_from_mpi(qy, &Q->MBEDTLS_PRIVATE(Y)) != 0 || !p256_on_curve(qx, qy))
 		return MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
 	/* SEC1 4.1.4 step 1: 1 <= r, s < n */
 	if (mbedtls_mpi_cmp_int(r, 1) < 0 || mbedtls_mpi_cmp_mpi(r, &grp->N) >= 0 ||
-	    mbedtls_mpi_cmp_int(s, 1) < 0 || mbedtls_mpi_cmp_mpi(s, &grp->N) >= 0)
+	    mbedtls_mpi_cmp_int(s, 1) < 0 || mbedtls_mpi_cmp_mpi(s, &grp->N) >= 0 ||
+	    fe_from_mpi(rx, r) != 0 || fe_from_mpi(sx, s) != 0)
 		return MBEDTLS_ERR_ECP_VERIFY_FAILED;
-	mbedtls_mpi_init(&e);
-	mbedtls_mpi_init(&w);
-	mbedtls_mpi_init(&u1m);
-	mbedtls_mpi_init(&u2m);
-	/* e: the hash's leftmost 256 bits; u1 = e / s, u2 = r / s mod n */
+	/* e: the hash's leftmost 256 bits as an integer, < 2^256 < 2n: one subtraction makes it < n */
 	if (blen > sizeof(hb))
 		blen = sizeof(hb);
-	if (mbedtls_mpi_read_binary(&e, buf, blen) != 0 || mbedtls_mpi_inv_mod(&w, s, &grp->N) != 0 ||
-	    mbedtls_mpi_mul_mpi(&u1m, &e, &w) != 0 || mbedtls_mpi_mod_mpi(&u1m, &u1m, &grp->N) != 0 ||
-	    mbedtls_mpi_mul_mpi(&u2m, r, &w) != 0 || mbedtls_mpi_mod_mpi(&u2m, &u2m, &grp->N) != 0 ||
-	    fe_from_mpi(u1, &u1m) != 0 || fe_from_mpi(u2, &u2m) != 0 || fe_from_mpi(rx, r) != 0 ||
-	    fe_from_mpi(n, &grp->N) != 0) {
-		ret = MBEDTLS_ERR_ECP_ALLOC_FAILED;
-		goto done;
-	}
+	memset(hb, 0, sizeof(hb));
+	memcpy(hb + sizeof(hb) - blen, buf, blen);
+	fe_from_be(e, hb);
+	mod_reduce_once(e, e, 0, p256_n);
+	/* w = 1/s (Montgomery form mod n); u1 = e w, u2 = r w (plain: the product drops one R) */
+	sc_mul(w, sx, p256_n_rr);
+	mod_pow(w, w, p256_n_2, p256_n_one, 1);
+	sc_mul(u1, e, w);
+	sc_mul(u2, rx, w);
 	fe_to_mont(q.x, qx);
 	fe_to_mont(q.y, qy);
 	memcpy(q.z, p256_one, sizeof(q.z));
 	p256_muladd(&res, u1, u2, &q);
 	if (fe_is_zero(res.z))
-		goto done;                             /* R at infinity: invalid */
+		return MBEDTLS_ERR_ECP_VERIFY_FAILED;  /* R at infinity */
 	pt_affine(x, y, &res);
 	fe_from_mont(x, x);
-	/* v = x mod n: x < p < 2n, so at most one subtraction */
-	{
-		p256_fe t;
-
-		for (i = 0; i < 4; i++) {
-			p256_u128 d = (p256_u128)x[i] - n[i] - borrow;
-
-			t[i] = (uint64_t)d;
-			borrow = (uint64_t)(d >> 64) & 1;
-		}
-		if (!borrow)
-			memcpy(x, t, sizeof(t));
-	}
-	if (fe_eq(x, rx))
-		ret = 0;
-done:
-	mbedtls_mpi_free(&e);
-	mbedtls_mpi_free(&w);
-	mbedtls_mpi_free(&u1m);
-	mbedtls_mpi_free(&u2m);
-	return ret;
+	mod_reduce_once(x, x, 0, p256_n);          /* v = x mod n: x < p < 2n */
+	return fe_eq(x, rx) ? 0 : MBEDTLS_ERR_ECP_VERIFY_FAILED;
 }
 
 /* ------------------------------------------------------------------ issuing certificates (the CA, tests) */
@@ -1706,7 +1729,7 @@ static char *issue(const struct tls_issuer *iss, const struct tls_issue *req, mb
 	mbedtls_x509write_cert w;
 	mbedtls_x509_san_list san[3];
 	mbedtls_asn1_sequence eku[2];
-	unsigned char serial[16], ip[4];
+	unsigned char serial[16], ip[4], pem[4096];
 	char nb[32], na[32], eb[120];
 	size_t nsan = 0, k;
 	char *out = NULL;
@@ -1769,12 +1792,10 @@ static char *issue(const struct tls_issuer *iss, const struct tls_issue *req, mb
 		san[k].next = &san[k + 1];
 	if (nsan && (rc = mbedtls_x509write_crt_set_subject_alternative_name(&w, san)) != 0)
 		goto done;
-	out = malloc(4096);
-	if (!out) {
+	/* on the stack, then copied: a 4 KiB malloc per certificate made musl map and unmap a page each time */
+	rc = mbedtls_x509write_crt_pem(&w, pem, sizeof(pem), tls_rng, NULL);
+	if (rc == 0 && !(out = strdup((const char *)pem)))
 		rc = MBEDTLS_ERR_X509_ALLOC_FAILED;
-		goto done;
-	}
-	rc = mbedtls_x509write_crt_pem(&w, (unsigned char *)out, 4096, tls_rng, NULL);
 done:
 	mbedtls_x509write_crt_free(&w);
 	if (rc != 0) {
