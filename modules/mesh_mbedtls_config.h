@@ -50,7 +50,9 @@
 #define MBEDTLS_ECP_NIST_OPTIM
 #define MBEDTLS_ECDH_C
 #define MBEDTLS_ECDSA_C
-#define MBEDTLS_ECDSA_VERIFY_ALT           /* modules/tls.c: a faster P-256 verify (public inputs only); 10x mbedTLS's */
+/* ECDSA verification is modules/tls.c's (P-256, public inputs only): 0.17 ms instead of
+ * mbedTLS's 1.1 ms, for the CA's CSR checks and every handshake (docs/security.md) */
+#define MBEDTLS_ECDSA_VERIFY_ALT
 #define MBEDTLS_PK_C
 #define MBEDTLS_PK_PARSE_C
 #define MBEDTLS_PK_WRITE_C

@@ -4,7 +4,9 @@
  * Owns: the process's random generator (CTR-DRBG over the OS entropy, shared
  * by every thread: mbedTLS is built with MBEDTLS_THREADING_PTHREAD), the
  * server's session-ticket keys (rotated by mbedtls_ssl_ticket), the client's
- * bounded session cache, and the refcounted workload identities (tls_creds).
+ * bounded session cache, the refcounted workload identities (tls_creds), and
+ * mbedtls_ecdsa_verify itself (P-256, for the whole library: the build sets
+ * MBEDTLS_ECDSA_VERIFY_ALT; see "ECDSA P-256 verification" below).
  *
  * Data enters through the BIO callbacks (non-blocking recv/send on the
  * caller's fd) and leaves as decrypted bytes through tls_read; a peer's
@@ -1146,21 +1148,24 @@ done:
 
 /*
  * mbedTLS's own ECDSA verify on P-256 costs about 1.1 ms here (u2*Q alone
- * 0.7 ms: generic bignums, a fresh allocation per operation): three quarters
- * of a CA signature (the CSR's proof of possession) and two of a full mTLS
- * handshake's five elliptic-curve operations. The build defines
- * MBEDTLS_ECDSA_VERIFY_ALT, so this function is mbedtls_ecdsa_verify for the
- * whole library: x509 chains, TLS CertificateVerify, PSA, CSRs.
+ * 0.7 ms: generic bignums, allocations in every operation): it was three
+ * quarters of a CA signature (the CSR's proof of possession) and two of the
+ * five elliptic-curve operations of a full mTLS handshake. This one takes
+ * about 0.17 ms. The build defines MBEDTLS_ECDSA_VERIFY_ALT, so this
+ * function is mbedtls_ecdsa_verify for the whole library: x509 chains, TLS
+ * CertificateVerify, PSA, CSRs.
  *
  * Verification handles only public values (key, hash, signature), so it may
  * take data-dependent time; signing, key generation and ECDH (secret scalars)
  * stay in mbedTLS's constant-time code. Field elements are 4 x 64-bit limbs in
  * Montgomery form mod p; points Jacobian (X, Y, Z), Z = 0 being the point at
  * infinity; R = u1*G + u2*Q by interleaved wNAF (width 7 over a table of odd
- * multiples of G made once, width 5 over one of Q made per call). The scalar
- * side (range checks, s^-1, u1, u2) and the curve's constants come from
- * mbedTLS's bignums and group. tests/unit/test_ecdsa.c checks this against
- * mbedtls_ecp_muladd and against mbedTLS signatures, good and altered.
+ * multiples of G made once, width 5 over one of Q made per call); scalars
+ * (1/s by Fermat, u1, u2) in the same Montgomery arithmetic mod n. The
+ * curve's constants are read from mbedTLS's group at first use and p is
+ * checked against it. tests/unit/test_ecdsa.c checks all this against
+ * mbedTLS's bignums, mbedtls_ecp_muladd and mbedTLS signatures, good and
+ * altered.
  */
 typedef unsigned __int128 p256_u128;
 typedef uint64_t p256_fe[4];                   /* little-endian limbs, Montgomery form, < p */
