@@ -1421,8 +1421,11 @@ static void pt_add(struct p256_pt *r, const struct p256_pt *a, const struct p256
 		fe_sub(bb.y, (const uint64_t[4]){ 0, 0, 0, 0 }, b->y);
 		b = &bb;
 	}
-	if (fe_is_zero(b->z))
-		return;                                /* a + 0 = a (r is a) */
+	if (fe_is_zero(b->z)) {
+		if (r != a)
+			*r = *a;                           /* a + 0 = a */
+		return;
+	}
 	if (fe_is_zero(a->z)) {
 		*r = *b;
 		return;
