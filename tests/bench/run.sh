@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/bench/run.sh - mesh benchmarks, four suites (docs/benchmarks.md):
+# tests/bench/run.sh - mesh benchmarks, five suites (docs/benchmarks.md):
 #   proxy    the same HTTP/1.1 job four ways: direct to the origin, via mesh, via HAProxy,
 #            via nginx;
 #   routing  mesh with 1, 100 and 1,000 route rules (and 1,000 rules the index cannot file,
@@ -8,10 +8,13 @@
 #   lb       three endpoints, one slow: peak_ewma vs round_robin (and least_request) p99;
 #   mtls     two hops: mesh -> mTLS -> mesh vs HAProxy -> TLS + client cert -> HAProxy (and
 #            both in plaintext): req/s, p99 at 1,000 req/s, handshakes/s, CA signatures/s,
-#            memory per idle connection (tests/bench/mtls.sh, which run.sh sources).
+#            memory per idle connection (tests/bench/mtls.sh, which run.sh sources);
+#   control  N = 100 and 1,000 simulated proxies against `mesh controller`: registration
+#            time, mesh.ini edit -> every proxy updated (p50/p99/max), controller RSS and
+#            CPU per edit (tests/bench/control.sh, which run.sh sources, and ctlsim.c).
 # A benchmark, not a test: it measures and prints, never asserts.
 #
-#   bash tests/bench/run.sh [--suite all|proxy|routing|lb|mtls[,...]] [--quick]
+#   bash tests/bench/run.sh [--suite all|proxy|routing|lb|mtls|control[,...]] [--quick]
 #                           [--targets "direct mesh haproxy nginx"] [--syscalls] [--keep]
 #   ./build.sh bench [--quick]        (builds ./mesh first; all suites)
 #   BENCH_RT_CASES="rules1 rules1000" BENCH_RT_REPS=10 bash tests/bench/run.sh --suite routing
@@ -53,20 +56,21 @@ while [ $# -gt 0 ]; do
 	--syscalls) SYSCALLS=1 ;;
 	--targets) TARGETS=$2; shift ;;
 	--suite | --suites) SUITES=$2; shift ;;
-	-h | --help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
-DO_PROXY=0 DO_ROUTING=0 DO_LB=0 DO_MTLS=0
+DO_PROXY=0 DO_ROUTING=0 DO_LB=0 DO_MTLS=0 DO_CONTROL=0
 for suite in ${SUITES//,/ }; do
 	case "$suite" in
-	all) DO_PROXY=1 DO_ROUTING=1 DO_LB=1 DO_MTLS=1 ;;
+	all) DO_PROXY=1 DO_ROUTING=1 DO_LB=1 DO_MTLS=1 DO_CONTROL=1 ;;
 	proxy) DO_PROXY=1 ;;
 	routing) DO_ROUTING=1 ;;
 	lb) DO_LB=1 ;;
 	mtls) DO_MTLS=1 ;;
-	*) echo "run.sh: unknown suite '$suite' (all proxy routing lb mtls)" >&2; exit 2 ;;
+	control) DO_CONTROL=1 ;;
+	*) echo "run.sh: unknown suite '$suite' (all proxy routing lb mtls control)" >&2; exit 2 ;;
 	esac
 done
 [ "$DO_PROXY" = 1 ] || TARGETS=""   # --targets is the proxy suite's
@@ -770,6 +774,13 @@ if [ "$DO_MTLS" = 1 ]; then
 	. tests/bench/mtls.sh
 fi
 
+# ================================================================ suite: control
+# In its own file: tests/bench/control.sh (sourced, as mtls.sh).
+if [ "$DO_CONTROL" = 1 ]; then
+	[ -x "$MESH" ] || die "no binary at $MESH (./build.sh first)"
+	. tests/bench/control.sh
+fi
+
 # ---------------------------------------------------------------- binary size
 BIN_BYTES=na
 if [ -x "$MESH" ]; then
@@ -788,7 +799,7 @@ us_per_req() { awk -v c="$(mget CPU_P "$1")" -v r="$(mget RPS "$1")" 'BEGIN { if
 
 echo
 echo "mesh benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(. /etc/os-release && echo "$PRETTY_NAME")"
-echo "suites: $([ "$DO_PROXY" = 1 ] && printf 'proxy ')$([ "$DO_ROUTING" = 1 ] && printf 'routing ')$([ "$DO_LB" = 1 ] && printf 'lb ')$([ "$DO_MTLS" = 1 ] && printf 'mtls ')(${SECONDS} s); mesh $("$MESH" version 2>/dev/null | head -1)"
+echo "suites: $([ "$DO_PROXY" = 1 ] && printf 'proxy ')$([ "$DO_ROUTING" = 1 ] && printf 'routing ')$([ "$DO_LB" = 1 ] && printf 'lb ')$([ "$DO_MTLS" = 1 ] && printf 'mtls ')$([ "$DO_CONTROL" = 1 ] && printf 'control ')(${SECONDS} s); mesh $("$MESH" version 2>/dev/null | head -1)"
 if [ "$DO_PROXY" = 1 ]; then   # (not re-indented) the proxy suite's tables and ratios
 echo "wrk -t1 -c$CONNS ${DUR}s x $REPS; rate.c $RATE req/s ${RATE_DUR}s x $REPS; medians; proxy on CPU $CPU_PROXY, wrk/rate.c/origin on CPU $CPU_LOAD"
 echo
@@ -940,6 +951,7 @@ if [ "$DO_LB" = 1 ]; then
 fi
 
 [ "$DO_MTLS" = 1 ] && mtls_report
+[ "$DO_CONTROL" = 1 ] && control_report
 
 # ---------------------------------------------------------------- key=value figures, every suite
 echo
@@ -963,7 +975,8 @@ fi
 printf 'errors_total=%s\n' "$( { for t in $LIVE; do errs_of "$t"; done
 	for c in $RT_LIVE; do echo "${RT_ERRS[$c]:-0}"; done
 	for c in $LB_LIVE; do echo "${LB_ERRS[$c]:-0}"; done
-	if [ "$DO_MTLS" = 1 ]; then mt_errors; fi; } | awk '{ s += $1 } END { print s + 0 }')"
+	if [ "$DO_MTLS" = 1 ]; then mt_errors; fi
+	if [ "$DO_CONTROL" = 1 ]; then ct_errors; fi; } | awk '{ s += $1 } END { print s + 0 }')"
 if [ "$DO_PROXY" = 1 ]; then
 printf 'cpu_per_req_ratio_haproxy=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")"
 printf 'cpu_per_req_ratio_nginx=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req nginx)")"
@@ -1015,4 +1028,5 @@ if [ "$DO_LB" = 1 ]; then
 	printf 'ewma_rr_p99_ratio=%s\n' "$(lb_ratio LB_P99 ewma rr)"
 fi
 [ "$DO_MTLS" = 1 ] && mtls_figures
+[ "$DO_CONTROL" = 1 ] && control_figures
 exit 0
