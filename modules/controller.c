@@ -49,6 +49,7 @@
 #define CTL_DEBOUNCE    0.05       /* seconds: changes within this window make one rebuild */
 #define CTL_DEFAULT_TTL 15000      /* ms */
 #define CTL_WARMUP_MIN  8.0        /* seconds */
+#define CTL_INBUF_KEEP  64         /* idle request buffers kept for reuse */
 
 /* ------------------------------------------------------------------ state */
 
@@ -98,7 +99,8 @@ struct ctl_conn {
 	struct snap *body;         /* response body, or NULL: the head holds it */
 	size_t off;                /* bytes of head + body written */
 	size_t in_len;
-	char in[CTL_MAX_REQUEST + 1];
+	char *in;                  /* the request being read (CTL_MAX_REQUEST + 1 bytes), NULL
+	                              between requests: a parked poll holds no buffer */
 };
 
 static struct {
@@ -119,6 +121,8 @@ static struct {
 	ev_signal sighup, sigint, sigterm;
 	struct ctl_conn *conns;
 	size_t n_conns;
+	char *free_in;             /* free list of request buffers (next pointer in their first bytes) */
+	size_t n_free_in;
 	struct ctl_proxy *proxies;
 	size_t n_proxies;
 	uint64_t rng;
@@ -144,6 +148,31 @@ static uint64_t rnd(void)
 	return C.rng;
 }
 
+/* request buffers: only a connection in the middle of a request holds one */
+static char *inbuf_get(void)
+{
+	char *b = C.free_in;
+
+	if (!b)
+		return malloc(CTL_MAX_REQUEST + 1);
+	memcpy(&C.free_in, b, sizeof(char *));
+	C.n_free_in--;
+	return b;
+}
+
+static void inbuf_put(char *b)
+{
+	if (!b)
+		return;
+	if (C.n_free_in >= CTL_INBUF_KEEP) {
+		free(b);
+		return;
+	}
+	memcpy(b, &C.free_in, sizeof(char *));
+	C.free_in = b;
+	C.n_free_in++;
+}
+
 static void snap_unref(struct snap *s)
 {
 	if (s && --s->refs == 0) {
@@ -164,6 +193,7 @@ static void conn_close(struct ctl_conn *cc)
 	ev_timer_stop(C.loop, &cc->timer);
 	tls_free(cc->tls);
 	close(cc->fd);
+	inbuf_put(cc->in);
 	free(cc->head);
 	snap_unref(cc->body);
 	if (cc->prev)
@@ -796,13 +826,23 @@ static void conn_step(struct ctl_conn *cc)
 			}
 			cc->state = CC_READ;
 		} else if (cc->state == CC_READ || cc->state == CC_PARKED || cc->state == CC_LINGER) {
+			char drain[256], *dst = drain;   /* parked or lingering: any bytes end it, or are dropped */
+			size_t room = sizeof(drain);
 			ssize_t n;
 
-			if (cc->in_len >= CTL_MAX_REQUEST) {
-				respond_error(cc, 413, "request too large", 1);
-				continue;
+			if (cc->state == CC_READ) {
+				if (!cc->in && !(cc->in = inbuf_get())) {
+					conn_close(cc);
+					return;
+				}
+				if (cc->in_len >= CTL_MAX_REQUEST) {
+					respond_error(cc, 413, "request too large", 1);
+					continue;
+				}
+				dst = cc->in + cc->in_len;
+				room = CTL_MAX_REQUEST - cc->in_len;
 			}
-			n = tls_read(cc->tls, cc->in + cc->in_len, CTL_MAX_REQUEST - cc->in_len);
+			n = tls_read(cc->tls, dst, room);
 			if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
 				events = n == TLS_WANT_READ ? EV_READ : EV_WRITE;
 				break;
@@ -823,6 +863,10 @@ static void conn_step(struct ctl_conn *cc)
 			cc->in_len += (size_t)n;
 			if (handle(cc) == -2)
 				continue;
+			/* handled: the buffer waits in the free list for the next request */
+			inbuf_put(cc->in);
+			cc->in = NULL;
+			cc->in_len = 0;
 		} else {  /* CC_WRITE */
 			size_t total = cc->head_len + (cc->body ? cc->body->len : 0);
 
@@ -1390,6 +1434,13 @@ out:
 		conn_close(C.conns);
 	while (C.proxies)
 		proxy_remove(C.proxies);
+	while (C.free_in) {
+		char *b = C.free_in;
+
+		memcpy(&C.free_in, b, sizeof(char *));
+		free(b);
+	}
+	C.n_free_in = 0;
 	if (C.admin)
 		admin_stop(C.admin);
 	if (C.lfd >= 0)

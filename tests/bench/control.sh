@@ -23,10 +23,19 @@ T_SUITE=$SECONDS
 CT=$TMP/control
 mkdir -p "$CT"
 declare -A CT_REG CT_SYNC CT_P50 CT_P99 CT_MAX CT_WORST CT_ALL CT_CPU CT_SIM CT_RSS CT_HWM CT_IDLE CT_SNAP CT_ERRS CT_NOTE
-declare -A CT_REGCPU CT_ROUNDSOK
+declare -A CT_REGCPU CT_REBUILD
 CT_LIVE=""
 
 ct_note() { CT_NOTE[$1]=$2; say "control: N=$1: NOT MEASURED - $2"; }
+# stops a process this suite started and takes it out of run.sh's PIDS: once reaped, its
+# pid may be another process's by the time run.sh's cleanup signals everything in PIDS
+ct_stop() {
+	local p keep=()
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
 kv() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }   # line on stdin -> value of key
 
 # ---------------------------------------------------------------- CA, one identity for every simulated proxy
@@ -40,7 +49,7 @@ wait_port "$P_CTCA" "$CT_CA_PID" || die "mesh ca did not start: $(tail -3 "$CT/c
 "$MESH" cert request --ca "127.0.0.1:$P_CTCA" --trust-bundle "$CT/ca/root.crt" --ns default --sa sim \
 	--token-file "$CT/sim.token" --out "$CT/sim" >"$CT/cert-sim.log" 2>&1 \
 	|| die "mesh cert request failed: $(tail -2 "$CT/cert-sim.log")"
-kill "$CT_CA_PID" 2>/dev/null || true   # the controller signs its own certificate with the CA's key
+ct_stop "$CT_CA_PID"   # the controller signs its own certificate with the CA's key
 
 # ---------------------------------------------------------------- ctlsim (mbedTLS client, musl, as tlsload)
 CT_SIM_NOTE=""
@@ -82,14 +91,14 @@ ct_run() { # N
 	"$MESH" check -c "$d/mesh.ini" >"$d/check.log" 2>&1 || { ct_note "$n" "mesh check refuses the bench's mesh.ini: $(head -2 "$d/check.log" | tr '\n' ' ')"; return 1; }
 	"${ON_PROXY[@]}" "$MESH" controller -c "$d/mesh.ini" >"$CT/controller-$n.log" 2>&1 &
 	pid=$!; PIDS+=("$pid")
-	wait_port "$lp" "$pid" || { ct_note "$n" "the controller did not start: $(tail -3 "$CT/controller-$n.log" | tr '\n' ' ')"; return 1; }
+	wait_port "$lp" "$pid" || { ct_note "$n" "the controller did not start: $(tail -3 "$CT/controller-$n.log" | tr '\n' ' ')"; ct_stop "$pid"; return 1; }
 	# fresh controllers hold snapshots back for a warm-up (one lease TTL, at least 8 s): wait it out
 	for ((w = 0; w < 300; w++)); do
 		grep -q 'warm-up over' "$CT/controller-$n.log" && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	grep -q 'warm-up over' "$CT/controller-$n.log" || { ct_note "$n" "no end of warm-up in 30 s: $(tail -2 "$CT/controller-$n.log" | tr '\n' ' ')"; kill "$pid"; return 1; }
+	grep -q 'warm-up over' "$CT/controller-$n.log" || { ct_note "$n" "no end of warm-up in 30 s: $(tail -2 "$CT/controller-$n.log" | tr '\n' ' ')"; ct_stop "$pid"; return 1; }
 	CT_IDLE[$n]=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
 	say "control: N=$n: controller pid $pid on 127.0.0.1:$lp (CPU $CPU_PROXY, idle RSS ${CT_IDLE[$n]} KiB, $s services); ctlsim on CPU $CPU_LOAD, $CT_ROUNDS edits"
 	out=$CT/ctlsim-$n.txt
@@ -103,17 +112,18 @@ ct_run() { # N
 	line=$(grep '^registration ' "$out" || true)
 	sum=$(grep '^ctlsim ' "$out" || true)
 	if [ -z "$line" ] || [ -z "$sum" ]; then
-		ct_note "$n" "ctlsim failed: $(tail -2 "$out" | tr '\n' ' ')"; kill "$pid"; return 1
+		ct_note "$n" "ctlsim failed: $(tail -2 "$out" | tr '\n' ' ')"; ct_stop "$pid"; return 1
 	fi
 	CT_SNAP[$n]=$(curl -s --max-time 5 "http://127.0.0.1:$ap/snapshot" | tail -n +2 | wc -c)
+	# the last rebuild is the last edit's: render + validate the snapshot, before any push
+	CT_REBUILD[$n]=$(curl -s --max-time 5 "http://127.0.0.1:$ap/metrics" | awk '$1 == "mesh_controller_rebuild_ms" { print $2 }')
 	CT_REG[$n]=$(kv reg_ms <<<"$line"); CT_SYNC[$n]=$(kv sync_ms <<<"$line"); CT_REGCPU[$n]=$(kv ctl_cpu_ms <<<"$line")
 	CT_P50[$n]=$(kv p50_ms <<<"$sum"); CT_P99[$n]=$(kv p99_ms <<<"$sum"); CT_MAX[$n]=$(kv max_ms <<<"$sum")
 	CT_WORST[$n]=$(kv worst_max_ms <<<"$sum"); CT_ALL[$n]="$(kv rounds_all_updated <<<"$sum")/$(kv rounds <<<"$sum")"
 	CT_CPU[$n]=$(kv ctl_cpu_ms <<<"$sum"); CT_SIM[$n]=$(kv sim_cpu_ms <<<"$sum")
 	CT_RSS[$n]=$(kv rss_kib <<<"$sum"); CT_HWM[$n]=$(kv hwm_kib <<<"$sum"); CT_ERRS[$n]=$(kv errors <<<"$sum")
 	kill -0 "$pid" 2>/dev/null || CT_NOTE[$n]="the controller exited during the run: $(tail -2 "$CT/controller-$n.log" | tr '\n' ' ')"
-	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	ct_stop "$pid"
 	CT_LIVE="$CT_LIVE $n"
 }
 
@@ -130,19 +140,21 @@ control_report() {
 	echo "control plane: N simulated proxies (ctlsim, CPU $CPU_LOAD) against one mesh controller (CPU $CPU_PROXY);"
 	echo " $CT_ROUNDS edits per N (a route weight, renamed over mesh.ini); medians over the edits"
 	[ -z "$CT_SIM_NOTE" ] || { echo "($CT_SIM_NOTE)"; return 0; }
-	printf '%-6s %7s %7s | %7s %7s %7s %8s %7s | %8s %8s | %8s %8s %8s | %8s %6s\n' N reg_ms sync_ms \
-		p50_ms p99_ms max_ms worst_ms all_upd ctl_cpu sim_cpu rss_idle rss_kib hwm_kib snap_B errors
+	printf '%-6s %7s %7s | %7s %7s %7s %8s %7s | %8s %8s %7s | %8s %8s %8s | %8s %6s\n' N reg_ms sync_ms \
+		p50_ms p99_ms max_ms worst_ms all_upd ctl_cpu sim_cpu rebuild rss_idle rss_kib hwm_kib snap_B errors
 	for n in $CT_NS; do
 		if ! in_list "$n" "$CT_LIVE"; then printf '%-6s not measured: %s\n' "$n" "${CT_NOTE[$n]:-}"; continue; fi
-		printf '%-6s %7s %7s | %7s %7s %7s %8s %7s | %8s %8s | %8s %8s %8s | %8s %6s\n' "$n" "${CT_REG[$n]}" "${CT_SYNC[$n]}" \
-			"${CT_P50[$n]}" "${CT_P99[$n]}" "${CT_MAX[$n]}" "${CT_WORST[$n]}" "${CT_ALL[$n]}" "${CT_CPU[$n]}" "${CT_SIM[$n]}" \
+		printf '%-6s %7s %7s | %7s %7s %7s %8s %7s | %8s %8s %7s | %8s %8s %8s | %8s %6s\n' "$n" "${CT_REG[$n]}" "${CT_SYNC[$n]}" \
+			"${CT_P50[$n]}" "${CT_P99[$n]}" "${CT_MAX[$n]}" "${CT_WORST[$n]}" "${CT_ALL[$n]}" "${CT_CPU[$n]}" "${CT_SIM[$n]}" "${CT_REBUILD[$n]:-na}" \
 			"${CT_IDLE[$n]}" "${CT_RSS[$n]}" "${CT_HWM[$n]}" "${CT_SNAP[$n]}" "${CT_ERRS[$n]}"
 		[ -z "${CT_NOTE[$n]+x}" ] || echo "    WARNING: N=$n ${CT_NOTE[$n]}"
 	done
 	echo "(reg_ms: all N leases granted; sync_ms: all N on one snapshot version; p50/p99/max: edit -> a proxy holds"
 	echo " the new version, over the proxies, median of the edits; worst_ms: the largest max of any edit; all_upd:"
 	echo " edits after which every proxy had the new version; ctl_cpu / sim_cpu: ms of CPU per edit, the controller's"
-	echo " and ctlsim's; rss_kib / hwm_kib: the controller's VmRSS at the end, VmHWM (peak); snap_B: snapshot bytes)"
+	echo " and ctlsim's; rebuild: ms the controller took to render and check the last edit's snapshots (of the update"
+	echo " time, 50 ms are its debounce); rss_kib / hwm_kib: the controller's VmRSS at the end, VmHWM (peak); snap_B:"
+	echo " the snapshot's bytes)"
 	if in_list 1000 "$CT_LIVE"; then
 		printf '  targets (issue 5): 1,000 proxies all updated within 1 s: max %s ms, worst %s ms; controller RSS under 32 MB: %s KiB (peak %s KiB)\n' \
 			"${CT_MAX[1000]}" "${CT_WORST[1000]}" "${CT_RSS[1000]}" "${CT_HWM[1000]}"
@@ -159,7 +171,7 @@ control_figures() {
 		printf 'ctl_register_cpu_ms_%s=%s\n' "$n" "${CT_REGCPU[$n]:-na}"
 		printf 'ctl_rss_idle_kib_%s=%s\nctl_rss_kib_%s=%s\nctl_hwm_kib_%s=%s\n' "$n" "${CT_IDLE[$n]:-na}" "$n" "${CT_RSS[$n]:-na}" \
 			"$n" "${CT_HWM[$n]:-na}"
-		printf 'ctl_snapshot_bytes_%s=%s\n' "$n" "${CT_SNAP[$n]:-na}"
+		printf 'ctl_snapshot_bytes_%s=%s\nctl_rebuild_ms_%s=%s\n' "$n" "${CT_SNAP[$n]:-na}" "$n" "${CT_REBUILD[$n]:-na}"
 	done
 	printf 'ctl_errors=%s\n' "$(ct_errors)"
 }
