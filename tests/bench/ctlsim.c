@@ -72,6 +72,7 @@ struct sim_proxy {
 	char lease[17];            /* "" until registered */
 	char version[17];          /* the snapshot it holds, "" = none */
 	int64_t got_ns;            /* when the 200 that brought version was read whole */
+	int64_t open_ns, lease_ns; /* its first connect, its first lease */
 	size_t out_len, off;       /* request bytes, written */
 	char out[512];
 	size_t head_len;           /* response: head bytes buffered until the blank line */
@@ -295,6 +296,8 @@ static void response_done(struct sim_proxy *p)
 		}
 		n_registered++;
 		last_lease_ns = now_ns();
+		if (!p->lease_ns)
+			p->lease_ns = last_lease_ns;
 	} else if (p->status == 200 && p->rver[0]) {
 		memcpy(p->version, p->rver, sizeof(p->version));
 		p->got_ns = last_push_ns = now_ns();
@@ -461,6 +464,7 @@ static int run_until(int64_t deadline_ns, int (*done)(void))
 		while (next_start < n_proxies && in_handshake < max_hs) {
 			struct sim_proxy *p = &P[next_start++];
 
+			p->open_ns = now;
 			if (conn_open(p) < 0)
 				conn_fail(p, "connect");
 		}
@@ -644,12 +648,21 @@ int main(int argc, char **argv)
 
 		t_start = now_ns();
 		deadline = t_start + (int64_t)(timeout_s * 1e9);
+		size_t n = 0;
+
 		ok_reg = run_until(deadline, all_registered);
 		ok_sync = ok_reg && run_until(deadline, settled);
-		printf("registration n=%d registered=%d alive=%d reg_ms=%.0f sync_ms=%.0f ctl_cpu_ms=%lld sim_cpu_ms=%.0f "
-		       "rss_kib=%ld hwm_kib=%ld polls=%llu pushes=%llu errors=%llu%s%s\n",
+		/* one registration: connect + handshake + POST, as the controller served it amid the others */
+		for (i = 0; i < n_proxies; i++)
+			if (P[i].lease_ns)
+				lat[n++] = ms(P[i].lease_ns - P[i].open_ns);
+		qsort(lat, n, sizeof(*lat), cmp_dbl);
+		printf("registration n=%d registered=%d alive=%d reg_ms=%.0f sync_ms=%.0f one_p50_ms=%.0f one_p99_ms=%.0f "
+		       "one_max_ms=%.0f ctl_cpu_ms=%lld sim_cpu_ms=%.0f rss_kib=%ld hwm_kib=%ld polls=%llu pushes=%llu "
+		       "errors=%llu%s%s\n",
 		       n_proxies, n_registered, alive_count(), ok_reg ? ms(last_lease_ns - t_start) : -1.0,
-		       ok_sync ? ms(last_push_ns - t_start) : -1.0, proc_cpu_ms(ctl_pid) - c0, self_cpu_ms() - s0,
+		       ok_sync ? ms(last_push_ns - t_start) : -1.0, pct(lat, n, 50), pct(lat, n, 99), n ? lat[n - 1] : -1.0,
+		       proc_cpu_ms(ctl_pid) - c0, self_cpu_ms() - s0,
 		       proc_status_kib(ctl_pid, "VmRSS"), proc_status_kib(ctl_pid, "VmHWM"), polls_n, pushes_n, errors_n,
 		       first_err[0] ? " first_error=" : "", first_err);
 		fflush(stdout);
