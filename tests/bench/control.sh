@@ -156,8 +156,8 @@ control_report() {
 	echo " the new version, over the proxies, median of the edits; worst_ms: the largest max of any edit; all_upd:"
 	echo " edits after which every proxy had the new version; ctl_cpu / sim_cpu: ms of CPU per edit, the controller's"
 	echo " and ctlsim's; rebuild: ms the controller spent in the last edit's rebuild (render, check, and write the"
-	echo " snapshot to every parked poll, as far as the sockets take it; the 50 ms debounce comes before); rss_kib / hwm_kib: the controller's VmRSS at the end, VmHWM (peak); snap_B:"
-	echo " the snapshot's bytes)"
+	echo " snapshot to every parked poll, as far as the sockets take it; the 50 ms debounce comes before);"
+	echo " rss_kib / hwm_kib: the controller's VmRSS at the end, VmHWM (peak); snap_B: the snapshot's bytes)"
 	if in_list 1000 "$CT_LIVE"; then
 		printf '  targets (issue 5): 1,000 proxies all updated within 1 s: max %s ms, worst %s ms; controller RSS under 32 MB: %s KiB (peak %s KiB)\n' \
 			"${CT_MAX[1000]}" "${CT_WORST[1000]}" "${CT_RSS[1000]}" "${CT_HWM[1000]}"
