@@ -115,7 +115,7 @@ ct_run() { # N
 		ct_note "$n" "ctlsim failed: $(tail -2 "$out" | tr '\n' ' ')"; ct_stop "$pid"; return 1
 	fi
 	CT_SNAP[$n]=$(curl -s --max-time 5 "http://127.0.0.1:$ap/snapshot" | tail -n +2 | wc -c)
-	# the last rebuild is the last edit's: render + validate the snapshot, before any push
+	# the last rebuild is the last edit's: render, check, and write to every parked poll
 	CT_REBUILD[$n]=$(curl -s --max-time 5 "http://127.0.0.1:$ap/metrics" | awk '$1 == "mesh_controller_rebuild_ms" { print $2 }')
 	CT_REG[$n]=$(kv reg_ms <<<"$line"); CT_SYNC[$n]=$(kv sync_ms <<<"$line"); CT_REGCPU[$n]=$(kv ctl_cpu_ms <<<"$line")
 	CT_ONE[$n]="$(kv one_p50_ms <<<"$line")/$(kv one_p99_ms <<<"$line")/$(kv one_max_ms <<<"$line")"
