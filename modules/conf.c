@@ -770,6 +770,14 @@ static const struct conf_key mesh_keys[] = {
 	KEY("trust_domain", V_DNS_NAME, offsetof(struct conf_mesh, trust_domain)),
 };
 
+/* [tracing]: spans and trace headers (modules/trace.c) */
+#define TR(f) offsetof(struct conf_tracing, f)
+static const struct conf_key tracing_keys[] = {
+	KEY("sampling", V_PERCENT, TR(sampling)),
+	KEY("collector", V_APP, TR(collector)),
+	KEY("max_queue", V_U32, TR(max_queue), .min = 1, .max = 1000000),
+};
+
 #define SV(f) offsetof(struct conf_service, f)
 static const struct conf_key service_keys[] = {
 	KEY("namespace", V_NAMESPACE, SV(namespace)),
@@ -904,7 +912,7 @@ struct where {
 };
 
 enum { SEC_WORKLOAD, SEC_LISTEN, SEC_PROXY, SEC_LOG, SEC_CONTROL, SEC_MESH, SEC_SERVICE, SEC_DESTINATION,
-       SEC_ROUTE, SEC_PEER_AUTH, SEC_AUTHZ, SEC_CONTROLLER, SEC_COUNT };
+       SEC_ROUTE, SEC_PEER_AUTH, SEC_AUTHZ, SEC_CONTROLLER, SEC_TRACING, SEC_COUNT };
 
 struct sb;
 struct section_kind {
@@ -958,13 +966,15 @@ static const struct section_kind sections[SEC_COUNT] = {
 	                      .open = authz_open, .close = authz_close, .render = authz_render),
 	/* the controller's own settings: in mesh.ini, so PART_MESH, but never in a snapshot */
 	[SEC_CONTROLLER] = SECTION("controller", PART_MESH, offsetof(struct conf, controller), controller_keys),
+	[SEC_TRACING] = SECTION("tracing", PART_MESH, offsetof(struct conf, tracing), tracing_keys),
 };
 _Static_assert(NKEYS(workload_keys) <= KEYS_MAX && NKEYS(listen_keys) <= KEYS_MAX &&
                NKEYS(proxy_keys) <= KEYS_MAX && NKEYS(log_keys) <= KEYS_MAX &&
                NKEYS(control_keys) <= KEYS_MAX && NKEYS(mesh_keys) <= KEYS_MAX &&
                NKEYS(service_keys) <= KEYS_MAX && NKEYS(destination_keys) <= KEYS_MAX &&
                NKEYS(route_keys) <= KEYS_MAX && NKEYS(peer_auth_keys) <= KEYS_MAX &&
-               NKEYS(authz_keys) <= KEYS_MAX && NKEYS(controller_keys) <= KEYS_MAX, "raise KEYS_MAX");
+               NKEYS(authz_keys) <= KEYS_MAX && NKEYS(controller_keys) <= KEYS_MAX &&
+               NKEYS(tracing_keys) <= KEYS_MAX, "raise KEYS_MAX");
 
 /* ------------------------------------------------------------ loader state */
 
@@ -2919,7 +2929,7 @@ static void unknown_section(struct ld *ld, const char *kind, const char *name, c
 	else
 		ld_err(ld, w, "unknown section [%s%s%s] (known: [workload] [listen] [proxy] [log] [control] "
 		       "[mesh] [service NAME] [destination SERVICE] [route HOST/NAME] [peer_authentication NAME] "
-		       "[authorization NAME])", kind, *name ? " " : "", name);
+		       "[authorization NAME] [tracing])", kind, *name ? " " : "", name);
 }
 
 static void open_section(struct ld *ld, const char *hdr, size_t n, const struct where *w)
@@ -2963,7 +2973,7 @@ static void open_section(struct ld *ld, const char *hdr, size_t n, const struct 
 	}
 	if (!(k->part & ld->src->parts)) {
 		ld_err(ld, w, "[%s] is not allowed in a mesh file, which holds only [mesh], [service NAME], "
-		       "[destination SERVICE], [route HOST/NAME], [peer_authentication NAME] and [authorization NAME] "
+		       "[destination SERVICE], [route HOST/NAME], [peer_authentication NAME], [authorization NAME] and [tracing] "
 		       "(move it to the proxy file)", kind);
 		goto out;
 	}
@@ -4641,6 +4651,8 @@ static struct conf *conf_new(const char *path)
 	c->proxy.retry_budget_percent = 20;
 	c->log.level = CONF_LOG_INFO;
 	c->mesh.domain = xstrdup("cluster.local");
+	c->tracing.sampling = 1;             /* Istio's default: 1% of new traces */
+	c->tracing.max_queue = 1024;
 	return c;
 }
 

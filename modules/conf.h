@@ -362,6 +362,13 @@ struct conf_controller {
 	int present;                 /* the file has a [controller] section: endpoints also come from registrations */
 };
 
+/* [tracing] (issue #6): mesh part, the same for every proxy (Istio meshConfig.defaultConfig.tracing) */
+struct conf_tracing {
+	double sampling;             /* percent of new traces sampled (no incoming decision), default 1 */
+	struct conf_addr collector;  /* Zipkin v2 endpoint (POST /api/v2/spans); unset = spans are not sent */
+	uint32_t max_queue;          /* finished spans waiting to be sent; beyond it they are dropped, default 1024 */
+};
+
 struct conf {
 	int refs;                    /* conf_ref / conf_unref */
 	char *path;                  /* the file conf_load was given */
@@ -387,6 +394,7 @@ struct conf {
 	struct conf_authz *authzs;   /* [authorization ...] in file order */
 	size_t n_authzs;
 	struct conf_controller controller; /* [controller] (only the controller reads it) */
+	struct conf_tracing tracing; /* [tracing] sampling, collector, max_queue */
 };
 
 /* the destination rule of a service, or NULL */

@@ -49,6 +49,7 @@
 #include "tap.h"
 #include "tls.h"
 #include "watch.h"
+#include "trace.h"
 
 #define MAX_TRAILER 8192
 #define LINGER_TIME 2.0     /* discard input this long after an error before closing */
@@ -167,6 +168,7 @@ struct stream {
 	char request_id[64];
 	char xff[64];
 	char user_agent[128];
+	struct trace_ctx trace;     /* trace context and span timing (modules/trace.c) */
 };
 
 struct client {
@@ -701,7 +703,7 @@ static int build_request_head(struct client *c, struct buf *o, const struct http
 	int conn_tokens = has_connection_tokens(m), has_xfp = 0;
 	const struct conf_workload *w = &st->conf->workload;
 
-	need = m->method_len + target_len + authority_len + 600 + (sizeof(st->xff)) + 2 * 64 +
+	need = m->method_len + target_len + authority_len + 600 + (sizeof(st->xff)) + 2 * 64 + TRACE_INJECT_MAX +
 	       (ops ? ops_size(ops) : 0) + (c->tls ? 64 + sizeof(P.self_id) + strlen(tls_peer_id(c->tls)) : 0);
 	for (i = 0; i < m->num_headers; i++)
 		need += m->headers[i].name_len + m->headers[i].value_len + 4;
@@ -735,6 +737,8 @@ static int build_request_head(struct client *c, struct buf *o, const struct http
 			continue;
 		if (ops && ops_drop(ops, h->name, h->name_len))
 			continue;
+		if (trace_is_header(h->name, h->name_len))
+			continue;       /* replaced below by our span's context */
 		if (http1_ieq(h->name, h->name_len, "x-forwarded-for")) {
 			xff = h->value;
 			xff_len = h->value_len;
@@ -782,6 +786,7 @@ static int build_request_head(struct client *c, struct buf *o, const struct http
 		put(o, st->request_id, strlen(st->request_id));
 		PUTS(o, "\r\n");
 	}
+	o->len += (uint32_t)trace_inject(&st->trace, buf_tail(o), TRACE_INJECT_MAX);
 	if (st->inbound && c->tls) {
 		/* the verified caller, for the app (Envoy's XFCC, as Istio sets it) */
 		PUTS(o, "x-forwarded-client-cert: By=");
@@ -1004,6 +1009,64 @@ static void access_log(struct client *c, double now)
 		ev_timer_start(P.loop, &P.access_flush);
 }
 
+/* ------------------------------------------------------------------ tracing hook (modules/trace.c) */
+
+static const struct conf_service *find_service_by_name(const struct conf *cf, const char *name,
+                                                       const char *ns);
+
+/* a sampled request is over: its span (SERVER inbound, CLIENT outbound) to the collector */
+static void trace_span(struct client *c, const struct metrics_req *r, double now)
+{
+	struct stream *st = &c->st;
+	const struct conf *cf = st->conf;
+	const struct conf_workload *w = &cf->workload;
+	const struct trace_ctx *tc = &st->trace;
+	struct trace_req t;
+	char cluster[320];
+	double conn_end = tc->t_connected ? tc->t_connected : st->try_start;
+
+	memset(&t, 0, sizeof(t));
+	t.m = r;
+	t.server = st->inbound;
+	t.service = w->service ? w->service : w->service_account;
+	t.namespace = w->namespace;
+	t.version = w->version;
+	t.name = st->route ? st->route->name : NULL;
+	if (st->inbound) {
+		const struct conf_service *self = w->service ? find_service_by_name(cf, w->service, w->namespace) : NULL;
+		t.port = self ? self->port : addr_port(&w->app);
+		t.peer_identity = r->src_principal;
+		snprintf(cluster, sizeof(cluster), "inbound|%u||", (unsigned)addr_port(&w->app));
+	} else {
+		t.port = st->svc ? st->svc->port : 0;
+		t.peer_identity = r->dst_principal;
+		if (st->svc)
+			snprintf(cluster, sizeof(cluster), "outbound|%u|%s|%s.%s.svc.%s", st->svc->port,
+			         st->subset >= 0 ? conf_destination_of(cf, st->svc)->subsets[st->subset].name : "",
+			         st->svc->name, st->svc->namespace, cf->mesh.domain);
+		else
+			snprintf(cluster, sizeof(cluster), "outbound|||");
+	}
+	t.cluster = cluster;
+	t.method = st->method;
+	t.authority = st->authority;
+	t.path = st->path;
+	t.protocol = st->http10 ? "HTTP/1.0" : "HTTP/1.1";
+	t.request_id = st->request_id;
+	t.user_agent = st->user_agent;
+	t.upstream = st->ep ? st->ep->addr.text : st->inbound && st->bep && w->app.set ? w->app.text : NULL;
+	t.peer_ip = c->ip;
+	t.retries = st->attempts > 1 ? st->attempts - 1 : 0;
+	t.req_bytes = st->req.bytes;
+	t.resp_bytes = st->resp.bytes;
+	t.start = st->t_start;
+	t.end = now;
+	t.queue = tc->t_first_try ? tc->t_first_try - st->t_start : -1;
+	t.connect = st->bep ? conn_end - st->try_start : -1;
+	t.upstream_time = st->t_up ? st->t_up - conn_end : -1;
+	trace_record(tc, &t);
+}
+
 static void record(struct client *c)
 {
 	struct stream *st = &c->st;
@@ -1087,6 +1150,8 @@ static void record(struct client *c)
 		e.dst = dst;
 		tap_publish(&e, now);
 	}
+	if ((st->trace.flags & TRACE_F_SAMPLED) && trace_collecting())
+		trace_span(c, &r, now);
 }
 
 /* ------------------------------------------------------------------ timers */
@@ -1309,6 +1374,8 @@ static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (u->flags & U_CONNECTING) {
 		upstream_connected(u);
+		if (!(u->flags & (U_CONNECTING | U_ERR)))
+			c->st.trace.t_connected = ev_now(loop);   /* for the span's connect time */
 	} else if (revents & EV_READ) {
 		n = read_into(u->fd, u->tls, &u->in, 0);
 		if (n == 0)
@@ -1968,6 +2035,9 @@ static int stream_dispatch(struct client *c, const struct http1_msg *m_in)
 	balance_start(e);
 	st->try_counted = 1;
 	st->try_start = now;
+	st->trace.t_connected = 0;
+	if (st->attempts == 1)
+		st->trace.t_first_try = now;
 	if (!u) {
 		u = upstream_connect(cf, e, pol ? pol->connect_timeout : 0);
 		if (!u) {
@@ -2376,6 +2446,7 @@ static int stream_start(struct client *c)
 	if ((m.flags & HTTP1_F_CONN_CLOSE) || P.draining)
 		c->flags |= C_CLOSE_AFTER;
 	copy_slice(st->method, sizeof(st->method), m.method, m.method_len);
+	trace_begin(&st->trace, m.headers, m.num_headers, cf->tracing.sampling);
 	c->state = CS_STREAM;
 	/* the head stays in client->in until it is first sent upstream (or answered) */
 	st->head_len = (size_t)r;
@@ -3187,6 +3258,7 @@ static int config_install(struct conf *cf)
 		conf_unref(P.conf);
 	P.conf = cf;
 	log_level = (int)cf->log.level;
+	trace_configure(P.loop, cf);
 	if (P.creds)
 		P.sec_gen++;
 	workload_name(P.workload, sizeof(P.workload), cf->workload.service, cf->workload.version);
@@ -3410,6 +3482,7 @@ static int admin_handler(void *ctx, const char *method, size_t method_len, const
 		if (P.creds)
 			strbuf_printf(body, "# TYPE mesh_cert_expiry_seconds gauge\nmesh_cert_expiry_seconds %.0f\n",
 			              tls_creds_not_after(P.creds) - ev_now(P.loop));
+		trace_metrics(body);
 		cluster_metrics(body);
 		return 200;
 	}
@@ -3638,6 +3711,7 @@ int proxy_main(int argc, char **argv)
 	if (P.access_fd > 2)
 		close(P.access_fd);
 	strbuf_free(&P.access_buf);
+	trace_stop();
 	free(P.hdrs);
 	conf_unref(P.conf);
 	metrics_reset();

@@ -1,0 +1,845 @@
+/*
+ * trace: trace context in and out of the proxy, spans to a Zipkin collector.
+ *
+ * Data enters as request headers (trace_begin, from stream_start): W3C
+ * `traceparent` (tracestate is never touched: it passes through), else B3's
+ * single `b3` header, else the x-b3-* headers. A context that fails any check
+ * of its spec counts as absent, never as an error: the request goes on with a
+ * new trace. Each hop gets its own span id, the incoming span as its parent,
+ * so the chain reads client span -> server span -> client span ... (W3C style;
+ * B3's shared client/server span ids are not used). The sampling decision of
+ * the caller wins; only a request without one is drawn at [tracing] sampling.
+ *
+ * Data leaves twice. trace_inject writes both header families into the
+ * upstream request head (replacing what came in, see trace_is_header), so
+ * apps that propagate either family keep the trace whole. trace_record turns
+ * a sampled, finished request into a Zipkin v2 JSON span appended to a
+ * bounded batch; the loop posts the batch (POST /api/v2/spans) to the
+ * collector every second, or sooner when it fills, on a non-blocking
+ * connection of its own. One batch is in flight at a time; while it is, new
+ * spans queue up to [tracing] max_queue and beyond that are dropped and
+ * counted. A failed post drops its batch (counted too): tracing never holds
+ * a request and never grows without bound.
+ *
+ * Ids come from xorshift64* seeded from getrandom: unique enough for traces,
+ * not secrets. Nothing here allocates per request except the batch's JSON
+ * (a growable buffer, reused between batches).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "log.h"
+#include "net.h"
+#include "trace.h"
+
+#define TRACE_BATCH       256        /* post at once when this many spans wait */
+#define TRACE_FLUSH_EVERY 1.0        /* seconds between posts */
+#define TRACE_POST_TIMEOUT 5.0       /* a post (connect, send, status line) must finish within */
+#define TRACE_KEEP_BUF    (1u << 20) /* a batch buffer larger than this is freed after use */
+
+uint64_t trace_spans_sent, trace_spans_dropped, trace_batches_failed;
+
+static struct {
+	struct ev_loop *loop;
+	uint64_t rng;                /* xorshift64* state, 0 = not seeded */
+	struct conf_addr collector;  /* set = spans are sent */
+	uint32_t max_queue;
+	struct strbuf pending;       /* JSON span objects, comma-separated */
+	size_t n_pending;
+	struct strbuf out;           /* the request in flight */
+	size_t out_off;              /* bytes of it written */
+	size_t n_inflight;           /* spans in it */
+	int fd;                      /* the post's socket, -1 = none in flight */
+	int connecting;
+	char resp[64];               /* the start of the collector's answer */
+	size_t resp_len;
+	int failing;                 /* the last post failed (logged once per change) */
+	uint64_t recorded;           /* spans that entered the queue */
+	ev_io io;
+	ev_timer flush;              /* every TRACE_FLUSH_EVERY while a collector is set */
+	ev_timer timeout;            /* the post in flight */
+	int inited;
+} T = { .fd = -1 };
+
+/* ------------------------------------------------------------------ ids */
+
+static uint64_t trace_rnd(void)
+{
+	if (!T.rng) {
+		if (getrandom(&T.rng, sizeof(T.rng), 0) != sizeof(T.rng) || !T.rng)
+			T.rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)(uintptr_t)&T;
+		if (!T.rng)
+			T.rng = 0x853c49e6748fea9bULL;
+	}
+	T.rng ^= T.rng >> 12;
+	T.rng ^= T.rng << 25;
+	T.rng ^= T.rng >> 27;
+	return T.rng * 2685821657736338717ULL;
+}
+
+static uint64_t nonzero_id(void)
+{
+	uint64_t v;
+
+	do
+		v = trace_rnd();
+	while (!v);
+	return v;
+}
+
+static const char hexd[] = "0123456789abcdef";
+
+static void put_hex64(char *out, uint64_t v)
+{
+	int i;
+
+	for (i = 15; i >= 0; i--, v >>= 4)
+		out[i] = hexd[v & 15];
+}
+
+void trace_span_hex(uint64_t id, char out[17])
+{
+	put_hex64(out, id);
+	out[16] = 0;
+}
+
+void trace_id_hex(const struct trace_ctx *t, char out[33])
+{
+	put_hex64(out, t->trace_hi);
+	put_hex64(out + 16, t->trace_lo);
+	out[32] = 0;
+}
+
+/* n (1..16) lowercase hex digits -> *v; -1 on anything else (W3C and B3 both say lowercase) */
+static int parse_hex(const char *s, size_t n, uint64_t *v)
+{
+	uint64_t r = 0;
+	size_t i;
+
+	if (!n || n > 16)
+		return -1;
+	for (i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch >= '0' && ch <= '9')
+			r = r << 4 | (uint64_t)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			r = r << 4 | (uint64_t)(ch - 'a' + 10);
+		else
+			return -1;
+	}
+	*v = r;
+	return 0;
+}
+
+/* a B3 trace id: 16 or 32 hex digits (a 64-bit id is the low half), not all zero */
+static int parse_trace_id(const char *s, size_t n, uint64_t *hi, uint64_t *lo)
+{
+	if (n == 32) {
+		if (parse_hex(s, 16, hi) < 0 || parse_hex(s + 16, 16, lo) < 0)
+			return -1;
+	} else if (n == 16) {
+		*hi = 0;
+		if (parse_hex(s, 16, lo) < 0)
+			return -1;
+	} else {
+		return -1;
+	}
+	return (*hi | *lo) ? 0 : -1;
+}
+
+/* a span id: exactly 16 hex digits, not zero */
+static int parse_span_id(const char *s, size_t n, uint64_t *id)
+{
+	if (n != 16 || parse_hex(s, 16, id) < 0 || !*id)
+		return -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ extract */
+
+static int ieq(const char *s, size_t n, const char *lit)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char a = s[i];
+		if (!lit[i])
+			return 0;
+		if (a >= 'A' && a <= 'Z')
+			a = (char)(a - 'A' + 'a');
+		if (a != lit[i])
+			return 0;
+	}
+	return !lit[n];
+}
+
+/* traceparent: version-traceid-parentid-flags (W3C trace-context level 1) */
+static int parse_traceparent(struct trace_ctx *t, const char *v, size_t n)
+{
+	uint64_t ver, hi, lo, parent, flags;
+
+	if (n < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-')
+		return -1;
+	if (parse_hex(v, 2, &ver) < 0 || ver == 0xff)
+		return -1;
+	if (ver == 0 && n != 55)
+		return -1;      /* version 00 is exactly 55 characters */
+	if (ver > 0 && n > 55 && v[55] != '-')
+		return -1;      /* a later version may only append "-..." */
+	if (parse_hex(v + 3, 16, &hi) < 0 || parse_hex(v + 19, 16, &lo) < 0 || !(hi | lo))
+		return -1;
+	if (parse_span_id(v + 36, 16, &parent) < 0)
+		return -1;
+	if (parse_hex(v + 53, 2, &flags) < 0)
+		return -1;
+	t->trace_hi = hi;
+	t->trace_lo = lo;
+	t->parent_id = parent;
+	t->flags = TRACE_F_DECIDED | ((flags & 1) ? TRACE_F_SAMPLED : 0);
+	return 0;
+}
+
+/* a B3 sampling state: "1"/"0" ("true"/"false" from old tracers), "d" = debug */
+static int parse_sampling(const char *v, size_t n, unsigned *flags)
+{
+	if ((n == 1 && v[0] == '1') || ieq(v, n, "true"))
+		*flags = TRACE_F_DECIDED | TRACE_F_SAMPLED;
+	else if ((n == 1 && v[0] == '0') || ieq(v, n, "false"))
+		*flags = TRACE_F_DECIDED;
+	else if (n == 1 && v[0] == 'd')
+		*flags = TRACE_F_DECIDED | TRACE_F_SAMPLED | TRACE_F_DEBUG;
+	else
+		return -1;
+	return 0;
+}
+
+/* b3: {traceid}-{spanid}[-{sampling}[-{parentspanid}]], or only {sampling} */
+static int parse_b3_single(struct trace_ctx *t, const char *v, size_t n)
+{
+	const char *d1, *d2, *d3, *end = v + n;
+	uint64_t hi, lo, span, parent;
+	unsigned flags = 0;
+
+	if (n == 1)
+		return parse_sampling(v, n, &t->flags);
+	d1 = memchr(v, '-', n);
+	if (!d1)
+		return -1;
+	d2 = memchr(d1 + 1, '-', (size_t)(end - d1 - 1));
+	if (parse_trace_id(v, (size_t)(d1 - v), &hi, &lo) < 0 ||
+	    parse_span_id(d1 + 1, (size_t)((d2 ? d2 : end) - d1 - 1), &span) < 0)
+		return -1;
+	if (d2) {
+		d3 = memchr(d2 + 1, '-', (size_t)(end - d2 - 1));
+		if (parse_sampling(d2 + 1, (size_t)((d3 ? d3 : end) - d2 - 1), &flags) < 0)
+			return -1;
+		if (d3 && parse_span_id(d3 + 1, (size_t)(end - d3 - 1), &parent) < 0)
+			return -1;
+	}
+	t->trace_hi = hi;
+	t->trace_lo = lo;
+	t->parent_id = span;
+	t->flags = flags;
+	return 0;
+}
+
+enum { H_TRACEPARENT = 0, H_B3, H_TRACEID, H_SPANID, H_SAMPLED, H_FLAGS, H_N };
+
+enum trace_src trace_extract(struct trace_ctx *t, const struct http1_header *h, size_t n)
+{
+	const struct http1_header *seen[H_N] = { 0 };
+	unsigned count[H_N] = { 0 };
+	struct trace_ctx x;
+	size_t i;
+	int k;
+
+	for (i = 0; i < n; i++) {
+		const char *nm = h[i].name;
+		size_t l = h[i].name_len;
+
+		/* cheap filter first: every name we read starts with t, b or x */
+		if (l < 2 || !(nm[0] == 't' || nm[0] == 'T' || nm[0] == 'b' || nm[0] == 'B' || nm[0] == 'x' ||
+		               nm[0] == 'X'))
+			continue;
+		if (ieq(nm, l, "traceparent"))
+			k = H_TRACEPARENT;
+		else if (ieq(nm, l, "b3"))
+			k = H_B3;
+		else if (l < 10 || !ieq(nm, 5, "x-b3-"))
+			continue;
+		else if (ieq(nm + 5, l - 5, "traceid"))
+			k = H_TRACEID;
+		else if (ieq(nm + 5, l - 5, "spanid"))
+			k = H_SPANID;
+		else if (ieq(nm + 5, l - 5, "sampled"))
+			k = H_SAMPLED;
+		else if (ieq(nm + 5, l - 5, "flags"))
+			k = H_FLAGS;
+		else
+			continue;
+		seen[k] = &h[i];
+		count[k]++;
+	}
+	/* a header sent twice is ambiguous: as if absent */
+	for (k = 0; k < H_N; k++)
+		if (count[k] > 1)
+			seen[k] = NULL;
+	memset(&x, 0, sizeof(x));
+	if (seen[H_TRACEPARENT] && parse_traceparent(&x, seen[H_TRACEPARENT]->value, seen[H_TRACEPARENT]->value_len) == 0) {
+		x.src = TRACE_SRC_W3C;
+		goto done;
+	}
+	memset(&x, 0, sizeof(x));
+	if (seen[H_B3] && parse_b3_single(&x, seen[H_B3]->value, seen[H_B3]->value_len) == 0) {
+		x.src = TRACE_SRC_B3_SINGLE;
+		goto done;
+	}
+	memset(&x, 0, sizeof(x));
+	if (seen[H_FLAGS] && seen[H_FLAGS]->value_len == 1 && seen[H_FLAGS]->value[0] == '1')
+		x.flags = TRACE_F_DECIDED | TRACE_F_SAMPLED | TRACE_F_DEBUG;
+	else if (seen[H_SAMPLED])
+		parse_sampling(seen[H_SAMPLED]->value, seen[H_SAMPLED]->value_len, &x.flags);
+	if (seen[H_TRACEID] && seen[H_SPANID] &&
+	    parse_trace_id(seen[H_TRACEID]->value, seen[H_TRACEID]->value_len, &x.trace_hi, &x.trace_lo) == 0 &&
+	    parse_span_id(seen[H_SPANID]->value, seen[H_SPANID]->value_len, &x.parent_id) == 0) {
+		x.src = TRACE_SRC_B3;
+	} else {
+		x.trace_hi = x.trace_lo = x.parent_id = 0;   /* a sampling decision alone still counts */
+		x.src = TRACE_SRC_NONE;
+	}
+done:
+	t->trace_hi = x.trace_hi;
+	t->trace_lo = x.trace_lo;
+	t->parent_id = x.parent_id;
+	t->flags = x.flags;
+	t->src = x.src;
+	return x.src;
+}
+
+void trace_start(struct trace_ctx *t, double sampling_percent)
+{
+	if (!(t->trace_hi | t->trace_lo)) {
+		t->trace_hi = nonzero_id();
+		t->trace_lo = nonzero_id();
+		t->parent_id = 0;
+	}
+	t->span_id = nonzero_id();
+	if (!(t->flags & TRACE_F_DECIDED)) {
+		/* percent with four decimals, as [tracing] sampling allows */
+		uint64_t cut = (uint64_t)(sampling_percent * 10000.0 + 0.5);
+		if (cut && trace_rnd() % 1000000 < cut)
+			t->flags |= TRACE_F_SAMPLED;
+	}
+}
+
+void trace_begin(struct trace_ctx *t, const struct http1_header *h, size_t n, double sampling_percent)
+{
+	trace_extract(t, h, n);
+	trace_start(t, sampling_percent);
+}
+
+/* ------------------------------------------------------------------ inject */
+
+int trace_is_header(const char *name, size_t len)
+{
+	switch (len) {
+	case 2:
+		return ieq(name, len, "b3");
+	case 11:
+		return ieq(name, len, "traceparent") || ieq(name, len, "x-b3-spanid");
+	case 10:
+	case 12:
+	case 17:
+		return ieq(name, 5, "x-b3-") && (ieq(name + 5, len - 5, "flags") || ieq(name + 5, len - 5, "traceid") ||
+		                                  ieq(name + 5, len - 5, "sampled") ||
+		                                  ieq(name + 5, len - 5, "parentspanid"));
+	default:
+		return 0;
+	}
+}
+
+static char *put_str(char *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(o, s, n);
+	return o + n;
+}
+
+size_t trace_inject(const struct trace_ctx *t, char *out, size_t cap)
+{
+	char tid[33], sid[17], pid[17], *o = out;
+	int sampled = !!(t->flags & TRACE_F_SAMPLED), debug = !!(t->flags & TRACE_F_DEBUG);
+
+	if (!(t->trace_hi | t->trace_lo) || !t->span_id || cap < TRACE_INJECT_MAX)
+		return 0;
+	trace_id_hex(t, tid);
+	trace_span_hex(t->span_id, sid);
+	trace_span_hex(t->parent_id, pid);
+	o = put_str(o, "traceparent: 00-");
+	o = put_str(o, tid);
+	*o++ = '-';
+	o = put_str(o, sid);
+	o = put_str(o, sampled ? "-01\r\n" : "-00\r\n");
+	o = put_str(o, "x-b3-traceid: ");
+	o = put_str(o, tid);
+	o = put_str(o, "\r\nx-b3-spanid: ");
+	o = put_str(o, sid);
+	o = put_str(o, "\r\n");
+	if (t->parent_id) {
+		o = put_str(o, "x-b3-parentspanid: ");
+		o = put_str(o, pid);
+		o = put_str(o, "\r\n");
+	}
+	/* B3: debug implies sampled, and X-B3-Sampled is then left out */
+	o = put_str(o, debug ? "x-b3-flags: 1\r\n" : sampled ? "x-b3-sampled: 1\r\n" : "x-b3-sampled: 0\r\n");
+	o = put_str(o, "b3: ");
+	o = put_str(o, tid);
+	*o++ = '-';
+	o = put_str(o, sid);
+	o = put_str(o, debug ? "-d" : sampled ? "-1" : "-0");
+	if (t->parent_id) {
+		*o++ = '-';
+		o = put_str(o, pid);
+	}
+	o = put_str(o, "\r\n");
+	return (size_t)(o - out);
+}
+
+/* ------------------------------------------------------------------ span JSON */
+
+/* length of the valid UTF-8 sequence at s (of n bytes), 0 if invalid (RFC 3629) */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* a JSON string: quotes, backslashes and controls escaped, invalid UTF-8 as U+FFFD */
+static void json_str(struct strbuf *out, const char *v)
+{
+	const unsigned char *p = (const unsigned char *)(v ? v : ""), *run = p;
+	size_t n = strlen((const char *)p), l;
+
+	strbuf_append(out, "\"", 1);
+	while (n) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+			p++, n--;
+			continue;
+		}
+		strbuf_append(out, (const char *)run, (size_t)(p - run));
+		if (*p == '"' || *p == '\\') {
+			char e[2] = { '\\', (char)*p };
+			strbuf_append(out, e, 2);
+			l = 1;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			strbuf_printf(out, "\\u%04x", *p);
+			l = 1;
+		} else if ((l = utf8_len(p, n))) {
+			strbuf_append(out, (const char *)p, l);
+		} else {
+			strbuf_puts(out, "\\ufffd");
+			l = 1;
+		}
+		p += l, n -= l;
+		run = p;
+	}
+	strbuf_append(out, (const char *)run, (size_t)(p - run));
+	strbuf_append(out, "\"", 1);
+}
+
+static void tag(struct strbuf *out, int *first, const char *k, const char *v)
+{
+	if (!v || !*v)
+		return;
+	strbuf_puts(out, *first ? "" : ",");
+	*first = 0;
+	json_str(out, k);
+	strbuf_append(out, ":", 1);
+	json_str(out, v);
+}
+
+static void tag_num(struct strbuf *out, int *first, const char *k, unsigned long long v)
+{
+	char b[24];
+
+	snprintf(b, sizeof(b), "%llu", v);
+	tag(out, first, k, b);
+}
+
+static void tag_us(struct strbuf *out, int *first, const char *k, double seconds)
+{
+	if (seconds >= 0)
+		tag_num(out, first, k, (unsigned long long)(seconds * 1e6 + 0.5));
+}
+
+/* {"ipv4":"127.0.0.1","port":15236} from "127.0.0.1:15236", "[::1]:80" or a bare address */
+static void endpoint_json(struct strbuf *out, const char *key, const char *addr)
+{
+	char host[64];
+	const char *colon = NULL, *h = addr;
+	size_t hl;
+	unsigned long port = 0;
+	unsigned char bin[16];
+	int v6;
+
+	if (!addr || !*addr)
+		return;
+	if (*addr == '[') {
+		const char *rb = strchr(addr, ']');
+		if (!rb)
+			return;
+		h = addr + 1;
+		hl = (size_t)(rb - h);
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon && strchr(addr, ':') != colon)
+			colon = NULL;     /* a bare IPv6 address */
+		hl = colon ? (size_t)(colon - addr) : strlen(addr);
+	}
+	if (hl >= sizeof(host))
+		return;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	v6 = strchr(host, ':') != NULL;
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1)
+		return;
+	if (colon)
+		port = strtoul(colon + 1, NULL, 10);
+	strbuf_printf(out, ",\"%s\":{\"%s\":\"%s\"", key, v6 ? "ipv6" : "ipv4", host);
+	if (port > 0 && port < 65536)
+		strbuf_printf(out, ",\"port\":%lu", port);
+	strbuf_append(out, "}", 1);
+}
+
+void trace_span_json(struct strbuf *out, const struct trace_ctx *t, const struct trace_req *r)
+{
+	const struct metrics_req *m = r->m;
+	char tid[33], sid[17], pid[17], name[320], local[160], url[512];
+	unsigned long long ts = (unsigned long long)(r->start * 1e6), dur;
+	int first = 1, code = m ? m->code : 0;
+
+	dur = r->end > r->start ? (unsigned long long)((r->end - r->start) * 1e6 + 0.5) : 0;
+	if (!dur)
+		dur = 1;                  /* Zipkin reads 0 as "unknown" */
+	trace_id_hex(t, tid);
+	trace_span_hex(t->span_id, sid);
+	trace_span_hex(t->parent_id, pid);
+	if (r->name && *r->name)
+		snprintf(name, sizeof(name), "%s", r->name);
+	else if (m && m->dst_service)
+		snprintf(name, sizeof(name), "%s:%u/*", m->dst_service, (unsigned)r->port);
+	else
+		snprintf(name, sizeof(name), "%s/*", r->authority && *r->authority ? r->authority : "unknown");
+	snprintf(local, sizeof(local), "%s.%s", r->service ? r->service : "unknown", r->namespace ? r->namespace : "default");
+	snprintf(url, sizeof(url), "http://%s%s", r->authority ? r->authority : "", r->path ? r->path : "");
+	strbuf_printf(out, "{\"traceId\":\"%s\",\"id\":\"%s\",", tid, sid);
+	if (t->parent_id)
+		strbuf_printf(out, "\"parentId\":\"%s\",", pid);
+	strbuf_printf(out, "\"kind\":\"%s\",\"name\":", r->server ? "SERVER" : "CLIENT");
+	json_str(out, name);
+	strbuf_printf(out, ",\"timestamp\":%llu,\"duration\":%llu", ts, dur);
+	if (t->flags & TRACE_F_DEBUG)
+		strbuf_puts(out, ",\"debug\":true");
+	strbuf_puts(out, ",\"localEndpoint\":{\"serviceName\":");
+	json_str(out, local);
+	strbuf_append(out, "}", 1);
+	endpoint_json(out, "remoteEndpoint", r->server ? r->peer_ip : r->upstream);
+	strbuf_puts(out, ",\"tags\":{");
+	tag(out, &first, "component", "proxy");
+	tag(out, &first, "istio.canonical_service", r->service);
+	tag(out, &first, "istio.canonical_revision", r->version ? r->version : "unknown");
+	tag(out, &first, "istio.namespace", r->namespace);
+	tag(out, &first, "mesh.route", r->name);
+	tag(out, &first, "http.method", r->method);
+	tag(out, &first, "http.url", url);
+	tag(out, &first, "http.protocol", r->protocol);
+	if (code)
+		tag_num(out, &first, "http.status_code", (unsigned long long)code);
+	else
+		tag(out, &first, "http.status_code", "0");
+	tag(out, &first, "response_flags", m && m->flags ? m->flags : "-");
+	if (!code || code >= 500)
+		tag(out, &first, "error", "true");
+	tag_num(out, &first, "request_size", (unsigned long long)r->req_bytes);
+	tag_num(out, &first, "response_size", (unsigned long long)r->resp_bytes);
+	tag(out, &first, "upstream_cluster", r->cluster);
+	tag(out, &first, "upstream_address", r->upstream);
+	tag(out, &first, "peer.address", r->peer_ip);
+	tag(out, &first, "peer.identity", r->peer_identity);
+	tag(out, &first, "connection_security_policy", m && m->security ? m->security : "none");
+	if (m) {
+		tag(out, &first, "source_workload", m->src_workload);
+		tag(out, &first, "source_version", m->src_version);
+		tag(out, &first, "destination_service", m->dst_service);
+		tag(out, &first, "destination_workload", m->dst_workload);
+		tag(out, &first, "destination_version", m->dst_version);
+	}
+	tag_num(out, &first, "mesh.retries", r->retries);
+	tag(out, &first, "guid:x-request-id", r->request_id);
+	tag(out, &first, "user_agent", r->user_agent);
+	tag_us(out, &first, "mesh.timing.queue_us", r->queue);
+	tag_us(out, &first, "mesh.timing.connect_us", r->connect);
+	tag_us(out, &first, "mesh.timing.upstream_us", r->upstream_time);
+	tag_us(out, &first, "mesh.timing.total_us", r->end - r->start);
+	strbuf_puts(out, "}}");
+}
+
+/* ------------------------------------------------------------------ the sender */
+
+static void post_done(const char *why);
+
+static void post_close(void)
+{
+	if (T.fd >= 0) {
+		ev_io_stop(T.loop, &T.io);
+		ev_timer_stop(T.loop, &T.timeout);
+		close(T.fd);
+		T.fd = -1;
+	}
+	T.out.len = 0;
+	T.out_off = 0;
+	if (T.out.cap > TRACE_KEEP_BUF) {
+		strbuf_free(&T.out);
+		memset(&T.out, 0, sizeof(T.out));
+	}
+}
+
+/* the post is over: why = NULL for success */
+static void post_done(const char *why)
+{
+	size_t n = T.n_inflight;
+
+	T.n_inflight = 0;
+	post_close();
+	if (!why) {
+		trace_spans_sent += n;
+		if (T.failing)
+			log_info("trace collector %s: spans are being sent again", T.collector.text);
+		T.failing = 0;
+		return;
+	}
+	trace_spans_dropped += n;
+	trace_batches_failed++;
+	if (!T.failing)
+		log_warn("trace collector %s: %s; dropping %zu spans (and later ones until it answers)",
+		         T.collector.text, why, n);
+	T.failing = 1;
+}
+
+static void post_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	ssize_t n;
+
+	if (T.connecting) {
+		int err = net_connect_result(T.fd);
+		if (err) {
+			post_done(strerror(err));
+			return;
+		}
+		T.connecting = 0;
+	}
+	if (T.out_off < T.out.len) {
+		n = send(T.fd, T.out.p + T.out_off, T.out.len - T.out_off, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				post_done(strerror(errno));
+			return;
+		}
+		T.out_off += (size_t)n;
+		if (T.out_off == T.out.len) {
+			ev_io_stop(loop, &T.io);
+			ev_io_set(&T.io, T.fd, EV_READ);
+			ev_io_start(loop, &T.io);
+		}
+		return;
+	}
+	n = recv(T.fd, T.resp + T.resp_len, sizeof(T.resp) - 1 - T.resp_len, 0);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			post_done(strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		post_done("closed without an answer");
+		return;
+	}
+	T.resp_len += (size_t)n;
+	T.resp[T.resp_len] = 0;
+	if (!strstr(T.resp, "\r\n") && T.resp_len < sizeof(T.resp) - 1)
+		return;
+	/* the status line is all we need: "HTTP/1.1 202 Accepted" */
+	if (!strncmp(T.resp, "HTTP/1.", 7) && T.resp_len >= 12 && T.resp[9] == '2') {
+		post_done(NULL);
+	} else {
+		char st[40];
+		size_t l = strcspn(T.resp, "\r\n");
+
+		snprintf(st, sizeof(st), "answered '%.*s'", (int)(l > 24 ? 24 : l), T.resp);
+		post_done(st);
+	}
+}
+
+static void post_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	post_done("no answer within 5s");
+}
+
+/* sends the pending spans as one batch, when none is in flight */
+static void flush_now(void)
+{
+	int inprog = 0;
+
+	if (T.fd >= 0 || !T.n_pending || !T.collector.set)
+		return;
+	T.out.len = 0;
+	strbuf_printf(&T.out,
+	              "POST /api/v2/spans HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+	              "Content-Length: %zu\r\nConnection: close\r\nUser-Agent: mesh/" MESH_VERSION "\r\n\r\n[",
+	              T.collector.text, T.pending.len + 2);
+	strbuf_append(&T.out, T.pending.p, T.pending.len);
+	strbuf_append(&T.out, "]", 1);
+	T.n_inflight = T.n_pending;
+	T.n_pending = 0;
+	T.pending.len = 0;
+	if (T.pending.cap > TRACE_KEEP_BUF) {
+		strbuf_free(&T.pending);
+		memset(&T.pending, 0, sizeof(T.pending));
+	}
+	if (T.out.oom) {
+		post_done("out of memory");
+		return;
+	}
+	T.out_off = 0;
+	T.resp_len = 0;
+	T.fd = net_connect((const struct sockaddr *)&T.collector.ss, T.collector.len, &inprog);
+	if (T.fd < 0) {
+		post_done(strerror(errno));
+		return;
+	}
+	T.connecting = 1;
+	ev_io_init(&T.io, post_io_cb, T.fd, EV_WRITE);
+	ev_io_start(T.loop, &T.io);
+	ev_timer_init(&T.timeout, post_timeout_cb, TRACE_POST_TIMEOUT, 0.);
+	ev_timer_start(T.loop, &T.timeout);
+}
+
+static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	flush_now();
+}
+
+int trace_collecting(void)
+{
+	return T.collector.set;
+}
+
+void trace_record(const struct trace_ctx *t, const struct trace_req *r)
+{
+	if (!T.collector.set || !(t->flags & TRACE_F_SAMPLED) || !t->span_id)
+		return;
+	if (T.n_pending >= T.max_queue) {
+		trace_spans_dropped++;
+		return;
+	}
+	if (T.n_pending)
+		strbuf_append(&T.pending, ",", 1);
+	trace_span_json(&T.pending, t, r);
+	if (T.pending.oom) {
+		/* the batch's text is cut: drop it whole rather than send broken JSON */
+		trace_spans_dropped += T.n_pending + 1;
+		T.n_pending = 0;
+		strbuf_free(&T.pending);
+		memset(&T.pending, 0, sizeof(T.pending));
+		return;
+	}
+	T.n_pending++;
+	T.recorded++;
+	if (T.n_pending >= TRACE_BATCH)
+		flush_now();
+}
+
+void trace_configure(struct ev_loop *loop, const struct conf *cf)
+{
+	const struct conf_tracing *tc = &cf->tracing;
+
+	T.loop = loop;
+	if (!T.inited) {
+		ev_timer_init(&T.flush, flush_cb, TRACE_FLUSH_EVERY, TRACE_FLUSH_EVERY);
+		T.inited = 1;
+	}
+	T.max_queue = tc->max_queue ? tc->max_queue : 1;
+	if (tc->collector.set && T.collector.set && strcmp(tc->collector.text, T.collector.text))
+		T.failing = 0;
+	T.collector = tc->collector;
+	if (!T.collector.set) {
+		trace_spans_dropped += T.n_pending;   /* no one to send them to any more */
+		T.n_pending = 0;
+		T.pending.len = 0;
+		ev_timer_stop(loop, &T.flush);
+		return;
+	}
+	if (!ev_is_active(&T.flush))
+		ev_timer_start(loop, &T.flush);
+}
+
+void trace_metrics(struct strbuf *out)
+{
+	strbuf_printf(out,
+	              "# TYPE mesh_trace_spans_total counter\nmesh_trace_spans_total %llu\n"
+	              "# TYPE mesh_trace_spans_sent_total counter\nmesh_trace_spans_sent_total %llu\n"
+	              "# TYPE mesh_trace_spans_dropped_total counter\nmesh_trace_spans_dropped_total %llu\n"
+	              "# TYPE mesh_trace_batches_failed_total counter\nmesh_trace_batches_failed_total %llu\n"
+	              "# TYPE mesh_trace_spans_queued gauge\nmesh_trace_spans_queued %zu\n",
+	              (unsigned long long)T.recorded, (unsigned long long)trace_spans_sent,
+	              (unsigned long long)trace_spans_dropped, (unsigned long long)trace_batches_failed,
+	              T.n_pending + T.n_inflight);
+}
+
+void trace_stop(void)
+{
+	if (T.fd >= 0) {
+		trace_spans_dropped += T.n_inflight;
+		T.n_inflight = 0;
+	}
+	post_close();
+	trace_spans_dropped += T.n_pending;
+	T.n_pending = 0;
+	if (T.inited && T.loop)
+		ev_timer_stop(T.loop, &T.flush);
+	strbuf_free(&T.pending);
+	strbuf_free(&T.out);
+	memset(&T.pending, 0, sizeof(T.pending));
+	memset(&T.out, 0, sizeof(T.out));
+	memset(&T.collector, 0, sizeof(T.collector));
+}
