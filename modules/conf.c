@@ -775,7 +775,7 @@ static const struct conf_key mesh_keys[] = {
 static const struct conf_key tracing_keys[] = {
 	KEY("sampling", V_PERCENT, TR(sampling)),
 	KEY("collector", V_APP, TR(collector)),
-	KEY("max_queue", V_U32, TR(max_queue), .min = 1, .max = 1000000),
+	KEY("max_queue", V_U32, TR(max_queue), .min = 1, .max = 100000),
 };
 
 #define SV(f) offsetof(struct conf_service, f)

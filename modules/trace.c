@@ -165,7 +165,7 @@ static int parse_span_id(const char *s, size_t n, uint64_t *id)
 
 /* ------------------------------------------------------------------ extract */
 
-static int ieq(const char *s, size_t n, const char *lit)
+static int name_is(const char *s, size_t n, const char *lit)
 {
 	size_t i;
 
@@ -210,9 +210,9 @@ static int parse_traceparent(struct trace_ctx *t, const char *v, size_t n)
 /* a B3 sampling state: "1"/"0" ("true"/"false" from old tracers), "d" = debug */
 static int parse_sampling(const char *v, size_t n, unsigned *flags)
 {
-	if ((n == 1 && v[0] == '1') || ieq(v, n, "true"))
+	if ((n == 1 && v[0] == '1') || name_is(v, n, "true"))
 		*flags = TRACE_F_DECIDED | TRACE_F_SAMPLED;
-	else if ((n == 1 && v[0] == '0') || ieq(v, n, "false"))
+	else if ((n == 1 && v[0] == '0') || name_is(v, n, "false"))
 		*flags = TRACE_F_DECIDED;
 	else if (n == 1 && v[0] == 'd')
 		*flags = TRACE_F_DECIDED | TRACE_F_SAMPLED | TRACE_F_DEBUG;
@@ -269,19 +269,19 @@ enum trace_src trace_extract(struct trace_ctx *t, const struct http1_header *h, 
 		if (l < 2 || !(nm[0] == 't' || nm[0] == 'T' || nm[0] == 'b' || nm[0] == 'B' || nm[0] == 'x' ||
 		               nm[0] == 'X'))
 			continue;
-		if (ieq(nm, l, "traceparent"))
+		if (name_is(nm, l, "traceparent"))
 			k = H_TRACEPARENT;
-		else if (ieq(nm, l, "b3"))
+		else if (name_is(nm, l, "b3"))
 			k = H_B3;
-		else if (l < 10 || !ieq(nm, 5, "x-b3-"))
+		else if (l < 10 || !name_is(nm, 5, "x-b3-"))
 			continue;
-		else if (ieq(nm + 5, l - 5, "traceid"))
+		else if (name_is(nm + 5, l - 5, "traceid"))
 			k = H_TRACEID;
-		else if (ieq(nm + 5, l - 5, "spanid"))
+		else if (name_is(nm + 5, l - 5, "spanid"))
 			k = H_SPANID;
-		else if (ieq(nm + 5, l - 5, "sampled"))
+		else if (name_is(nm + 5, l - 5, "sampled"))
 			k = H_SAMPLED;
-		else if (ieq(nm + 5, l - 5, "flags"))
+		else if (name_is(nm + 5, l - 5, "flags"))
 			k = H_FLAGS;
 		else
 			continue;
@@ -299,7 +299,8 @@ enum trace_src trace_extract(struct trace_ctx *t, const struct http1_header *h, 
 	}
 	memset(&x, 0, sizeof(x));
 	if (seen[H_B3] && parse_b3_single(&x, seen[H_B3]->value, seen[H_B3]->value_len) == 0) {
-		x.src = TRACE_SRC_B3_SINGLE;
+		/* "b3: 0" alone is a decision without a context */
+		x.src = (x.trace_hi | x.trace_lo) ? TRACE_SRC_B3_SINGLE : TRACE_SRC_NONE;
 		goto done;
 	}
 	memset(&x, 0, sizeof(x));
@@ -316,11 +317,7 @@ enum trace_src trace_extract(struct trace_ctx *t, const struct http1_header *h, 
 		x.src = TRACE_SRC_NONE;
 	}
 done:
-	t->trace_hi = x.trace_hi;
-	t->trace_lo = x.trace_lo;
-	t->parent_id = x.parent_id;
-	t->flags = x.flags;
-	t->src = x.src;
+	*t = x;
 	return x.src;
 }
 
@@ -352,15 +349,15 @@ int trace_is_header(const char *name, size_t len)
 {
 	switch (len) {
 	case 2:
-		return ieq(name, len, "b3");
+		return name_is(name, len, "b3");
 	case 11:
-		return ieq(name, len, "traceparent") || ieq(name, len, "x-b3-spanid");
+		return name_is(name, len, "traceparent") || name_is(name, len, "x-b3-spanid");
 	case 10:
 	case 12:
 	case 17:
-		return ieq(name, 5, "x-b3-") && (ieq(name + 5, len - 5, "flags") || ieq(name + 5, len - 5, "traceid") ||
-		                                  ieq(name + 5, len - 5, "sampled") ||
-		                                  ieq(name + 5, len - 5, "parentspanid"));
+		return name_is(name, 5, "x-b3-") && (name_is(name + 5, len - 5, "flags") || name_is(name + 5, len - 5, "traceid") ||
+		                                  name_is(name + 5, len - 5, "sampled") ||
+		                                  name_is(name + 5, len - 5, "parentspanid"));
 	default:
 		return 0;
 	}
@@ -618,6 +615,7 @@ void trace_span_json(struct strbuf *out, const struct trace_ctx *t, const struct
 /* ------------------------------------------------------------------ the sender */
 
 static void post_done(const char *why);
+static void post_next(void);
 
 static void post_close(void)
 {
@@ -647,14 +645,25 @@ static void post_done(const char *why)
 		if (T.failing)
 			log_info("trace collector %s: spans are being sent again", T.collector.text);
 		T.failing = 0;
-		return;
+	} else {
+		trace_spans_dropped += n;
+		trace_batches_failed++;
+		if (!T.failing)
+			log_warn("trace collector %s: %s; dropping %zu spans (and later ones until it answers)",
+			         T.collector.text, why, n);
+		T.failing = 1;
 	}
-	trace_spans_dropped += n;
-	trace_batches_failed++;
-	if (!T.failing)
-		log_warn("trace collector %s: %s; dropping %zu spans (and later ones until it answers)",
-		         T.collector.text, why, n);
-	T.failing = 1;
+	/* (from flush_now, nothing is pending any more: no recursion) */
+	post_next();
+}
+
+static void flush_now(void);
+
+/* the post is over: the next batch goes at once when a full one waits */
+static void post_next(void)
+{
+	if (T.n_pending >= TRACE_BATCH)
+		flush_now();
 }
 
 static void post_io_cb(struct ev_loop *loop, ev_io *w, int revents)
