@@ -40,7 +40,7 @@
 #include "net.h"
 #include "trace.h"
 
-#define TRACE_BATCH       256        /* post at once when this many spans wait */
+#define TRACE_BATCH       256        /* post at once when this many spans (or half of max_queue) wait */
 #define TRACE_FLUSH_EVERY 1.0        /* seconds between posts */
 #define TRACE_POST_TIMEOUT 5.0       /* a post (connect, send, status line) must finish within */
 #define TRACE_KEEP_BUF    (1u << 20) /* a batch buffer larger than this is freed after use */
@@ -659,10 +659,18 @@ static void post_done(const char *why)
 
 static void flush_now(void);
 
+/* spans that make a batch worth posting before the next tick */
+static size_t batch_size(void)
+{
+	size_t half = T.max_queue / 2;
+
+	return half < 1 ? 1 : half < TRACE_BATCH ? half : TRACE_BATCH;
+}
+
 /* the post is over: the next batch goes at once when a full one waits */
 static void post_next(void)
 {
-	if (T.n_pending >= TRACE_BATCH)
+	if (T.n_pending >= batch_size())
 		flush_now();
 }
 
@@ -794,7 +802,7 @@ void trace_record(const struct trace_ctx *t, const struct trace_req *r)
 	}
 	T.n_pending++;
 	T.recorded++;
-	if (T.n_pending >= TRACE_BATCH)
+	if (T.n_pending >= batch_size())
 		flush_now();
 }
 

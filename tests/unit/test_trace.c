@@ -1,6 +1,7 @@
 /* trace: W3C / B3 extraction (every form, malformed ones as absent), ids,
  * sampling, injection and its round trip, JSON escaping and the span object,
  * the bounded queue, and the [tracing] section of conf. */
+#include <fcntl.h>
 #include <string.h>
 
 #include "../../modules/buf.c"
@@ -504,9 +505,11 @@ static void test_queue(void)
 
 	trace_record(&t, &r);
 	TEST("queue: no collector, nothing recorded", T.n_pending == 0 && !trace_collecting());
+	T.loop = ev_loop_new(EVFLAG_AUTO);
 	T.collector.set = 1;
 	snprintf(T.collector.text, sizeof(T.collector.text), "127.0.0.1:9");
 	T.max_queue = 3;
+	T.fd = open("/dev/null", O_RDONLY);    /* a batch in flight: new spans wait in the queue */
 	t.flags = 0;
 	trace_record(&t, &r);
 	TEST("queue: an unsampled request records nothing", T.n_pending == 0);
@@ -524,7 +527,9 @@ static void test_queue(void)
 	strbuf_free(&out);
 	trace_stop();
 	TEST("stop: spans still queued count as dropped, memory freed", trace_spans_dropped == 5 && !T.pending.p &&
-	     !T.n_pending && !trace_collecting());
+	     !T.n_pending && !trace_collecting() && T.fd == -1);
+	ev_loop_destroy(T.loop);
+	T.loop = NULL;
 }
 
 static struct conf *load(const char *text, char *err, size_t n)
