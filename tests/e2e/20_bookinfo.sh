@@ -35,7 +35,9 @@ for ((i = 0; i < ${#remap[@]}; i += 2)); do
 done
 sed -i "${sedargs[@]}" "$ART"/*.ini
 for p in productpage-v1 details-v1 reviews-v1 reviews-v2 reviews-v3 ratings-v1 gateway; do
-	printf '\n[proxy]\ndrain_timeout = 1s\n' >>"$ART/$p.ini"   # quick exits at cleanup
+	# quick exits at cleanup: into the file's [proxy] section (it has one: tap = on)
+	sed -i 's/^\[proxy\]$/[proxy]\ndrain_timeout = 1s/' "$ART/$p.ini"
+	grep -q '^drain_timeout = 1s$' "$ART/$p.ini" || printf '\n[proxy]\ndrain_timeout = 1s\n' >>"$ART/$p.ini"
 done
 left=$(grep -ho '127\.0\.0\.1:[0-9]*' "$ART"/*.ini | awk -F: '$2 < 20000' | sort -u | tr '\n' ' ')
 expect_eq "every address of conf/bookinfo moved to this run's ports" "" "$left"
