@@ -18,17 +18,6 @@ bookinfo_ports
 ports ZIP DEAD
 export GW PP_ADM GW_ADM RA_ADM ZIP ART
 bookinfo_conf
-# The shipped sidecars have their own [proxy] (tap = on) since the tap commit, and
-# bookinfo_conf appends a second one (drain_timeout): fold it into the first.
-python3 - "$ART"/*.ini <<'PY'
-import sys
-for f in sys.argv[1:]:
-    s = open(f).read()
-    extra = "\n[proxy]\ndrain_timeout = 1s\n"
-    if s.splitlines().count("[proxy]") > 1 and s.endswith(extra):
-        s = s[:-len(extra)].replace("[proxy]\n", "[proxy]\ndrain_timeout = 1s\n", 1)
-        open(f, "w").write(s)
-PY
 expect_match "the shipped conf/bookinfo samples every request (demo/labs)" '^sampling *= *100' \
 	"$(sed -n '/^\[tracing\]/,/^\[/p' "$ART/mesh.ini")"
 sed -i "/^\[tracing\]/a collector = 127.0.0.1:$ZIP" "$ART/mesh.ini"
