@@ -9,6 +9,7 @@
 #include "check.h"
 #include "cli.h"
 #include "controller.h"
+#include "dashboard.h"
 #include "demo.h"
 #include "proxy.h"
 #include "sampleapp.h"
@@ -25,6 +26,7 @@ static const struct mode modes[] = {
 	{ "proxy",   proxy_main,   "proxy -c proxy.ini     sidecar data plane (inbound, outbound, admin listeners)" },
 	{ "controller", controller_main, "controller -c mesh.ini the control plane: registry, snapshots pushed to proxies (--help)" },
 	{ "up",      controller_up_main, "up -c mesh.ini         controller + CA in one process, for labs (--help)" },
+	{ "dashboard", dashboard_main, "dashboard -c mesh.ini  the Kiali-like page, metrics scraper and trace store on 127.0.0.1:20001 (--help)" },
 	{ "proxy-status", proxy_status_main, "proxy-status           every proxy registered with the controller and its sync state" },
 	{ "tap",     tap_main,     "tap SERVICE [--path P]  live requests to a service from every proxy ([proxy] tap = on; --help)" },
 	{ "top",     top_main,     "top SERVICE            live requests grouped by path: count, success, latency (--help)" },
