@@ -97,6 +97,14 @@ wait_until() {
 	for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
 	return 1
 }
+# every proxy holds the latest snapshot (the controller's warm-up is over)
+all_synced() {
+	curl -s --max-time 5 "http://127.0.0.1:$CADM/proxies.json" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)["proxies"]
+sys.exit(0 if len(d) == 3 and all(p["status"] == "SYNCED" for p in d) else 1)'
+}
+wait_until 30 all_synced || fail "synced" "$("$MESH" proxy-status --admin "127.0.0.1:$CADM")"
 # every proxy scraped once (the baseline) before any traffic
 all_scraped() {
 	curl -s --max-time 5 "$API/api/services" | python3 -c '
