@@ -129,7 +129,7 @@ static int dj_new(struct dj_doc *d, int type)
 	return (int)d->nn++;
 }
 
-static int hexval(int c)
+static int hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -148,7 +148,7 @@ static int dj_hex4(struct dj_doc *d, unsigned *out)
 	if (d->end - d->p < 4)
 		return dj_fail(d, "short \\u escape");
 	for (i = 0; i < 4; i++) {
-		h = hexval((unsigned char)d->p[i]);
+		h = hex_digit((unsigned char)d->p[i]);
 		if (h < 0)
 			return dj_fail(d, "bad \\u escape");
 		v = v * 16 + (unsigned)h;
@@ -825,7 +825,7 @@ struct dashboard {
 	struct db_target **targets;  /* scraper writes, loop reads, both under lock */
 	size_t n_targets;
 	char *registry;              /* last /proxies.json body (NUL-terminated) or NULL */
-	char registry_err[200];      /* last registry failure, "" when the last fetch worked */
+	char registry_err[400];      /* last registry failure, "" when the last fetch worked */
 	uint64_t samples_bad;        /* malformed metric lines seen */
 	/* span ring (loop only) */
 	struct span **spans;         /* circular, oldest at span_head */
@@ -1516,7 +1516,7 @@ static int span_id(const char *s, size_t n, size_t max, char *out)
 	if (!n || n > max)
 		return -1;
 	for (i = 0; i < n; i++)
-		if (hexval((unsigned char)s[i]) < 0)
+		if (hex_digit((unsigned char)s[i]) < 0)
 			return -1;
 	memset(out, '0', want - n);
 	for (i = 0; i < n; i++)
@@ -2444,7 +2444,7 @@ static void services_json(struct dashboard *d, double window, struct strbuf *out
 
 /* ================================================================== config */
 
-static int msg_cmp(const void *a, const void *b)
+static int cfg_msg_cmp(const void *a, const void *b)
 {
 	const struct check_msg *x = a, *y = b;
 
@@ -2484,7 +2484,7 @@ static void config_json(struct dashboard *d, struct strbuf *out)
 	memset(&rep, 0, sizeof(rep));
 	check_load(d->mesh_path, NULL, &rep);
 	if (rep.n)
-		qsort(rep.v, rep.n, sizeof(*rep.v), msg_cmp);
+		qsort(rep.v, rep.n, sizeof(*rep.v), cfg_msg_cmp);
 	strbuf_puts(out, "{\"file\":");
 	jw_str(out, d->mesh_path);
 	strbuf_printf(out, ",\"ok\":%s,\"errors\":%zu,\"warnings\":%zu,\"summary\":", rep.n_errors ? "false" : "true",
@@ -2753,8 +2753,8 @@ static const char *qparam(const char *target, size_t tlen, const char *name, cha
 			const char *v = p + nl + 1;
 
 			for (o = 0; v < end && o + 1 < cap; v++) {
-				if (*v == '%' && end - v >= 3 && hexval((unsigned char)v[1]) >= 0 && hexval((unsigned char)v[2]) >= 0) {
-					out[o++] = (char)(hexval((unsigned char)v[1]) * 16 + hexval((unsigned char)v[2]));
+				if (*v == '%' && end - v >= 3 && hex_digit((unsigned char)v[1]) >= 0 && hex_digit((unsigned char)v[2]) >= 0) {
+					out[o++] = (char)(hex_digit((unsigned char)v[1]) * 16 + hex_digit((unsigned char)v[2]));
 					v += 2;
 				} else {
 					out[o++] = *v == '+' ? ' ' : *v;
@@ -2830,8 +2830,8 @@ static int route(struct dconn *c, const struct http1_msg *m, const char *body, s
 
 	if (q)
 		plen = (size_t)(q - t);
-#define IS(p) (plen == sizeof(p) - 1 && !memcmp(t, p, plen))
-	if (IS("/api/v2/spans")) {
+#define PATH_IS(p) (plen == sizeof(p) - 1 && !memcmp(t, p, plen))
+	if (PATH_IS("/api/v2/spans")) {
 		if (!post) {
 			strbuf_puts(out, "POST a JSON array of Zipkin v2 spans here\n");
 			return 405;
@@ -2843,23 +2843,23 @@ static int route(struct dconn *c, const struct http1_msg *m, const char *body, s
 		return 405;
 	}
 	*ctype = "application/json";
-	if (IS("/api/graph")) {
+	if (PATH_IS("/api/graph")) {
 		graph_json(d, window_param(d, t, m->target_len), out);
 		return 200;
 	}
-	if (IS("/api/services")) {
+	if (PATH_IS("/api/services")) {
 		services_json(d, window_param(d, t, m->target_len), out);
 		return 200;
 	}
-	if (IS("/api/config")) {
+	if (PATH_IS("/api/config")) {
 		config_json(d, out);
 		return 200;
 	}
-	if (IS("/api/status")) {
+	if (PATH_IS("/api/status")) {
 		status_json(d, out);
 		return 200;
 	}
-	if (IS("/api/traces")) {
+	if (PATH_IS("/api/traces")) {
 		char svc[128] = "", lim[16];
 		double min_ms = 0;
 		size_t limit = 20;
@@ -2876,20 +2876,20 @@ static int route(struct dconn *c, const struct http1_msg *m, const char *body, s
 	}
 	if (plen > 11 && !memcmp(t, "/api/trace/", 11))
 		return trace_get(d, t + 11, plen - 11, out);
-	if (IS("/") || IS("/index.html")) {
+	if (PATH_IS("/") || PATH_IS("/index.html")) {
 		*ctype = "text/html; charset=utf-8";
 		strbuf_append(out, dashboard_page, dashboard_page_len);
 		return 200;
 	}
 	*ctype = "text/plain; charset=utf-8";
-	if (IS("/ready")) {
+	if (PATH_IS("/ready")) {
 		strbuf_puts(out, "ready\n");
 		return 200;
 	}
 	strbuf_puts(out, "not found: / /api/graph /api/services /api/config /api/traces /api/trace/ID /api/status "
 	                 "POST /api/v2/spans\n");
 	return 404;
-#undef IS
+#undef PATH_IS
 }
 
 static void dconn_handle(struct dconn *c)
