@@ -282,8 +282,11 @@ expect_match "the dashboard listens on 127.0.0.1" "0100007F:$(printf '%04X' "$DA
 if ! grep -q ':4E21 00000000:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
 	start_mesh dashboard-default dashboard -c mesh.ini
 	DEF_PID=$MESH_PID
-	if wait_http "http://127.0.0.1:20001/ready" 10; then
+	# (the other pass of ./build.sh test may be here at the same moment: then it holds the port)
+	if wait_until 10 grep -q "listening on http://127.0.0.1:20001/" dashboard-default.log; then
 		expect_match "default listen address: 127.0.0.1:20001" "0100007F:4E21 00000000:0000 0A" "$(cat /proc/net/tcp)"
+	elif grep -q "Address in use" dashboard-default.log; then
+		note "port 20001 was taken meanwhile: default address not checked"
 	else
 		fail "default listen" "nothing on 127.0.0.1:20001: $(tail -3 dashboard-default.log)"
 	fi
