@@ -1614,7 +1614,7 @@ static struct span *span_from_json(const struct dj_doc *doc, int o, char *why, s
 			jw_str(&tags, doc->n[i].key);
 			strbuf_puts(&tags, ":");
 			jw_strn(&tags, doc->n[i].s, doc->n[i].slen);
-			if (!strcmp(doc->n[i].key, "error"))
+			if (!strcmp(doc->n[i].key, "error") && strcmp(doc->n[i].s, "false"))
 				error = 1;
 			if (!strcmp(doc->n[i].key, "http.status_code")) {
 				status = atoi(doc->n[i].s);
@@ -1778,6 +1778,14 @@ static void add_service(char *list, size_t cap, const char *svc)
 	snprintf(list + l, cap - l, "%s%s", l ? ", " : "", svc);
 }
 
+/* "reviews" names the proxies' "reviews.default" too (their localEndpoint is service.namespace) */
+static int service_is(const char *span_service, const char *q)
+{
+	size_t n = strlen(q);
+
+	return !strncmp(span_service, q, n) && (span_service[n] == '\0' || (span_service[n] == '.' && !strchr(q, '.')));
+}
+
 /* GET /api/traces?service=&min_ms=&error=1&limit= : newest first */
 static void traces_list(struct dashboard *d, const char *service, double min_ms, int only_errors, size_t limit,
                         struct strbuf *out)
@@ -1815,7 +1823,7 @@ static void traces_list(struct dashboard *d, const char *service, double min_ms,
 		if (!sp->parent[0] && !t->root)
 			t->root = sp;
 		add_service(t->services, sizeof(t->services), sp->service);
-		if (service && *service && !strcmp(sp->service, service))
+		if (service && *service && service_is(sp->service, service))
 			t->match = 1;
 	}
 	if (nv)
@@ -1863,7 +1871,8 @@ static int tspan_cmp(const void *a, const void *b)
 
 static void trace_span_json(struct strbuf *out, const struct span *sp, int depth, double t0, int first)
 {
-	static const char *timing[] = { "mesh.queue_ms", "mesh.connect_ms", "mesh.upstream_ms", "mesh.total_ms" };
+	/* the proxy's tags (docs/tracing.md), in microseconds; shown in milliseconds */
+	static const char *timing[] = { "queue", "connect", "upstream", "total" };
 	size_t i;
 
 	strbuf_puts(out, first ? "{" : ",{");
@@ -1894,12 +1903,12 @@ static void trace_span_json(struct strbuf *out, const struct span *sp, int depth
 			char pat[64];
 			const char *p;
 
-			snprintf(pat, sizeof(pat), "\"%s\":\"", timing[i]);
+			snprintf(pat, sizeof(pat), "\"mesh.timing.%s_us\":\"", timing[i]);
 			p = strstr(sp->tags, pat);
 			if (!p)
 				continue;
-			strbuf_printf(out, "%s\"%s\":", n++ ? "," : "", timing[i] + 5);
-			jw_num(out, strtod(p + strlen(pat), NULL));
+			strbuf_printf(out, "%s\"%s_ms\":", n++ ? "," : "", timing[i]);
+			jw_num(out, strtod(p + strlen(pat), NULL) / 1000.0);
 		}
 	}
 	strbuf_puts(out, "}}");

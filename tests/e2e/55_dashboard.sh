@@ -41,6 +41,10 @@ fault.abort = 503
 
 [route hello/canary]
 to = hello/v1 80, hello/v2 20
+
+[tracing]
+sampling  = 100
+collector = 127.0.0.1:$DASH
 EOF
 cp "$ART/mesh.ini" "$ART/mesh.ini.good"
 
@@ -231,7 +235,7 @@ code_of() { curl -s -o "$1" -w '%{http_code}' --max-time 10 -X POST -H 'content-
 T=463ac35c9f6413ad48485a3953bb6124
 expect_eq "spans: POST /api/v2/spans accepts Zipkin v2 JSON (202)" 202 "$(code_of post1.out \
 	'[{"traceId":"'$T'","id":"00000000000000c3","parentId":"00000000000000b2","name":"get /ratings","kind":"SERVER","timestamp":1700000000002500,"duration":1000,"localEndpoint":{"serviceName":"ratings"},"tags":{"http.status_code":"200"}},
-	  {"traceId":"'$T'","id":"00000000000000b2","parentId":"00000000000000a1","name":"get /reviews","kind":"CLIENT","timestamp":1700000000001000,"duration":4000,"localEndpoint":{"serviceName":"productpage"},"remoteEndpoint":{"serviceName":"reviews"},"tags":{"mesh.queue_ms":"0.1","mesh.connect_ms":"0.4","mesh.upstream_ms":"3.2","mesh.total_ms":"4.0"}}]')"
+	  {"traceId":"'$T'","id":"00000000000000b2","parentId":"00000000000000a1","name":"get /reviews","kind":"CLIENT","timestamp":1700000000001000,"duration":4000,"localEndpoint":{"serviceName":"productpage"},"remoteEndpoint":{"serviceName":"reviews"},"tags":{"mesh.timing.queue_us":"100","mesh.timing.connect_us":"400","mesh.timing.upstream_us":"3200","mesh.timing.total_us":"4000"}}]')"
 expect_eq "spans: the root in a second post" 202 "$(code_of post2.out \
 	'[{"traceId":"'$T'","id":"00000000000000a1","name":"get /productpage","kind":"SERVER","timestamp":1700000000000000,"duration":6000,"localEndpoint":{"serviceName":"productpage"}}]')"
 curl -s --max-time 10 "$API/api/trace/$T" >trace.json
@@ -250,6 +254,29 @@ if tm.get("upstream_ms") == 3.2 and tm.get("connect_ms") == 0.4:
     ok("spans: the proxy's timing split (queue, connect, upstream, total)")
 else:
     bad("timing", json.dumps(tm))
+PY
+# the proxies' own spans ([tracing] collector = the dashboard): client -> hello, one trace per request
+curl -s --max-time 10 "$API/api/traces?service=hello&limit=500" >ptraces.json
+py "$API" <<'PY'
+import json, sys, urllib.request
+from rawhttp import ok, bad
+t = json.load(open("ptraces.json"))
+two = [x for x in t["traces"] if x["spans"] == 2 and "hello" in x["services"]]
+if len(two) >= 100:
+    ok("proxy spans: %d traces of a CLIENT and a SERVER span from the proxies (collector = the dashboard)" % len(two))
+else:
+    bad("proxy spans", json.dumps(t)[:400])
+    sys.exit(0)
+tr = json.load(urllib.request.urlopen(sys.argv[1] + "/api/trace/" + two[0]["trace_id"], timeout=10))
+sp = tr["spans"]
+if [s["kind"] for s in sp] == ["CLIENT", "SERVER"] and sp[1]["parent_id"] == sp[0]["id"] and sp[1]["depth"] == 1:
+    ok("proxy spans: the client proxy's span is the parent of hello's")
+else:
+    bad("proxy trace order", json.dumps(sp)[:400])
+if "total_ms" in sp[0]["timing"] and "upstream_ms" in sp[0]["timing"]:
+    ok("proxy spans: the timing split from the proxy's mesh.timing.* tags")
+else:
+    bad("proxy timing", json.dumps(sp[0])[:400])
 PY
 expect_match "traces: search by service and min duration" "\"trace_id\":\"$T\".*\"spans\":3" \
 	"$(curl -s "$API/api/traces?service=ratings&min_ms=5")"
