@@ -38,6 +38,7 @@
 #include "ca.h"
 #include "conf.h"
 #include "controller.h"
+#include "dashboard.h"
 #include "http1.h"
 #include "log.h"
 #include "net.h"
@@ -118,6 +119,7 @@ static struct {
 	int lfd, ifd;
 	char listen_text[80], admin_text[80];
 	struct admin *admin;
+	struct dashboard *dash;    /* mesh up: the dashboard on the same loop */
 	ev_signal sighup, sigint, sigterm;
 	struct ctl_conn *conns;
 	size_t n_conns;
@@ -1307,15 +1309,17 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 static int usage(FILE *f, int up)
 {
-	fprintf(f, "usage: mesh %s -c mesh.ini\n\n"
+	fprintf(f, "usage: mesh %s -c mesh.ini%s\n\n"
 	           "  -c FILE   the mesh part plus a [controller] section (docs/config.md);\n"
-	           "            [controller] ca = ca.ini names the CA %s\n\n"
+	           "            [controller] ca = ca.ini names the CA %s\n%s\n"
 	           "Proxies with [control] controller = ADDRESS register here and long-poll their\n"
 	           "snapshot (docs/protocol.md). mesh.ini is reloaded when it changes and on SIGHUP;\n"
 	           "an invalid file is refused and the running one kept. `mesh proxy-status` lists\n"
 	           "the proxies. SIGINT/SIGTERM stop.\n",
-	           up ? "up" : "controller",
-	           up ? "this process serves as well (POST /v1/sign)" : "whose key signs the controller's own certificate");
+	           up ? "up" : "controller", up ? " [--dashboard ADDR|off]" : "",
+	           up ? "this process serves as well (POST /v1/sign)" : "whose key signs the controller's own certificate",
+	           up ? "  --dashboard  where the dashboard (docs/dashboard.md) listens, default 127.0.0.1:20001;\n"
+	                "               off: none\n" : "");
 	return f == stdout ? 0 : 2;
 }
 
@@ -1323,12 +1327,14 @@ static int run(int argc, char **argv, int up)
 {
 	char err[4096];
 	struct conf_addr listen, admin;
-	const char *path = NULL;
+	const char *path = NULL, *dash = "127.0.0.1:20001";
 	int i, rc = 1, ok;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-c") && i + 1 < argc)
 			path = argv[++i];
+		else if (up && !strcmp(argv[i], "--dashboard") && i + 1 < argc)
+			dash = argv[++i];
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
 			return usage(stdout, up);
 		else {
@@ -1405,6 +1411,18 @@ static int run(int argc, char **argv, int up)
 		goto out;
 	}
 	snprintf(C.admin_text, sizeof(C.admin_text), "%s", admin.text);
+	if (up && strcmp(dash, "off")) {
+		struct dashboard_opts o;
+
+		memset(&o, 0, sizeof(o));
+		o.mesh_path = path;
+		o.listen = dash;
+		o.controller = C.admin_text;
+		if (!(C.dash = dashboard_start(C.loop, &o, err, sizeof(err)))) {
+			fprintf(stderr, "mesh up: dashboard: %s (--dashboard ADDR moves it, --dashboard off leaves it out)\n", err);
+			goto out;
+		}
+	}
 	ev_io_init(&C.lio, accept_cb, C.lfd, EV_READ);
 	ev_io_start(C.loop, &C.lio);
 	ev_timer_init(&C.sweep, sweep_cb, 0.25, 0.25);
@@ -1423,9 +1441,9 @@ static int run(int argc, char **argv, int up)
 	ev_signal_start(C.loop, &C.sigint);
 	ev_signal_init(&C.sigterm, signal_cb, SIGTERM);
 	ev_signal_start(C.loop, &C.sigterm);
-	log_info("mesh %s %s: registry and snapshots on %s (mTLS, %s), admin %s, %zu services from %s, lease TTL %.0fs",
+	log_info("mesh %s %s: registry and snapshots on %s (mTLS, %s), admin %s, %zu services from %s, lease TTL %.0fs%s%s",
 	         MESH_VERSION, up ? "up" : "controller", listen.text, tls_creds_id(C.creds), admin.text,
-	         C.cf->n_services, path, C.ttl);
+	         C.cf->n_services, path, C.ttl, C.dash ? ", dashboard http://" : "", C.dash ? dash : "");
 	ev_run(C.loop, 0);
 	log_info("stopping: %zu proxies registered", C.n_proxies);
 	rc = 0;
@@ -1441,6 +1459,8 @@ out:
 		free(b);
 	}
 	C.n_free_in = 0;
+	if (C.dash)
+		dashboard_stop(C.dash);
 	if (C.admin)
 		admin_stop(C.admin);
 	if (C.lfd >= 0)

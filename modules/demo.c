@@ -45,7 +45,7 @@
 
 #define DEMO_GRACE   8.0   /* seconds a child has to exit after SIGTERM (proxies drain 5 s) */
 #define DEMO_NW      6     /* workloads with a sidecar and an app */
-#define DEMO_NPORTS  (4 + 4 * DEMO_NW + 2)
+#define DEMO_NPORTS  (4 + 4 * DEMO_NW + 3)
 #define DEMO_MAXKIDS (1 + DEMO_NW + 1 + DEMO_NW)
 
 /* port slots: the gateway's three, the CA's, then four per workload */
@@ -54,6 +54,7 @@ enum { W_APP, W_ADM, W_OUT, W_IN };
 #define P_W(w, k) (P_W0 + 4 * (w) + (k))
 #define P_CTL     P_W(DEMO_NW, 0)   /* `mesh up`: the controller, then its admin */
 #define P_CTL_ADM (P_CTL + 1)
+#define P_DASH    (P_CTL + 2)       /* the dashboard, inside `mesh up` */
 
 static const struct demo_workload {
 	const char *name;     /* its sidecar's INI is NAME.ini */
@@ -104,7 +105,7 @@ static int demo_classic_port(int i)
 	if (i < P_W0)
 		return fixed[i];
 	if (i >= P_CTL)
-		return i == P_CTL ? 15010 : 15014;
+		return i == P_CTL ? 15010 : i == P_CTL_ADM ? 15014 : 20001;
 	w = (i - P_W0) / 4;
 	k = (i - P_W0) % 4;
 	return k == W_APP ? 9080 + w : 15200 + 10 * w + wk[k];
@@ -119,7 +120,7 @@ static const char *demo_port_role(int i, char *buf, size_t cap)
 	if (i < P_W0)
 		return fixed[i];
 	if (i >= P_CTL)
-		return i == P_CTL ? "the controller" : "the controller's admin";
+		return i == P_CTL ? "the controller" : i == P_CTL_ADM ? "the controller's admin" : "the dashboard";
 	snprintf(buf, cap, "%s %s", demo_workloads[(i - P_W0) / 4].name, wk[(i - P_W0) % 4]);
 	return buf;
 }
@@ -200,7 +201,21 @@ static void demo_write_file(FILE *f, const char *name, const char *text)
 	const char *line;
 
 	if (!strncmp(name, "mesh", 4)) {
-		demo_write_moved(f, text);
+		const char *tr = strstr(text, "\n[tracing]\n");
+
+		/* spans go to the dashboard that `mesh up` runs */
+		if (tr) {
+			char *head = strndup(text, (size_t)(tr - text) + 11);
+
+			demo_write_moved(f, head ? head : "");
+			free(head);
+			demo_write_moved(f, "collector = 127.0.0.1:20001   ; the dashboard in `mesh up` (mesh demo)\n");
+			demo_write_moved(f, tr + 11);
+		} else {
+			demo_write_moved(f, text);
+			demo_write_moved(f, "\n; added by `mesh demo`: every request traced, spans to the dashboard\n"
+			                    "[tracing]\nsampling  = 100\ncollector = 127.0.0.1:20001\n");
+		}
 		demo_write_moved(f, "\n; added by `mesh demo`: `mesh up` serves this file to every proxy and\n"
 		                    "; pushes each change (no reload needed); the CA runs in the same process\n"
 		                    "[controller]\nca     = ca.ini\nlisten = 127.0.0.1:15010\nadmin  = 127.0.0.1:15014   "
@@ -605,8 +620,10 @@ static int demo_ca_init(void)
 static int demo_start_ca(void)
 {
 	char ini[PATH_MAX];
-	char *argv[] = { "mesh", "up", "-c", ini, NULL };
+	char dash[32];
+	char *argv[] = { "mesh", "up", "-c", ini, "--dashboard", dash, NULL };
 
+	snprintf(dash, sizeof(dash), "127.0.0.1:%d", D.port[P_DASH]);
 	if (demo_path(ini, sizeof(ini), D.dir, "mesh.ini") < 0 || !demo_start(K_CA, "up", "up", D.port[P_CA], argv))
 		return -1;
 	return 0;
@@ -672,6 +689,8 @@ static void demo_banner(void)
 	       (int)getpid());
 	printf("  Open     http://localhost:%d/productpage   (reload: reviews v1, v2, v3 take turns:\n"
 	       "           no stars, black stars, red stars)\n", gw);
+	printf("  Graph    http://127.0.0.1:%d/   the dashboard: services, traffic, mTLS locks, config, traces\n",
+	       D.port[P_DASH]);
 	printf("  Title    curl -s http://localhost:%d/productpage | grep -o '<title>.*</title>'\n", gw);
 	printf("  Stars    for i in $(seq 1 20); do curl -s http://localhost:%d/productpage | grep -c glyphicon-star; done\n",
 	       gw);

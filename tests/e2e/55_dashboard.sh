@@ -84,7 +84,7 @@ EOF
 cd "$ART" || exit 1
 start_backend v1 "$A1"
 start_backend v2 "$A2"
-start_mesh up up -c mesh.ini
+start_mesh up up -c mesh.ini --dashboard off   # the dashboard under test runs alone below
 wait_port "$CTL" 15 || { fail "up" "the controller does not listen on $CTL"; exit 1; }
 wait_port "$CADM" 5 || fail "up" "the controller's admin does not listen on $CADM"
 for n in v1 v2 client; do start_mesh "$n" proxy -c "$n.ini"; done
