@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
@@ -189,4 +190,81 @@ void strbuf_free(struct strbuf *s)
 	s->p = NULL;
 	s->len = s->cap = 0;
 	s->oom = 0;
+}
+
+/* length of the valid UTF-8 sequence at s (of n bytes), 0 if invalid (RFC 3629) */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* a JSON string: quotes, backslashes and controls escaped, invalid UTF-8 as U+FFFD */
+void strbuf_json_str(struct strbuf *out, const char *v)
+{
+	const unsigned char *p = (const unsigned char *)(v ? v : ""), *run = p;
+	size_t n = strlen((const char *)p), l;
+
+	strbuf_append(out, "\"", 1);
+	while (n) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+			p++, n--;
+			continue;
+		}
+		strbuf_append(out, (const char *)run, (size_t)(p - run));
+		if (*p == '"' || *p == '\\') {
+			char e[2] = { '\\', (char)*p };
+			strbuf_append(out, e, 2);
+			l = 1;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			strbuf_printf(out, "\\u%04x", *p);
+			l = 1;
+		} else if ((l = utf8_len(p, n))) {
+			strbuf_append(out, (const char *)p, l);
+		} else {
+			strbuf_puts(out, "\\ufffd");
+			l = 1;
+		}
+		p += l, n -= l;
+		run = p;
+	}
+	strbuf_append(out, (const char *)run, (size_t)(p - run));
+	strbuf_append(out, "\"", 1);
+}
+
+/* this process's resident memory (VmRSS) in KiB, or -1: the memory gauges */
+long buf_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			v = atol(line + 6);
+	fclose(f);
+	return v;
 }

@@ -48,5 +48,10 @@ void strbuf_append(struct strbuf *s, const char *data, size_t n);
 void strbuf_puts(struct strbuf *s, const char *str);
 void strbuf_printf(struct strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_free(struct strbuf *s);
+/* a JSON string value: quotes, backslashes and controls escaped, invalid UTF-8 as U+FFFD (NULL = "") */
+void strbuf_json_str(struct strbuf *s, const char *v);
+
+/* this process's resident memory (VmRSS) in KiB, or -1 */
+long buf_rss_kib(void);
 
 #endif

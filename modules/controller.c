@@ -1105,20 +1105,6 @@ static void watch_file(void)
 
 /* ------------------------------------------------------------------ admin */
 
-static long rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			v = atol(line + 6);
-	fclose(f);
-	return v;
-}
 
 /* SYNCED: it holds its latest snapshot; STALE: one is on its way; REJECTED: it refused the latest */
 static const char *status_of(const struct ctl_proxy *p)
@@ -1150,26 +1136,11 @@ static void proxies_table(struct strbuf *b)
 	}
 }
 
-static void json_str(struct strbuf *b, const char *s)
-{
-	strbuf_puts(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			strbuf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			strbuf_printf(b, "\\u%04x", c);
-		else
-			strbuf_append(b, s, 1);
-	}
-	strbuf_puts(b, "\"");
-}
 
 static void json_field(struct strbuf *b, const char *key, const char *v)
 {
 	strbuf_printf(b, ",\"%s\":", key);
-	json_str(b, v);
+	strbuf_json_str(b, v);
 }
 
 /* /proxies.json: the registry for the dashboard and scripts */
@@ -1184,7 +1155,7 @@ static void proxies_json(struct strbuf *b)
 		const char *st = status_of(p);
 
 		strbuf_puts(b, p == C.proxies ? "{\"name\":" : ",{\"name\":");
-		json_str(b, p->name);
+		strbuf_json_str(b, p->name);
 		json_field(b, "identity", p->id);
 		json_field(b, "namespace", p->ns);
 		json_field(b, "service_account", p->sa);
@@ -1193,9 +1164,9 @@ static void proxies_json(struct strbuf *b)
 		for (i = 0; i < p->lab.n; i++) {
 			if (i)
 				strbuf_puts(b, ",");
-			json_str(b, p->lab.v[i].key);
+			strbuf_json_str(b, p->lab.v[i].key);
 			strbuf_puts(b, ":");
-			json_str(b, p->lab.v[i].value);
+			strbuf_json_str(b, p->lab.v[i].value);
 		}
 		strbuf_puts(b, "}");
 		json_field(b, "address", p->address);
@@ -1208,7 +1179,7 @@ static void proxies_json(struct strbuf *b)
 		strbuf_puts(b, "}");
 	}
 	strbuf_puts(b, "],\"config_error\":");
-	json_str(b, C.last_error);
+	strbuf_json_str(b, C.last_error);
 	strbuf_puts(b, "}\n");
 }
 
@@ -1284,7 +1255,7 @@ static int admin_cb(void *ctx, const char *method, size_t method_len, const char
 		              "# TYPE mesh_controller_config_valid gauge\nmesh_controller_config_valid %d\n"
 		              "# TYPE mesh_controller_rss_kib gauge\nmesh_controller_rss_kib %ld\n",
 		              C.n_proxies, synced, C.n_conns, C.registrations, C.refused, C.expired, C.polls, C.pushes,
-		              C.rebuilds, C.last_rebuild_ms, C.reloads_ok, C.reloads_bad, !C.last_error[0], rss_kib());
+		              C.rebuilds, C.last_rebuild_ms, C.reloads_ok, C.reloads_bad, !C.last_error[0], buf_rss_kib());
 		return 200;
 	}
 	if (plen == 1) {

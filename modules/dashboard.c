@@ -2791,20 +2791,6 @@ static double window_param(const struct dashboard *d, const char *target, size_t
 	return w;
 }
 
-static long rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			v = atol(line + 6);
-	fclose(f);
-	return v;
-}
 
 static void status_json(struct dashboard *d, struct strbuf *out)
 {
@@ -2823,7 +2809,7 @@ static void status_json(struct dashboard *d, struct strbuf *out)
 	strbuf_printf(out, ",\"spans\":%zu,\"span_bytes\":%zu,\"spans_received\":%llu,\"spans_dropped\":%llu,"
 	              "\"span_posts_rejected\":%llu,\"rss_kib\":%ld,\"auth\":%s}\n",
 	              d->n_spans, d->span_bytes, (unsigned long long)d->spans_received,
-	              (unsigned long long)d->spans_dropped, (unsigned long long)d->spans_rejected_posts, rss_kib(),
+	              (unsigned long long)d->spans_dropped, (unsigned long long)d->spans_rejected_posts, buf_rss_kib(),
 	              d->token || d->basic ? "true" : "false");
 }
 

@@ -909,23 +909,6 @@ static void access_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	access_flush_now();
 }
 
-static void json_str(struct strbuf *s, const char *v)
-{
-	const unsigned char *p;
-
-	strbuf_append(s, "\"", 1);
-	for (p = (const unsigned char *)v; *p; p++) {
-		if (*p == '"' || *p == '\\') {
-			strbuf_append(s, "\\", 1);
-			strbuf_append(s, (const char *)p, 1);
-		} else if (*p < 0x20 || *p == 0x7f) {
-			strbuf_printf(s, "\\u%04x", *p);
-		} else {
-			strbuf_append(s, (const char *)p, 1);
-		}
-	}
-	strbuf_append(s, "\"", 1);
-}
 
 /* text fields come from the network: keep the line one line */
 static void text_str(struct strbuf *s, const char *v)
@@ -959,27 +942,27 @@ static void access_log(struct client *c, double now)
 		snprintf(cluster, sizeof(cluster), "%s|app", dir);
 	if (P.access_json) {
 		strbuf_puts(s, "{\"start_time\":");
-		json_str(s, ts);
+		strbuf_json_str(s, ts);
 		strbuf_puts(s, ",\"method\":");
-		json_str(s, st->method);
+		strbuf_json_str(s, st->method);
 		strbuf_puts(s, ",\"path\":");
-		json_str(s, st->path);
+		strbuf_json_str(s, st->path);
 		strbuf_printf(s, ",\"protocol\":\"HTTP/1.%d\",\"response_code\":%d,\"response_flags\":\"%s\","
 		              "\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration\":%ld,"
 		              "\"upstream_service_time\":%ld,\"x_forwarded_for\":",
 		              st->http10 ? 0 : 1, st->status, st->flags, (unsigned long long)st->req.bytes,
 		              (unsigned long long)st->resp.bytes, dur, updur);
-		json_str(s, st->xff);
+		strbuf_json_str(s, st->xff);
 		strbuf_puts(s, ",\"user_agent\":");
-		json_str(s, st->user_agent);
+		strbuf_json_str(s, st->user_agent);
 		strbuf_puts(s, ",\"request_id\":");
-		json_str(s, st->request_id);
+		strbuf_json_str(s, st->request_id);
 		strbuf_puts(s, ",\"authority\":");
-		json_str(s, st->authority);
+		strbuf_json_str(s, st->authority);
 		strbuf_puts(s, ",\"upstream_host\":");
-		json_str(s, upstream);
+		strbuf_json_str(s, upstream);
 		strbuf_puts(s, ",\"upstream_cluster\":");
-		json_str(s, cluster);
+		strbuf_json_str(s, cluster);
 		strbuf_printf(s, ",\"direction\":\"%s\"}\n", dir);
 	} else {
 		strbuf_printf(s, "[%s] \"%s ", ts, st->method);

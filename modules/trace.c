@@ -413,76 +413,15 @@ size_t trace_inject(const struct trace_ctx *t, char *out, size_t cap)
 
 /* ------------------------------------------------------------------ span JSON */
 
-/* length of the valid UTF-8 sequence at s (of n bytes), 0 if invalid (RFC 3629) */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-/* a JSON string: quotes, backslashes and controls escaped, invalid UTF-8 as U+FFFD */
-static void json_str(struct strbuf *out, const char *v)
-{
-	const unsigned char *p = (const unsigned char *)(v ? v : ""), *run = p;
-	size_t n = strlen((const char *)p), l;
-
-	strbuf_append(out, "\"", 1);
-	while (n) {
-		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
-			p++, n--;
-			continue;
-		}
-		strbuf_append(out, (const char *)run, (size_t)(p - run));
-		if (*p == '"' || *p == '\\') {
-			char e[2] = { '\\', (char)*p };
-			strbuf_append(out, e, 2);
-			l = 1;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			strbuf_printf(out, "\\u%04x", *p);
-			l = 1;
-		} else if ((l = utf8_len(p, n))) {
-			strbuf_append(out, (const char *)p, l);
-		} else {
-			strbuf_puts(out, "\\ufffd");
-			l = 1;
-		}
-		p += l, n -= l;
-		run = p;
-	}
-	strbuf_append(out, (const char *)run, (size_t)(p - run));
-	strbuf_append(out, "\"", 1);
-}
-
 static void tag(struct strbuf *out, int *first, const char *k, const char *v)
 {
 	if (!v || !*v)
 		return;
 	strbuf_puts(out, *first ? "" : ",");
 	*first = 0;
-	json_str(out, k);
+	strbuf_json_str(out, k);
 	strbuf_append(out, ":", 1);
-	json_str(out, v);
+	strbuf_json_str(out, v);
 }
 
 static void tag_num(struct strbuf *out, int *first, const char *k, unsigned long long v)
@@ -564,12 +503,12 @@ void trace_span_json(struct strbuf *out, const struct trace_ctx *t, const struct
 	if (t->parent_id)
 		strbuf_printf(out, "\"parentId\":\"%s\",", pid);
 	strbuf_printf(out, "\"kind\":\"%s\",\"name\":", r->server ? "SERVER" : "CLIENT");
-	json_str(out, name);
+	strbuf_json_str(out, name);
 	strbuf_printf(out, ",\"timestamp\":%llu,\"duration\":%llu", ts, dur);
 	if (t->flags & TRACE_F_DEBUG)
 		strbuf_puts(out, ",\"debug\":true");
 	strbuf_puts(out, ",\"localEndpoint\":{\"serviceName\":");
-	json_str(out, local);
+	strbuf_json_str(out, local);
 	strbuf_append(out, "}", 1);
 	endpoint_json(out, "remoteEndpoint", r->server ? r->peer_ip : r->upstream);
 	strbuf_puts(out, ",\"tags\":{");

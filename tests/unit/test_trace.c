@@ -369,10 +369,10 @@ static int esc_is(const char *in, const char *want)
 	struct strbuf s = { 0 };
 	int r;
 
-	json_str(&s, in);
+	strbuf_json_str(&s, in);
 	r = s.p && !strcmp(s.p, want);
 	if (!r)
-		printf("  json_str: got %s, want %s\n", s.p ? s.p : "(null)", want);
+		printf("  strbuf_json_str: got %s, want %s\n", s.p ? s.p : "(null)", want);
 	strbuf_free(&s);
 	return r;
 }
