@@ -7,6 +7,11 @@
  *
  * Buckets are Istio's defaults: request duration in milliseconds, and bytes
  * on an exponential scale.
+ *
+ * TCP connections (istio_tcp_connections_opened_total / _closed_total) are
+ * series of their own kind (code METRICS_TCP): the proxy keeps the series of
+ * each open connection and closes it through that handle, so opened and
+ * closed always carry the same labels and open = opened - closed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +21,7 @@
 
 #define METRICS_MAX_SERIES 4096
 #define NLABELS 16
+#define METRICS_TCP (-1)          /* the code of a TCP connection series */
 
 static const double dur_bounds[] = { 0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000,
                                      10000, 30000, 60000, 300000, 600000, 1800000, 3600000 };
@@ -32,20 +38,21 @@ static const char *label_names[NLABELS] = {
 	"destination_service_namespace", "connection_security_policy", "response_flags",
 };
 
-struct series {
+struct metrics_series {
 	uint64_t hash;
-	int code;
+	int code;                     /* response_code, or METRICS_TCP */
 	char *labels[NLABELS];        /* owned copies, in label_names order */
 	uint64_t requests;
 	uint64_t dur_buckets[NDUR];   /* non-cumulative; summed when rendered */
 	double dur_sum_ms;
 	uint64_t req_buckets[NBYTES], resp_buckets[NBYTES];
 	uint64_t req_sum, resp_sum;
+	uint64_t tcp_opened, tcp_closed;  /* METRICS_TCP series */
 };
 
-static struct series **table;     /* open addressing, size table_cap (power of 2) */
+static struct metrics_series **table;     /* open addressing, size table_cap (power of 2) */
 static size_t table_cap;
-static struct series **order;     /* insertion order, for stable output */
+static struct metrics_series **order;     /* insertion order, for stable output */
 uint64_t metrics_series, metrics_series_dropped;
 
 static void values_of(const struct metrics_req *r, const char *v[NLABELS])
@@ -74,7 +81,7 @@ static uint64_t hash_of(const char *v[NLABELS], int code)
 	return h;
 }
 
-static int same(const struct series *s, const char *v[NLABELS], int code)
+static int same(const struct metrics_series *s, const char *v[NLABELS], int code)
 {
 	int i;
 
@@ -89,7 +96,7 @@ static int same(const struct series *s, const char *v[NLABELS], int code)
 static int grow(void)
 {
 	size_t cap = table_cap ? table_cap * 2 : 64, i, j;
-	struct series **t = calloc(cap, sizeof(*t)), **o;
+	struct metrics_series **t = calloc(cap, sizeof(*t)), **o;
 
 	if (!t)
 		return -1;
@@ -112,19 +119,19 @@ static int grow(void)
 	return 0;
 }
 
-static struct series *lookup(const struct metrics_req *r)
+static struct metrics_series *lookup(const struct metrics_req *r, int code)
 {
 	const char *v[NLABELS];
-	struct series *s;
+	struct metrics_series *s;
 	uint64_t h;
 	size_t i;
 	int k;
 
 	values_of(r, v);
-	h = hash_of(v, r->code);
+	h = hash_of(v, code);
 	if (table_cap) {
 		for (i = h & (table_cap - 1); table[i]; i = (i + 1) & (table_cap - 1))
-			if (table[i]->hash == h && same(table[i], v, r->code))
+			if (table[i]->hash == h && same(table[i], v, code))
 				return table[i];
 	}
 	if (metrics_series >= METRICS_MAX_SERIES)
@@ -136,7 +143,7 @@ static struct series *lookup(const struct metrics_req *r)
 	if (!s)
 		return NULL;
 	s->hash = h;
-	s->code = r->code;
+	s->code = code;
 	for (k = 0; k < NLABELS; k++) {
 		s->labels[k] = strdup(v[k]);
 		if (!s->labels[k]) {
@@ -168,7 +175,7 @@ static void observe(uint64_t *buckets, const double *bounds, size_t n, double v)
 void metrics_request(const struct metrics_req *r, uint64_t dur_us, uint64_t req_bytes,
                      uint64_t resp_bytes)
 {
-	struct series *s = lookup(r);
+	struct metrics_series *s = lookup(r, r->code);
 	double ms = (double)dur_us / 1000.0;
 
 	if (!s) {
@@ -182,6 +189,24 @@ void metrics_request(const struct metrics_req *r, uint64_t dur_us, uint64_t req_
 	s->req_sum += req_bytes;
 	observe(s->resp_buckets, byte_bounds, NBYTES, (double)resp_bytes);
 	s->resp_sum += resp_bytes;
+}
+
+struct metrics_series *metrics_tcp_open(const struct metrics_req *r)
+{
+	struct metrics_series *s = lookup(r, METRICS_TCP);
+
+	if (!s) {
+		metrics_series_dropped++;
+		return NULL;
+	}
+	s->tcp_opened++;
+	return s;
+}
+
+void metrics_tcp_close(struct metrics_series *s)
+{
+	if (s)
+		s->tcp_closed++;
 }
 
 static void put_escaped(struct strbuf *out, const char *v)
@@ -198,7 +223,7 @@ static void put_escaped(struct strbuf *out, const char *v)
 	}
 }
 
-static void put_labels(struct strbuf *out, const struct series *s, const char *le)
+static void put_labels(struct strbuf *out, const struct metrics_series *s, const char *le)
 {
 	int i;
 
@@ -208,13 +233,16 @@ static void put_labels(struct strbuf *out, const struct series *s, const char *l
 		put_escaped(out, s->labels[i]);
 		strbuf_append(out, "\",", 2);
 	}
-	strbuf_printf(out, "request_protocol=\"http\",response_code=\"%d\"", s->code);
+	if (s->code == METRICS_TCP)
+		strbuf_puts(out, "request_protocol=\"tcp\"");
+	else
+		strbuf_printf(out, "request_protocol=\"http\",response_code=\"%d\"", s->code);
 	if (le)
 		strbuf_printf(out, ",le=\"%s\"", le);
 	strbuf_append(out, "}", 1);
 }
 
-static void put_histogram(struct strbuf *out, const char *name, const struct series *s,
+static void put_histogram(struct strbuf *out, const char *name, const struct metrics_series *s,
                           const uint64_t *buckets, const double *bounds, size_t n, double sum)
 {
 	uint64_t cum = 0;
@@ -240,25 +268,41 @@ static void put_histogram(struct strbuf *out, const char *name, const struct ser
 void metrics_render(struct strbuf *out)
 {
 	size_t i;
+	int k;
 
 	strbuf_puts(out, "# TYPE istio_requests_total counter\n");
 	for (i = 0; i < metrics_series; i++) {
+		if (order[i]->code == METRICS_TCP)
+			continue;
 		strbuf_puts(out, "istio_requests_total");
 		put_labels(out, order[i], NULL);
 		strbuf_printf(out, " %llu\n", (unsigned long long)order[i]->requests);
 	}
 	strbuf_puts(out, "# TYPE istio_request_duration_milliseconds histogram\n");
 	for (i = 0; i < metrics_series; i++)
-		put_histogram(out, "istio_request_duration_milliseconds", order[i], order[i]->dur_buckets,
-		              dur_bounds, NDUR, order[i]->dur_sum_ms);
+		if (order[i]->code != METRICS_TCP)
+			put_histogram(out, "istio_request_duration_milliseconds", order[i], order[i]->dur_buckets,
+			              dur_bounds, NDUR, order[i]->dur_sum_ms);
 	strbuf_puts(out, "# TYPE istio_request_bytes histogram\n");
 	for (i = 0; i < metrics_series; i++)
-		put_histogram(out, "istio_request_bytes", order[i], order[i]->req_buckets, byte_bounds,
-		              NBYTES, (double)order[i]->req_sum);
+		if (order[i]->code != METRICS_TCP)
+			put_histogram(out, "istio_request_bytes", order[i], order[i]->req_buckets, byte_bounds,
+			              NBYTES, (double)order[i]->req_sum);
 	strbuf_puts(out, "# TYPE istio_response_bytes histogram\n");
 	for (i = 0; i < metrics_series; i++)
-		put_histogram(out, "istio_response_bytes", order[i], order[i]->resp_buckets, byte_bounds,
-		              NBYTES, (double)order[i]->resp_sum);
+		if (order[i]->code != METRICS_TCP)
+			put_histogram(out, "istio_response_bytes", order[i], order[i]->resp_buckets, byte_bounds,
+			              NBYTES, (double)order[i]->resp_sum);
+	for (k = 0; k < 2; k++) {
+		strbuf_printf(out, "# TYPE istio_tcp_connections_%s_total counter\n", k ? "closed" : "opened");
+		for (i = 0; i < metrics_series; i++) {
+			if (order[i]->code != METRICS_TCP)
+				continue;
+			strbuf_printf(out, "istio_tcp_connections_%s_total", k ? "closed" : "opened");
+			put_labels(out, order[i], NULL);
+			strbuf_printf(out, " %llu\n", (unsigned long long)(k ? order[i]->tcp_closed : order[i]->tcp_opened));
+		}
+	}
 	strbuf_printf(out, "# TYPE mesh_metrics_series gauge\nmesh_metrics_series %llu\n"
 	              "# TYPE mesh_metrics_dropped_total counter\nmesh_metrics_dropped_total %llu\n",
 	              (unsigned long long)metrics_series, (unsigned long long)metrics_series_dropped);

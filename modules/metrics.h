@@ -35,6 +35,17 @@ struct metrics_req {
 void metrics_request(const struct metrics_req *r, uint64_t dur_us, uint64_t req_bytes,
                      uint64_t resp_bytes);
 
+/*
+ * A TCP connection opened (reporter "source": an upstream connection;
+ * "destination": an inbound one), counted in istio_tcp_connections_opened_total
+ * with r's labels (r->code unused). Keep the handle and pass it to
+ * metrics_tcp_close() when the connection closes. NULL (accepted by close)
+ * when the series cap is reached.
+ */
+struct metrics_series;
+struct metrics_series *metrics_tcp_open(const struct metrics_req *r);
+void metrics_tcp_close(struct metrics_series *s);
+
 /* appends every series in Prometheus text format */
 void metrics_render(struct strbuf *out);
 

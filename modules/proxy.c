@@ -96,6 +96,7 @@ struct upstream {
 	struct client *mirror_of;   /* U_SHADOW: the stream whose request it copies (NULL: detached) */
 	struct upstream *next_idle;
 	struct tls_conn *tls;       /* mTLS to a peer proxy, NULL = plaintext */
+	struct metrics_series *tcp; /* its istio_tcp_connections series (NULL: the local app) */
 	uint32_t sec_gen;           /* P.sec_gen when opened: security decided under that config */
 	int tls_want;               /* events the handshake waits for */
 	char tls_err[96];           /* why the handshake failed, for x-mesh-error */
@@ -182,6 +183,7 @@ struct client {
 	enum ctls tls_state;
 	enum conf_mtls mtls_mode;   /* inbound: the port's mode when accepted */
 	struct tls_conn *tls;       /* inbound mTLS, NULL = plaintext */
+	struct metrics_series *tcp; /* inbound: its istio_tcp_connections series, once plaintext or mTLS */
 	char service[64];           /* L_SERVICE: service name and namespace */
 	char namespace[64];
 	char ip[46];
@@ -1050,15 +1052,96 @@ static void trace_span(struct client *c, const struct metrics_req *r, double now
 	trace_record(tc, &t);
 }
 
+/* metric labels: this workload as the destination (an inbound request or connection) */
+static void labels_self_dst(struct metrics_req *r, const struct conf *cf, char *fqdn, size_t cap)
+{
+	const struct conf_workload *w = &cf->workload;
+
+	r->dst_workload = P.workload;
+	r->dst_app = w->service;
+	r->dst_namespace = w->namespace;
+	r->dst_version = w->version;
+	r->dst_service_name = w->service;
+	r->dst_service_namespace = w->namespace;
+	if (w->service) {
+		snprintf(fqdn, cap, "%s.%s.svc.%s", w->service, w->namespace, cf->mesh.domain);
+		r->dst_service = fqdn;
+	}
+}
+
+/* ... this workload as the source (an outbound request or upstream connection) */
+static void labels_self_src(struct metrics_req *r, const struct conf *cf)
+{
+	r->src_workload = P.workload;
+	r->src_app = cf->workload.service;
+	r->src_namespace = cf->workload.namespace;
+	r->src_version = cf->workload.version;
+}
+
+/* ... service svc.ns as the destination; ep_labels: the endpoint's (NULL: none picked) */
+static void labels_dst(struct metrics_req *r, const struct conf *cf, const char *svc, const char *ns,
+                       const struct conf_labels *ep_labels, char *fqdn, size_t fcap, char *wl, size_t wcap)
+{
+	snprintf(fqdn, fcap, "%s.%s.svc.%s", svc, ns, cf->mesh.domain);
+	r->dst_service = fqdn;
+	r->dst_service_name = svc;
+	r->dst_service_namespace = ns;
+	r->dst_app = svc;
+	r->dst_namespace = ns;
+	if (ep_labels) {
+		r->dst_version = conf_label(ep_labels, "version");
+		workload_name(wl, wcap, svc, r->dst_version);
+		r->dst_workload = wl;
+	}
+}
+
+/*
+ * istio_tcp_connections_*: an inbound connection counts once it is plaintext
+ * or its handshake is done (its security is known); an upstream connection
+ * to a service (not the local app) when it is opened.
+ */
+static struct metrics_series *tcp_open_inbound(struct client *c)
+{
+	struct metrics_req r;
+	char fqdn[256];
+
+	memset(&r, 0, sizeof(r));
+	r.reporter = "destination";
+	r.security = c->tls ? "mutual_tls" : "none";
+	if (c->tls) {
+		r.src_principal = tls_peer_id(c->tls);
+		r.dst_principal = P.self_id;
+	}
+	r.flags = "-";
+	labels_self_dst(&r, P.conf, fqdn, sizeof(fqdn));
+	return metrics_tcp_open(&r);
+}
+
+static struct metrics_series *tcp_open_upstream(const struct conf *cf, const struct balance_ep *e, int tls)
+{
+	struct metrics_req r;
+	char fqdn[256], wl[128];
+
+	if (!e->conf)
+		return NULL;             /* the local app */
+	memset(&r, 0, sizeof(r));
+	r.reporter = "source";
+	r.security = tls ? "mutual_tls" : "none";
+	if (tls)
+		r.src_principal = P.self_id;
+	r.flags = "-";
+	labels_self_src(&r, cf);
+	labels_dst(&r, cf, e->set->service, e->set->namespace, &e->conf->labels, fqdn, sizeof(fqdn), wl, sizeof(wl));
+	return metrics_tcp_open(&r);
+}
+
 static void record(struct client *c)
 {
 	struct stream *st = &c->st;
 	struct conf *cf = st->conf;
-	const struct conf_workload *w = &cf->workload;
 	double now = ev_now(P.loop);
 	struct metrics_req r;
 	char fqdn[256], src_wl[128], dst_wl[128];
-	const char *ep_version = NULL;
 
 	memset(&r, 0, sizeof(r));
 	r.code = st->status;
@@ -1079,16 +1162,7 @@ static void record(struct client *c)
 			r.src_namespace = st->peer[1];
 			r.src_version = st->peer[2];
 		}
-		r.dst_workload = P.workload;
-		r.dst_app = w->service;
-		r.dst_namespace = w->namespace;
-		r.dst_version = w->version;
-		r.dst_service_name = w->service;
-		r.dst_service_namespace = w->namespace;
-		if (w->service) {
-			snprintf(fqdn, sizeof(fqdn), "%s.%s.svc.%s", w->service, w->namespace, cf->mesh.domain);
-			r.dst_service = fqdn;
-		}
+		labels_self_dst(&r, cf, fqdn, sizeof(fqdn));
 	} else {
 		r.reporter = "source";
 		if (st->up_principal[0]) {
@@ -1096,25 +1170,10 @@ static void record(struct client *c)
 			r.src_principal = P.self_id;
 			r.dst_principal = st->up_principal;
 		}
-		r.src_workload = P.workload;
-		r.src_app = w->service;
-		r.src_namespace = w->namespace;
-		r.src_version = w->version;
-		if (st->svc) {
-			snprintf(fqdn, sizeof(fqdn), "%s.%s.svc.%s", st->svc->name, st->svc->namespace,
-			         cf->mesh.domain);
-			r.dst_service = fqdn;
-			r.dst_service_name = st->svc->name;
-			r.dst_service_namespace = st->svc->namespace;
-			r.dst_app = st->svc->name;
-			r.dst_namespace = st->svc->namespace;
-			if (st->ep) {
-				ep_version = conf_label(&st->ep->labels, "version");
-				workload_name(dst_wl, sizeof(dst_wl), st->svc->name, ep_version);
-				r.dst_workload = dst_wl;
-				r.dst_version = ep_version;
-			}
-		}
+		labels_self_src(&r, cf);
+		if (st->svc)
+			labels_dst(&r, cf, st->svc->name, st->svc->namespace, st->ep ? &st->ep->labels : NULL, fqdn,
+			           sizeof(fqdn), dst_wl, sizeof(dst_wl));
 	}
 	metrics_request(&r, (uint64_t)((now - st->t_start) * 1e6), st->req.bytes, st->resp.bytes);
 	if (P.access_fd >= 0)
@@ -1263,6 +1322,7 @@ static void upstream_close(struct upstream *u)
 	close(u->fd);
 	buf_free(&u->in);
 	buf_free(&u->out);
+	metrics_tcp_close(u->tcp);
 	P.up_cx_active--;
 	free(u);
 	if (set)
@@ -1468,6 +1528,7 @@ static struct upstream *upstream_connect(const struct conf *cf, struct balance_e
 		}
 	}
 	u->bep = e;
+	u->tcp = tcp_open_upstream(cf, e, u->tls != NULL);
 	balance_conn_open(e);
 	ev_init(&u->io, upstream_io_cb);
 	u->io.fd = -1;            /* not registered yet: set_io uses ev_io_set */
@@ -1599,6 +1660,7 @@ static void client_close(struct client *c)
 	close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	metrics_tcp_close(c->tcp);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -2864,8 +2926,10 @@ static int client_tls_step(struct client *c)
 		if (first != 0x16 || !P.creds) {
 			c->tls_state = CT_PLAIN;
 			c->head_start = 0;
-			if (c->mtls_mode != CONF_MTLS_STRICT)
+			if (c->mtls_mode != CONF_MTLS_STRICT) {
+				c->tcp = tcp_open_inbound(c);
 				return 1;
+			}
 			P.plaintext_refused++;
 			log_debug("plaintext connection from %s refused: STRICT mTLS", c->ip);
 			if (client_reject(c, 403, P.creds ? "mTLS required: this workload's PeerAuthentication is STRICT, plaintext is refused" :
@@ -2897,6 +2961,7 @@ static int client_tls_step(struct client *c)
 		P.tls_resumed++;
 	c->tls_state = CT_MTLS;
 	c->head_start = 0;
+	c->tcp = tcp_open_inbound(c);
 	return 1;
 }
 
@@ -3035,6 +3100,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (c->mtls_mode != CONF_MTLS_DISABLE && (P.creds || c->mtls_mode == CONF_MTLS_STRICT)) {
 				c->tls_state = CT_SNIFF;
 				c->head_start = ev_now(loop);
+			} else {
+				c->tcp = tcp_open_inbound(c);   /* plaintext from the start */
 			}
 		}
 		memcpy(c->service, l->service, sizeof(c->service));

@@ -49,6 +49,32 @@ int main(void)
 
 	metrics_reset();
 	{
+		/* TCP connections: same labels as requests, opened/closed through a handle */
+		struct metrics_series *c1, *c2, *c3;
+
+		r.src_workload = "productpage-v1";
+		metrics_request(&r, 1, 0, 0);
+		c1 = metrics_tcp_open(&r);
+		c2 = metrics_tcp_open(&r);
+		r.reporter = "destination";
+		c3 = metrics_tcp_open(&r);
+		metrics_tcp_close(c1);
+		metrics_tcp_close(NULL);
+		metrics_render(&out);
+		TEST("tcp: one series per label set, apart from the request series",
+		     metrics_series == 3 && c1 == c2 && c1 != c3);
+		TEST("tcp: opened counter",
+		     strstr(out.p, "istio_tcp_connections_opened_total{reporter=\"source\",source_workload=\"productpage-v1\"") &&
+		     strstr(out.p, "request_protocol=\"tcp\"} 2\n"));
+		TEST("tcp: closed counter", strstr(out.p, "# TYPE istio_tcp_connections_closed_total counter\n") &&
+		     count(out.p, "istio_tcp_connections_closed_total{") == 2 && strstr(out.p, "request_protocol=\"tcp\"} 1\n"));
+		TEST("tcp: no request series for them", count(out.p, "istio_requests_total{") == 1 &&
+		     count(out.p, "istio_request_duration_milliseconds_count{") == 1 && !strstr(out.p, "response_code=\"-1\""));
+		strbuf_free(&out);
+		r.reporter = "source";
+	}
+	metrics_reset();
+	{
 		char name[32];
 		for (i = 0; i < METRICS_MAX_SERIES + 10; i++) {
 			snprintf(name, sizeof(name), "w%d", i);
