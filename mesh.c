@@ -29,6 +29,8 @@ static const struct mode modes[] = {
 	{ "dashboard", dashboard_main, "dashboard -c mesh.ini  the Kiali-like page, metrics scraper and trace store on 127.0.0.1:20001 (--help)" },
 	{ "proxy-status", proxy_status_main, "proxy-status           every proxy registered with the controller and its sync state" },
 	{ "tap",     tap_main,     "tap SERVICE [--path P]  live requests to a service from every proxy ([proxy] tap = on; --help)" },
+	{ "stat",    dashboard_stat_main, "stat [deploy|svc]      per workload: meshed, success, rps, p50/p95/p99, TCP connections (--help)" },
+	{ "edges",   dashboard_edges_main, "edges [deploy|svc]     who talks to whom, with their identities and whether it is mTLS (--help)" },
 	{ "top",     top_main,     "top SERVICE            live requests grouped by path: count, success, latency (--help)" },
 	{ "ca",      ca_main,      "ca -c ca.ini           certificate authority (also ca init, ca token: --help)" },
 	{ "cert",    ca_cert_main, "cert show FILE|-       decode certificates (also cert request: --help)" },

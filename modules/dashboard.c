@@ -772,12 +772,12 @@ static void kmap_free(struct kmap *m, void (*freev)(void *))
 #define DB_MAX_SERIES 2048          /* edge x code series, all proxies together */
 #define DB_MAX_RAW 1024             /* reduced series per proxy */
 #define DB_MAX_TARGETS 1024         /* proxies scraped */
-#define DB_NF 7                     /* key fields */
+#define DB_NF 9                     /* key fields */
 
 static const double db_bounds[DB_NB - 1] = { 0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000,
                                               10000, 30000, 60000, 300000, 600000, 1800000, 3600000 };
 
-enum { F_REPORTER = 0, F_SRC, F_SRC_VER, F_DST, F_DST_VER, F_MTLS, F_CODE };
+enum { F_REPORTER = 0, F_SRC, F_SRC_VER, F_DST, F_DST_VER, F_MTLS, F_CODE, F_SRC_ID, F_DST_ID };
 
 struct db_series {
 	const char *f[DB_NF];        /* the key's fields (point into the map's copy of the key) */
@@ -793,6 +793,7 @@ struct db_target {
 	char *name;                  /* registry name ("reviews-v2") */
 	char *service, *version;     /* its workload ("" when none) */
 	struct kmap raw;             /* reduced key -> uint64_t[DB_NV]: the values of the last scrape */
+	struct kmap tcp;             /* reduced key -> double[2]: TCP connections opened, closed (last scrape) */
 	unsigned ok, failed;         /* scrapes */
 	int in_registry;             /* seen in the last registry fetch */
 	double last_ms;              /* duration of the last scrape */
@@ -1011,11 +1012,12 @@ static int wait_fd(int fd, short ev, double deadline)
 }
 
 /*
- * GET http://addr/path with blocking I/O and one deadline; the body goes to fn
- * in pieces (fn returns -1 to stop). 0 on a complete 200, -1 with err.
+ * GET http://addr/path with blocking I/O and one deadline (with "Authorization:
+ * Bearer token" unless token is NULL); the body goes to fn in pieces (fn
+ * returns -1 to stop). 0 on a complete 200, -1 with err.
  */
-static int http_get(const char *addr, const char *path, double timeout, body_fn fn, void *ctx, char *err,
-                    size_t errlen)
+static int http_get(const char *addr, const char *path, const char *token, double timeout, body_fn fn, void *ctx,
+                    char *err, size_t errlen)
 {
 	struct conf_addr a;
 	double deadline = mono_now() + timeout;
@@ -1054,8 +1056,13 @@ static int http_get(const char *addr, const char *path, double timeout, body_fn 
 			goto fail;
 		}
 	}
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-dashboard\r\n"
-	             "Connection: close\r\n\r\n", path, addr);
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-dashboard\r\n%s%s%s"
+	             "Connection: close\r\n\r\n", path, addr, token ? "Authorization: Bearer " : "", token ? token : "",
+	             token ? "\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		snprintf(err, errlen, "%s: request too long", addr);
+		goto fail;
+	}
 	for (off = 0; off < (size_t)n;) {
 		k = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
 		if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -1154,6 +1161,7 @@ struct scrape {
 	struct dashboard *d;
 	struct db_target *t;
 	struct kmap acc;
+	struct kmap tcp;             /* reduced key -> double[2]: istio_tcp_connections_opened / closed_total */
 	size_t bytes, dropped;
 	struct pm_stream st;
 };
@@ -1202,13 +1210,17 @@ static size_t reduce_key(const struct db_target *t, const struct pm_sample *s, c
 	kl = key_add(k, kl, cap, known(pm_label(s, "destination_version")));
 	kl = key_add(k, kl, cap, sec && !strcmp(sec, "mutual_tls") ? "1" : "0");
 	kl = key_add(k, kl, cap, *code ? code : "0");
+	kl = key_add(k, kl, cap, known(pm_label(s, "source_principal")));
+	kl = key_add(k, kl, cap, known(pm_label(s, "destination_principal")));
 	return kl;
 }
 
 static void on_sample(void *ctx, const struct pm_sample *s)
 {
 	static const char req[] = "istio_requests_total", bucket[] = "istio_request_duration_milliseconds_bucket";
+	static const char opened[] = "istio_tcp_connections_opened_total", closed[] = "istio_tcp_connections_closed_total";
 	struct scrape *sc = ctx;
+	struct kmap *m = &sc->acc;
 	char key[1024];
 	size_t kl;
 	double *v;
@@ -1216,6 +1228,10 @@ static void on_sample(void *ctx, const struct pm_sample *s)
 
 	if (s->nlen == sizeof(req) - 1 && !memcmp(s->name, req, s->nlen)) {
 		idx = 0;
+	} else if ((s->nlen == sizeof(opened) - 1 && !memcmp(s->name, opened, s->nlen)) ||
+	           (s->nlen == sizeof(closed) - 1 && !memcmp(s->name, closed, s->nlen))) {
+		idx = s->name[sizeof("istio_tcp_connections_") - 1] == 'c';
+		m = &sc->tcp;
 	} else if (s->nlen == sizeof(bucket) - 1 && !memcmp(s->name, bucket, s->nlen)) {
 		const char *le = pm_label(s, "le");
 
@@ -1229,14 +1245,14 @@ static void on_sample(void *ctx, const struct pm_sample *s)
 	if (!(s->value >= 0) || !isfinite(s->value))
 		return;
 	kl = reduce_key(sc->t, s, key, sizeof(key));
-	v = kmap_get(&sc->acc, key, kl);
+	v = kmap_get(m, key, kl);
 	if (!v) {
-		if (sc->acc.n >= DB_MAX_RAW) {
+		if (m->n >= DB_MAX_RAW) {
 			sc->dropped++;
 			return;
 		}
 		v = calloc(DB_NV, sizeof(*v));
-		if (!v || kmap_put(&sc->acc, key, kl, v) < 0) {
+		if (!v || kmap_put(m, key, kl, v) < 0) {
 			free(v);
 			return;
 		}
@@ -1303,6 +1319,10 @@ static void scrape_fold(struct dashboard *d, struct scrape *sc)
 			for (k = 0; k < DB_NV; k++)
 				s->pend[k] += inc[k];
 	}
+	/* TCP connections: only the current values matter (open = opened - closed) */
+	kmap_free(&t->tcp, free);
+	t->tcp = sc->tcp;
+	memset(&sc->tcp, 0, sizeof(sc->tcp));
 }
 
 static void scrape_target(struct dashboard *d, struct db_target *t)
@@ -1318,7 +1338,7 @@ static void scrape_target(struct dashboard *d, struct db_target *t)
 	sc->t = t;
 	sc->st.on_sample = on_sample;
 	sc->st.ctx = sc;
-	r = http_get(t->admin, "/metrics", HTTP_TIMEOUT, metrics_body, sc, err, sizeof(err));
+	r = http_get(t->admin, "/metrics", NULL, HTTP_TIMEOUT, metrics_body, sc, err, sizeof(err));
 	pm_end(&sc->st);
 	pthread_mutex_lock(&d->lock);
 	if (r == 0) {
@@ -1334,6 +1354,7 @@ static void scrape_target(struct dashboard *d, struct db_target *t)
 	d->samples_bad += sc->st.bad;
 	pthread_mutex_unlock(&d->lock);
 	kmap_free(&sc->acc, free);
+	kmap_free(&sc->tcp, free);
 	free(sc);
 }
 
@@ -1342,6 +1363,7 @@ static void target_free(struct db_target *t)
 	if (!t)
 		return;
 	kmap_free(&t->raw, free);
+	kmap_free(&t->tcp, free);
 	free(t->admin);
 	free(t->name);
 	free(t->service);
@@ -1358,7 +1380,7 @@ static void registry_refresh(struct dashboard *d)
 	int arr, p;
 	size_t i;
 
-	if (http_get(d->controller, "/proxies.json", HTTP_TIMEOUT, collect_body, &b, err, sizeof(err)) < 0 || !b.p) {
+	if (http_get(d->controller, "/proxies.json", NULL, HTTP_TIMEOUT, collect_body, &b, err, sizeof(err)) < 0 || !b.p) {
 		pthread_mutex_lock(&d->lock);
 		snprintf(d->registry_err, sizeof(d->registry_err), "controller %s: %s", d->controller,
 		         err[0] ? err : "empty answer");
@@ -2058,6 +2080,25 @@ static int is_error(int code)
 	return code >= 500 || code == 0;
 }
 
+/* callers that report their own requests (reporter=source) into *reporting. Under lock. */
+static void reporting_callers(const struct dashboard *d, struct kmap *reporting)
+{
+	size_t i;
+
+	for (i = 0; i < d->series.cap; i++) {
+		const struct db_series *s = d->series.t[i].v;
+
+		if (d->series.t[i].k && !s->dest_reported && !kmap_get(reporting, s->f[F_SRC], strlen(s->f[F_SRC])))
+			kmap_put(reporting, s->f[F_SRC], strlen(s->f[F_SRC]), (void *)s);   /* non-NULL: kmap_get finds it */
+	}
+}
+
+/* each request counts once: its caller's report, the destination's only for callers that report nothing */
+static int series_counted(const struct db_series *s, const struct kmap *reporting)
+{
+	return !s->dest_reported || (!s->mtls && !kmap_get(reporting, s->f[F_SRC], strlen(s->f[F_SRC])));
+}
+
 /* builds the graph over window seconds. Under lock; the result points into the store. */
 static void graph_build(struct dashboard *d, double window, struct graph *g)
 {
@@ -2080,12 +2121,7 @@ static void graph_build(struct dashboard *d, double window, struct graph *g)
 	g->have = window_rounds(d, window, &g->from, &g->to, &g->secs);
 	if (!g->have)
 		return;
-	for (i = 0; i < d->series.cap; i++) {
-		const struct db_series *s = d->series.t[i].v;
-
-		if (d->series.t[i].k && !s->dest_reported && !kmap_get(&reporting, s->f[F_SRC], strlen(s->f[F_SRC])))
-			kmap_put(&reporting, s->f[F_SRC], strlen(s->f[F_SRC]), NULL);
-	}
+	reporting_callers(d, &reporting);
 	for (i = 0; i < d->series.cap; i++) {
 		const struct db_series *s = d->series.t[i].v;
 		uint64_t sum[DB_NV] = { 0 };
@@ -2096,7 +2132,7 @@ static void graph_build(struct dashboard *d, double window, struct graph *g)
 
 		if (!d->series.t[i].k)
 			continue;
-		if (s->dest_reported && (s->mtls || kmap_get(&reporting, s->f[F_SRC], strlen(s->f[F_SRC]))))
+		if (!series_counted(s, &reporting))
 			continue;   /* drawn from the caller's own report */
 		series_sum(s, g->from, g->to, sum);
 		if (!sum[0])
@@ -2239,6 +2275,8 @@ static void graph_json(struct dashboard *d, double window, struct strbuf *out)
 		jw_num(out, hist_quantile(e->b, 0.99));
 		strbuf_puts(out, ",\"p50_ms\":");
 		jw_num(out, hist_quantile(e->b, 0.50));
+		strbuf_puts(out, ",\"p95_ms\":");
+		jw_num(out, hist_quantile(e->b, 0.95));
 		strbuf_printf(out, ",\"mtls\":%s,\"mtls_share\":", e->mtls_req == e->req ? "true" : "false");
 		jw_num(out, (double)e->mtls_req / (double)e->req);
 		strbuf_printf(out, ",\"health\":\"%s\",\"codes\":{", health_of(d, e->req, e->err));
@@ -2449,6 +2487,366 @@ static void services_json(struct dashboard *d, double window, struct strbuf *out
 	dj_free(&doc);
 	if (cf)
 		conf_unref(cf);
+}
+
+/* ================================================================== stat and edges (mesh stat, mesh edges) */
+
+/*
+ * /api/stat and /api/edges: the graph's requests (each counted once, as the
+ * graph counts them) grouped per workload ("deploy": service and version,
+ * named "reviews-v2") or per service ("svc"), as linkerd viz stat / edges
+ * show them. docs/stat.md says what each column means.
+ */
+
+struct srow {
+	const char *svc, *ver;       /* the workload or service (pointers into the store, registry or mesh.ini) */
+	int meshed, endpoints;       /* proxies registered for it; those + mesh.ini endpoints without one */
+	uint64_t req, err;
+	uint64_t b[DB_NB];           /* duration buckets (cumulative) */
+	double tcp;                  /* open TCP connections */
+};
+
+struct erow {
+	const char *src, *src_ver, *dst, *dst_ver;
+	const char *src_id, *dst_id; /* the peers' SPIFFE ids seen on its mTLS requests ("" = none) */
+	uint64_t req, mtls_req;
+};
+
+/* a row's name: "reviews-v2" (deploy) or "reviews" (svc) */
+static void row_name(char *out, size_t cap, const char *svc, const char *ver, int by_svc)
+{
+	if (by_svc || !*ver)
+		snprintf(out, cap, "%s", svc);
+	else
+		snprintf(out, cap, "%s-%s", svc, ver);
+}
+
+/* --from / --to NAME: a service (all its versions) or one workload ("service-version") */
+static int name_matches(const char *want, const char *svc, const char *ver)
+{
+	size_t n = strlen(svc);
+
+	if (!want || !strcmp(want, svc))
+		return 1;
+	return *ver && !strncmp(want, svc, n) && want[n] == '-' && !strcmp(want + n + 1, ver);
+}
+
+static struct srow *srow_get(struct kmap *rows, const char *svc, const char *ver, int by_svc)
+{
+	char name[300];
+	struct srow *r;
+
+	row_name(name, sizeof(name), svc, ver, by_svc);
+	if ((r = kmap_get(rows, name, strlen(name))))
+		return r;
+	if (rows->n >= DB_MAX_SERIES || !(r = calloc(1, sizeof(*r))))
+		return NULL;
+	if (kmap_put(rows, name, strlen(name), r) < 0) {
+		free(r);
+		return NULL;
+	}
+	r->svc = svc;
+	r->ver = by_svc ? "" : ver;
+	return r;
+}
+
+struct kent_ref {
+	const char *k;
+	void *v;
+};
+
+static int kent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct kent_ref *)a)->k, ((const struct kent_ref *)b)->k);
+}
+
+/* a map's entries sorted by key (malloc'd; *n set) */
+static struct kent_ref *kmap_sorted(const struct kmap *m, size_t *n)
+{
+	struct kent_ref *v = calloc(m->n ? m->n : 1, sizeof(*v));
+	size_t i;
+
+	*n = 0;
+	if (!v)
+		return NULL;
+	for (i = 0; i < m->cap; i++)
+		if (m->t[i].k) {
+			v[*n].k = m->t[i].k;
+			v[(*n)++].v = m->t[i].v;
+		}
+	qsort(v, *n, sizeof(*v), kent_cmp);
+	return v;
+}
+
+/* the registry's proxies array in doc (parsed from d->registry), or -1. Under lock. */
+static int registry_proxies(const struct dashboard *d, struct dj_doc *doc)
+{
+	int arr;
+
+	memset(doc, 0, sizeof(*doc));
+	if (!d->registry || dj_parse(doc, d->registry, strlen(d->registry), 200000) < 0)
+		return -1;
+	arr = dj_get(doc, 0, "proxies");
+	return arr >= 0 && doc->n[arr].type == DJ_ARR ? arr : -1;
+}
+
+/* a registered proxy's workload: its service (or its name when it has none) and version */
+static const char *proxy_svc(const struct dj_doc *doc, int p)
+{
+	return *known(dj_str(doc, p, "service")) ? known(dj_str(doc, p, "service")) : dj_str(doc, p, "name");
+}
+
+static const char *proxy_ver(const struct dj_doc *doc, int p)
+{
+	return known(dj_str(doc, dj_get(doc, p, "labels"), "version"));
+}
+
+static void num_or_null(struct strbuf *out, const char *key, int have, double v)
+{
+	strbuf_printf(out, ",\"%s\":", key);
+	if (have)
+		jw_num(out, v);
+	else
+		strbuf_puts(out, "null");
+}
+
+static void stat_json(struct dashboard *d, int by_svc, const char *from, const char *to, double window,
+                      struct strbuf *out)
+{
+	struct kmap rows = { 0 }, reporting = { 0 };
+	struct kent_ref *sorted;
+	struct conf *cf = NULL;
+	struct dj_doc doc;
+	uint32_t wfrom = 0, wto = 0;
+	double secs = 0;
+	char err[512];
+	size_t i, k, n;
+	int arr, p, have, filtered = from || to;
+
+	if (d->mesh_path)
+		cf = conf_load(d->mesh_path, err, sizeof(err));
+	pthread_mutex_lock(&d->lock);
+	arr = registry_proxies(d, &doc);
+	/* unfiltered: every workload the registry and mesh.ini know, with traffic or not */
+	for (p = arr >= 0 && !filtered ? doc.n[arr].child : -1; p >= 0; p = doc.n[p].next)
+		srow_get(&rows, proxy_svc(&doc, p), proxy_ver(&doc, p), by_svc);
+	for (i = 0; cf && !filtered && i < cf->n_services; i++)
+		for (k = 0; k < cf->services[i].n_endpoints; k++) {
+			const char *v = conf_label(&cf->services[i].endpoints[k].labels, "version");
+
+			srow_get(&rows, cf->services[i].name, v ? v : "", by_svc);
+		}
+	have = window_rounds(d, window, &wfrom, &wto, &secs);
+	reporting_callers(d, &reporting);
+	for (i = 0; have && i < d->series.cap; i++) {
+		const struct db_series *s = d->series.t[i].v;
+		uint64_t sum[DB_NV] = { 0 };
+		struct srow *r;
+
+		if (!d->series.t[i].k || !series_counted(s, &reporting))
+			continue;
+		if (!name_matches(from, s->f[F_SRC], s->f[F_SRC_VER]) || !name_matches(to, s->f[F_DST], s->f[F_DST_VER]))
+			continue;
+		series_sum(s, wfrom, wto, sum);
+		if (!sum[0])
+			continue;
+		r = to ? srow_get(&rows, s->f[F_SRC], s->f[F_SRC_VER], by_svc) : srow_get(&rows, s->f[F_DST], s->f[F_DST_VER], by_svc);
+		if (!r)
+			continue;
+		r->req += sum[0];
+		if (is_error(s->code))
+			r->err += sum[0];
+		for (k = 0; k < DB_NB; k++)
+			r->b[k] += sum[1 + k];
+	}
+	kmap_free(&reporting, NULL);
+	/*
+	 * TCP connections open now: unfiltered, those into the workload (its
+	 * proxies' inbound ones); with --from / --to, the callers' connections
+	 * to their destinations (their proxies' upstream ones).
+	 */
+	for (i = 0; i < d->n_targets; i++) {
+		const struct db_target *t = d->targets[i];
+		const char *tsvc;
+
+		if (!t->name)
+			continue;
+		tsvc = *t->service ? t->service : t->name;
+		for (k = 0; k < t->tcp.cap; k++) {
+			const char *f[DB_NF], *key = t->tcp.t[k].k;
+			const double *v = t->tcp.t[k].v;
+			struct srow *r = NULL;
+			int j;
+
+			if (!key)
+				continue;
+			for (j = 0; j < DB_NF; j++, key += strlen(key) + 1)
+				f[j] = key;
+			if (!filtered && !strcmp(f[F_REPORTER], "destination"))
+				r = srow_get(&rows, tsvc, t->version, by_svc);
+			else if (filtered && !strcmp(f[F_REPORTER], "source") && name_matches(from, tsvc, t->version) &&
+			         name_matches(to, f[F_DST], f[F_DST_VER]))
+				r = to ? srow_get(&rows, tsvc, t->version, by_svc) : srow_get(&rows, f[F_DST], f[F_DST_VER], by_svc);
+			if (r && v[0] > v[1])
+				r->tcp += v[0] - v[1];
+		}
+	}
+	/* MESHED: registered proxies of each row, out of those and mesh.ini's other endpoints */
+	for (p = arr >= 0 ? doc.n[arr].child : -1; p >= 0; p = doc.n[p].next) {
+		char name[300];
+		struct srow *r;
+
+		row_name(name, sizeof(name), proxy_svc(&doc, p), proxy_ver(&doc, p), by_svc);
+		if ((r = kmap_get(&rows, name, strlen(name)))) {
+			r->meshed++;
+			r->endpoints++;
+		}
+	}
+	for (i = 0; cf && i < cf->n_services; i++)
+		for (k = 0; k < cf->services[i].n_endpoints; k++) {
+			const struct conf_endpoint *ep = &cf->services[i].endpoints[k];
+			const char *v = conf_label(&ep->labels, "version");
+			char name[300];
+			struct srow *r;
+			int q;
+
+			for (q = arr >= 0 ? doc.n[arr].child : -1; q >= 0; q = doc.n[q].next)
+				if (!strcmp(dj_str(&doc, q, "address"), ep->addr.text))
+					break;
+			row_name(name, sizeof(name), cf->services[i].name, v ? v : "", by_svc);
+			if (q < 0 && (r = kmap_get(&rows, name, strlen(name))))
+				r->endpoints++;
+		}
+	strbuf_printf(out, "{\"by\":\"%s\",\"window\":", by_svc ? "svc" : "deploy");
+	jw_num(out, window);
+	strbuf_puts(out, ",\"covered_seconds\":");
+	jw_num(out, secs);
+	strbuf_puts(out, ",\"from\":");
+	jw_str(out, from);
+	strbuf_puts(out, ",\"to\":");
+	jw_str(out, to);
+	strbuf_puts(out, ",\"registry_error\":");
+	jw_str(out, d->registry_err);
+	strbuf_puts(out, ",\"rows\":[");
+	sorted = kmap_sorted(&rows, &n);
+	for (i = 0; sorted && i < n; i++) {
+		const struct srow *r = sorted[i].v;
+
+		strbuf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+		jw_str(out, sorted[i].k);
+		strbuf_puts(out, ",\"service\":");
+		jw_str(out, r->svc);
+		strbuf_puts(out, ",\"version\":");
+		jw_str(out, r->ver);
+		strbuf_printf(out, ",\"meshed\":%d,\"endpoints\":%d,\"requests\":%llu", r->meshed, r->endpoints,
+		              (unsigned long long)r->req);
+		num_or_null(out, "success", r->req, 1 - (double)r->err / (double)(r->req ? r->req : 1));
+		num_or_null(out, "rps", have, secs > 0 ? (double)r->req / secs : 0);
+		num_or_null(out, "p50_ms", r->req, hist_quantile(r->b, 0.50));
+		num_or_null(out, "p95_ms", r->req, hist_quantile(r->b, 0.95));
+		num_or_null(out, "p99_ms", r->req, hist_quantile(r->b, 0.99));
+		strbuf_puts(out, ",\"tcp_open\":");
+		jw_num(out, r->tcp);
+		strbuf_puts(out, "}");
+	}
+	strbuf_puts(out, "]}\n");
+	free(sorted);
+	kmap_free(&rows, free);
+	pthread_mutex_unlock(&d->lock);
+	dj_free(&doc);
+	if (cf)
+		conf_unref(cf);
+}
+
+static void edges_json(struct dashboard *d, int by_svc, double window, struct strbuf *out)
+{
+	struct kmap edges = { 0 }, reporting = { 0 };
+	struct kent_ref *sorted;
+	uint32_t wfrom = 0, wto = 0;
+	double secs = 0;
+	size_t i, n;
+	int have;
+
+	pthread_mutex_lock(&d->lock);
+	have = window_rounds(d, window, &wfrom, &wto, &secs);
+	reporting_callers(d, &reporting);
+	for (i = 0; have && i < d->series.cap; i++) {
+		const struct db_series *s = d->series.t[i].v;
+		uint64_t sum[DB_NV] = { 0 };
+		char key[700];
+		size_t kl;
+		struct erow *e;
+
+		if (!d->series.t[i].k || !series_counted(s, &reporting))
+			continue;
+		series_sum(s, wfrom, wto, sum);
+		if (!sum[0])
+			continue;
+		row_name(key, sizeof(key) / 2, s->f[F_SRC], s->f[F_SRC_VER], by_svc);
+		kl = strlen(key) + 1;
+		row_name(key + kl, sizeof(key) - kl, s->f[F_DST], s->f[F_DST_VER], by_svc);
+		kl += strlen(key + kl);
+		if (!(e = kmap_get(&edges, key, kl))) {
+			if (edges.n >= DB_MAX_SERIES || !(e = calloc(1, sizeof(*e))))
+				continue;
+			if (kmap_put(&edges, key, kl, e) < 0) {
+				free(e);
+				continue;
+			}
+			e->src = s->f[F_SRC];
+			e->src_ver = by_svc ? "" : s->f[F_SRC_VER];
+			e->dst = s->f[F_DST];
+			e->dst_ver = by_svc ? "" : s->f[F_DST_VER];
+			e->src_id = e->dst_id = "";
+		}
+		e->req += sum[0];
+		if (s->mtls) {
+			e->mtls_req += sum[0];
+			if (!*e->src_id)
+				e->src_id = s->f[F_SRC_ID];
+			if (!*e->dst_id)
+				e->dst_id = s->f[F_DST_ID];
+		}
+	}
+	kmap_free(&reporting, NULL);
+	strbuf_printf(out, "{\"by\":\"%s\",\"window\":", by_svc ? "svc" : "deploy");
+	jw_num(out, window);
+	strbuf_puts(out, ",\"covered_seconds\":");
+	jw_num(out, secs);
+	strbuf_puts(out, ",\"edges\":[");
+	sorted = kmap_sorted(&edges, &n);
+	for (i = 0; sorted && i < n; i++) {
+		const struct erow *e = sorted[i].v;
+		char name[300], why[64];
+
+		row_name(name, sizeof(name), e->src, e->src_ver, by_svc);
+		strbuf_puts(out, i ? ",{\"source\":" : "{\"source\":");
+		jw_str(out, name);
+		row_name(name, sizeof(name), e->dst, e->dst_ver, by_svc);
+		strbuf_puts(out, ",\"destination\":");
+		jw_str(out, name);
+		strbuf_puts(out, ",\"source_identity\":");
+		jw_str(out, e->src_id);
+		strbuf_puts(out, ",\"destination_identity\":");
+		jw_str(out, e->dst_id);
+		strbuf_printf(out, ",\"requests\":%llu,\"mtls_requests\":%llu,\"secured\":%s,\"reason\":",
+		              (unsigned long long)e->req, (unsigned long long)e->mtls_req,
+		              e->mtls_req == e->req ? "true" : "false");
+		if (e->mtls_req == e->req)
+			snprintf(why, sizeof(why), "mTLS");
+		else if (e->mtls_req)
+			snprintf(why, sizeof(why), "only %.0f%% mTLS", 100.0 * (double)e->mtls_req / (double)e->req);
+		else if (!strcmp(e->src, "unknown"))
+			snprintf(why, sizeof(why), "plaintext, caller outside the mesh");
+		else
+			snprintf(why, sizeof(why), "plaintext");
+		jw_str(out, why);
+		strbuf_puts(out, "}");
+	}
+	strbuf_puts(out, "]}\n");
+	free(sorted);
+	kmap_free(&edges, free);
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* ================================================================== config */
@@ -2846,6 +3244,22 @@ static int route(struct dconn *c, const struct http1_msg *m, const char *body, s
 		services_json(d, window_param(d, t, m->target_len), out);
 		return 200;
 	}
+	if (PATH_IS("/api/stat") || PATH_IS("/api/edges")) {
+		char from[128], to[128];
+		int by_svc = 0;
+
+		if (qparam(t, m->target_len, "by", v, sizeof(v)) && (by_svc = !strcmp(v, "svc")) == 0 && strcmp(v, "deploy")) {
+			*ctype = "text/plain; charset=utf-8";
+			strbuf_puts(out, "by: deploy or svc\n");
+			return 400;
+		}
+		if (PATH_IS("/api/edges"))
+			edges_json(d, by_svc, window_param(d, t, m->target_len), out);
+		else
+			stat_json(d, by_svc, qparam(t, m->target_len, "from", from, sizeof(from)),
+			          qparam(t, m->target_len, "to", to, sizeof(to)), window_param(d, t, m->target_len), out);
+		return 200;
+	}
 	if (PATH_IS("/api/config")) {
 		config_json(d, out);
 		return 200;
@@ -2881,7 +3295,7 @@ static int route(struct dconn *c, const struct http1_msg *m, const char *body, s
 		strbuf_puts(out, "ready\n");
 		return 200;
 	}
-	strbuf_puts(out, "not found: / /api/graph /api/services /api/config /api/traces /api/trace/ID /api/status "
+	strbuf_puts(out, "not found: / /api/graph /api/services /api/stat /api/edges /api/config /api/traces /api/trace/ID /api/status "
 	                 "POST /api/v2/spans\n");
 	return 404;
 #undef PATH_IS
@@ -3293,4 +3707,264 @@ int dashboard_main(int argc, char **argv)
 	dashboard_stop(d);
 	log_info("stopped");
 	return 0;
+}
+
+/* ================================================================== mesh stat, mesh edges */
+
+/*
+ * Terminal views of /api/stat and /api/edges (linkerd viz stat / edges). The
+ * dashboard is the data source: it already scrapes every proxy and keeps the
+ * windows, so the commands answer at once instead of sampling the proxies
+ * for a window of their own (docs/stat.md).
+ */
+
+#define STAT_DEFAULT_DASHBOARD "127.0.0.1:20001"
+
+struct stat_opts {
+	int edges, by_svc;
+	const char *from, *to, *dashboard, *token;
+	double window;
+};
+
+static int stat_usage(FILE *f, int edges)
+{
+	if (edges)
+		fprintf(f, "usage: mesh edges [deploy|svc] [--window D] [--dashboard ADDR] [--token T]\n\n"
+		           "Each pair of workloads (deploy: service and version, the default) or services (svc) that\n"
+		           "talked over the window: SRC, DST, the SPIFFE identities their mTLS requests carried, and\n"
+		           "SECURED: yes when every request was mTLS, else why not.\n");
+	else
+		fprintf(f, "usage: mesh stat [deploy|svc] [--from NAME | --to NAME] [--window D] [--dashboard ADDR]\n"
+		           "                 [--token T]\n\n"
+		           "One row per workload (deploy: service and version, e.g. reviews-v2; the default) or per\n"
+		           "service (svc): MESHED (proxies registered / endpoints), SUCCESS (non-5xx share), RPS and\n"
+		           "LATENCY_P50/P95/P99 over the window, TCP_CONN (connections open now). Without --from/--to,\n"
+		           "the requests each one received; --from NAME: only those NAME sent, a row per destination;\n"
+		           "--to NAME: only those sent to NAME, a row per caller. NAME is a service (all its versions)\n"
+		           "or a workload (service-version); callers outside the mesh are 'unknown'.\n");
+	fprintf(f, "\n  --window D        the window (default 1m, at most 62 of the dashboard's scrape intervals)\n"
+	           "  --dashboard ADDR  the dashboard that scrapes the proxies (default %s): `mesh up` runs\n"
+	           "                    one there, or `mesh dashboard -c mesh.ini`\n"
+	           "  --token T         the dashboard's --token\n\n"
+	           "Details: docs/stat.md.\n", STAT_DEFAULT_DASHBOARD);
+	return f == stdout ? 0 : 2;
+}
+
+/* a service or workload name: what the URL may carry as it is */
+static int stat_name_ok(const char *s)
+{
+	if (!*s || strlen(s) > 120)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("-._", *s)))
+			return 0;
+	return 1;
+}
+
+/* -1: go on; else the exit status */
+static int stat_args(int argc, char **argv, struct stat_opts *o)
+{
+	const char *cmd = o->edges ? "mesh edges" : "mesh stat";
+	uint32_t ms;
+	int i, kind = 0;
+
+	o->window = 60;
+	o->dashboard = STAT_DEFAULT_DASHBOARD;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			return stat_usage(stdout, o->edges);
+		if (a[0] != '-') {
+			if (kind++ || (strcmp(a, "deploy") && strcmp(a, "svc"))) {
+				fprintf(stderr, "%s: '%s': the resource kind is deploy or svc (once)\n", cmd, a);
+				return stat_usage(stderr, o->edges);
+			}
+			o->by_svc = !strcmp(a, "svc");
+			continue;
+		}
+		if (!v) {
+			fprintf(stderr, "%s: %s needs a value (or is unknown)\n", cmd, a);
+			return stat_usage(stderr, o->edges);
+		}
+		i++;
+		if (!strcmp(a, "--window")) {
+			if (conf_parse_duration(v, &ms) < 0 || ms < 1000 || ms > 3600000) {
+				fprintf(stderr, "%s: --window wants a duration from 1s to 1h (e.g. 30s, 1m)\n", cmd);
+				return 2;
+			}
+			o->window = ms / 1000.0;
+		} else if (!strcmp(a, "--dashboard")) {
+			o->dashboard = v;
+		} else if (!strcmp(a, "--token")) {
+			o->token = v;
+		} else if (!o->edges && (!strcmp(a, "--from") || !strcmp(a, "--to"))) {
+			if (!stat_name_ok(v)) {
+				fprintf(stderr, "%s: %s '%s': a service or workload name (letters, digits, '-', '.', '_')\n", cmd, a, v);
+				return 2;
+			}
+			if (a[2] == 'f')
+				o->from = v;
+			else
+				o->to = v;
+		} else {
+			fprintf(stderr, "%s: unknown flag %s\n", cmd, a);
+			return stat_usage(stderr, o->edges);
+		}
+	}
+	if (o->from && o->to) {
+		fprintf(stderr, "%s: --from and --to exclude each other (as in linkerd viz stat)\n", cmd);
+		return 2;
+	}
+	return -1;
+}
+
+/* prints rows of cells (row 0 = the header) in columns two spaces apart */
+static void stat_table(char ***cells, size_t rows, int cols)
+{
+	size_t w[16] = { 0 }, r;
+	int c;
+
+	for (r = 0; r < rows; r++)
+		for (c = 0; c < cols && c < 16; c++)
+			if (strlen(cells[r][c]) > w[c])
+				w[c] = strlen(cells[r][c]);
+	for (r = 0; r < rows; r++) {
+		for (c = 0; c + 1 < cols && c < 16; c++)
+			printf("%-*s  ", (int)w[c], cells[r][c]);
+		printf("%s\n", cells[r][c]);
+	}
+}
+
+/* a number member of object o, NAN when null or absent */
+static double stat_num(const struct dj_doc *doc, int o, const char *key)
+{
+	int i = dj_get(doc, o, key);
+
+	return i >= 0 && doc->n[i].type == DJ_NUM ? doc->n[i].num : NAN;
+}
+
+static void stat_ms(char *out, size_t cap, double v)
+{
+	if (isnan(v))
+		snprintf(out, cap, "-");
+	else
+		snprintf(out, cap, v < 10 ? "%.2fms" : "%.0fms", v);
+}
+
+static int stat_run(int argc, char **argv, int edges)
+{
+	static const char *hs[] = { "NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99",
+		                    "TCP_CONN" };
+	static const char *he[] = { "SRC", "DST", "SRC_IDENTITY", "DST_IDENTITY", "SECURED" };
+	const char *cmd = edges ? "mesh edges" : "mesh stat";
+	struct stat_opts o;
+	struct strbuf b = { 0 };
+	struct dj_doc doc;
+	char path[512], err[400], ***cells = NULL;
+	int rc, arr, p, cols = edges ? 5 : 8, c;
+	size_t rows = 0, r;
+
+	memset(&o, 0, sizeof(o));
+	o.edges = edges;
+	if ((rc = stat_args(argc, argv, &o)) >= 0)
+		return rc;
+	snprintf(path, sizeof(path), "/api/%s?by=%s&window=%g%s%s%s%s", edges ? "edges" : "stat", o.by_svc ? "svc" : "deploy",
+	         o.window, o.from ? "&from=" : "", o.from ? o.from : "", o.to ? "&to=" : "", o.to ? o.to : "");
+	if (http_get(o.dashboard, path, o.token, 10, collect_body, &b, err, sizeof(err)) < 0 || !b.p) {
+		if (strstr(err, "status 401"))
+			fprintf(stderr, "%s: the dashboard at %s wants a token: --token T (its --token)\n", cmd, o.dashboard);
+		else
+			fprintf(stderr, "%s: cannot read the dashboard at %s (%s).\n"
+			        "It is the data source: start one with `mesh up -c mesh.ini` (it serves the dashboard on %s\n"
+			        "unless --dashboard off) or `mesh dashboard -c mesh.ini`, or give its address with --dashboard ADDR.\n",
+			        cmd, o.dashboard, err[0] ? err : "empty answer", STAT_DEFAULT_DASHBOARD);
+		strbuf_free(&b);
+		return 1;
+	}
+	if (dj_parse(&doc, b.p, b.len, 200000) < 0 || (arr = dj_get(&doc, 0, edges ? "edges" : "rows")) < 0 ||
+	    doc.n[arr].type != DJ_ARR) {
+		fprintf(stderr, "%s: the dashboard at %s answered something else than /api/%s (%s): is it a mesh dashboard?\n",
+		        cmd, o.dashboard, edges ? "edges" : "stat", doc.err ? doc.err : "no list");
+		dj_free(&doc);
+		strbuf_free(&b);
+		return 1;
+	}
+	if (*dj_str(&doc, 0, "registry_error"))
+		fprintf(stderr, "%s: the dashboard cannot read the registry: %s\n", cmd, dj_str(&doc, 0, "registry_error"));
+	if (!(stat_num(&doc, 0, "covered_seconds") > 0))
+		fprintf(stderr, "%s: the dashboard has not scraped the proxies twice yet: no window to measure, try again "
+		        "in a few seconds\n", cmd);
+	for (p = doc.n[arr].child, rows = 1; p >= 0; p = doc.n[p].next)
+		rows++;
+	cells = calloc(rows, sizeof(*cells));
+	for (r = 0; cells && r < rows; r++)
+		if (!(cells[r] = calloc((size_t)cols, sizeof(**cells)))) {
+			rows = r;
+			break;
+		}
+	for (c = 0; cells && rows && c < cols; c++)
+		cells[0][c] = strdup(edges ? he[c] : hs[c]);
+	for (p = doc.n[arr].child, r = 1; cells && p >= 0 && r < rows; p = doc.n[p].next, r++) {
+		char v[8][400];
+		double req = stat_num(&doc, p, "requests"), x;
+
+		if (edges) {
+			snprintf(v[0], sizeof(v[0]), "%s", dj_str(&doc, p, "source"));
+			snprintf(v[1], sizeof(v[1]), "%s", dj_str(&doc, p, "destination"));
+			snprintf(v[2], sizeof(v[2]), "%s", *dj_str(&doc, p, "source_identity") ? dj_str(&doc, p, "source_identity") : "-");
+			snprintf(v[3], sizeof(v[3]), "%s", *dj_str(&doc, p, "destination_identity") ? dj_str(&doc, p, "destination_identity") : "-");
+			if (dj_get(&doc, p, "secured") >= 0 && doc.n[dj_get(&doc, p, "secured")].type == DJ_TRUE)
+				snprintf(v[4], sizeof(v[4]), "yes");
+			else
+				snprintf(v[4], sizeof(v[4]), "no (%s)", dj_str(&doc, p, "reason"));
+		} else {
+			snprintf(v[0], sizeof(v[0]), "%s", dj_str(&doc, p, "name"));
+			if (stat_num(&doc, p, "endpoints") > 0)
+				snprintf(v[1], sizeof(v[1]), "%.0f/%.0f", stat_num(&doc, p, "meshed"), stat_num(&doc, p, "endpoints"));
+			else
+				snprintf(v[1], sizeof(v[1]), "-");
+			x = stat_num(&doc, p, "success");
+			snprintf(v[2], sizeof(v[2]), isnan(x) || !(req > 0) ? "-" : "%.2f%%", x * 100);
+			x = stat_num(&doc, p, "rps");
+			snprintf(v[3], sizeof(v[3]), isnan(x) || !(req > 0) ? "-" : "%.2frps", x);
+			stat_ms(v[4], sizeof(v[4]), req > 0 ? stat_num(&doc, p, "p50_ms") : NAN);
+			stat_ms(v[5], sizeof(v[5]), req > 0 ? stat_num(&doc, p, "p95_ms") : NAN);
+			stat_ms(v[6], sizeof(v[6]), req > 0 ? stat_num(&doc, p, "p99_ms") : NAN);
+			snprintf(v[7], sizeof(v[7]), "%.0f", stat_num(&doc, p, "tcp_open"));
+		}
+		for (c = 0; c < cols; c++)
+			cells[r][c] = strdup(v[c]);
+	}
+	for (r = 0, rc = 0; cells && r < rows; r++)
+		for (c = 0; c < cols; c++)
+			if (!cells[r][c])
+				rc = 1;
+	if (!cells || rc) {
+		fprintf(stderr, "%s: out of memory\n", cmd);
+		rc = 1;
+	} else if (rows == 1) {
+		printf("%s\n", edges ? "no requests between workloads in the window" : "no workload matches");
+	} else {
+		stat_table(cells, rows, cols);
+	}
+	for (r = 0; cells && r < rows; r++) {
+		for (c = 0; c < cols; c++)
+			free(cells[r][c]);
+		free(cells[r]);
+	}
+	free(cells);
+	dj_free(&doc);
+	strbuf_free(&b);
+	return rc;
+}
+
+int dashboard_stat_main(int argc, char **argv)
+{
+	return stat_run(argc, argv, 0);
+}
+
+int dashboard_edges_main(int argc, char **argv)
+{
+	return stat_run(argc, argv, 1);
 }
