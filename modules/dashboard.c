@@ -2551,13 +2551,17 @@ static struct srow *srow_get(struct kmap *rows, const char *svc, const char *ver
 }
 
 struct kent_ref {
-	const char *k;
+	const char *k;               /* may hold '\0's: compared over kl bytes */
+	size_t kl;
 	void *v;
 };
 
 static int kent_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct kent_ref *)a)->k, ((const struct kent_ref *)b)->k);
+	const struct kent_ref *x = a, *y = b;
+	int c = memcmp(x->k, y->k, x->kl < y->kl ? x->kl : y->kl);
+
+	return c ? c : x->kl < y->kl ? -1 : x->kl > y->kl;
 }
 
 /* a map's entries sorted by key (malloc'd; *n set) */
@@ -2572,6 +2576,7 @@ static struct kent_ref *kmap_sorted(const struct kmap *m, size_t *n)
 	for (i = 0; i < m->cap; i++)
 		if (m->t[i].k) {
 			v[*n].k = m->t[i].k;
+			v[*n].kl = m->t[i].kl;
 			v[(*n)++].v = m->t[i].v;
 		}
 	qsort(v, *n, sizeof(*v), kent_cmp);
