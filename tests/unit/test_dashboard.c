@@ -383,12 +383,105 @@ static void test_http_helpers(void)
 	                                   span_id("", 0, 16, out) < 0 && span_id("xyz", 3, 16, out) < 0);
 }
 
+/* member `field` of the element of array `arr` (in obj 0) whose `key` is `name`: number, or -1 */
+static double row_num(const char *json, const char *arr, const char *key, const char *name, const char *field)
+{
+	struct dj_doc doc;
+	double v = -1;
+	int a, p, f;
+
+	if (dj_parse(&doc, json, strlen(json), 10000) < 0)
+		return -2;
+	a = dj_get(&doc, 0, arr);
+	for (p = a >= 0 ? doc.n[a].child : -1; p >= 0; p = doc.n[p].next)
+		if (!strcmp(dj_str(&doc, p, key), name) && (f = dj_get(&doc, p, field)) >= 0)
+			v = doc.n[f].type == DJ_NUM ? doc.n[f].num : doc.n[f].type == DJ_TRUE ? 1 : doc.n[f].type == DJ_NULL ? -3 : 0;
+	dj_free(&doc);
+	return v;
+}
+
+#define SLBL(rep, sid, dver, sec, code) \
+	"{reporter=\"" rep "\",source_app=\"unknown\",source_principal=\"" sid "\",destination_principal=\"" \
+	"spiffe://td/ns/default/sa/hello\",destination_service_name=\"hello\",destination_version=\"" dver \
+	"\",connection_security_policy=\"" sec "\",response_code=\"" code "\""
+
+static void test_stat(void)
+{
+	struct dashboard *d = fake();
+	struct db_target *c = target(d, "client", "", ""), *v1 = target(d, "hello-v1", "hello", "v1");
+	struct strbuf b = { 0 };
+	char text[4096];
+	int i;
+
+	TEST("stat: NAME matches a service or one workload", name_matches("hello", "hello", "v1") &&
+	     name_matches("hello-v1", "hello", "v1") && !name_matches("hello-v2", "hello", "v1") &&
+	     !name_matches("hell", "hello", "v1") && !name_matches("hello-", "hello", "") && name_matches(NULL, "x", ""));
+	d->registry = strdup("{\"proxies\":[{\"name\":\"client\",\"service\":\"\",\"labels\":{},\"address\":\"-\",\"admin\":\"client\"},"
+	                     "{\"name\":\"hello-v1\",\"service\":\"hello\",\"labels\":{\"version\":\"v1\"},"
+	                     "\"address\":\"127.0.0.1:1\",\"admin\":\"hello-v1\"}]}");
+	for (i = 0; i < 2; i++) {
+		/* the client: 90 x 200 and 10 x 500 to hello v1 over mTLS, 2 connections open */
+		snprintf(text, sizeof(text),
+		         "istio_requests_total" SLBL("source", "spiffe://td/ns/default/sa/client", "v1", "mutual_tls", "200") "} %d\n"
+		         "istio_requests_total" SLBL("source", "spiffe://td/ns/default/sa/client", "v1", "mutual_tls", "500") "} %d\n"
+		         "istio_request_duration_milliseconds_bucket" SLBL("source", "spiffe://td/ns/default/sa/client", "v1", "mutual_tls", "200") ",le=\"1\"} %d\n"
+		         "istio_request_duration_milliseconds_bucket" SLBL("source", "spiffe://td/ns/default/sa/client", "v1", "mutual_tls", "200") ",le=\"+Inf\"} %d\n"
+		         "istio_tcp_connections_opened_total" SLBL("source", "", "v1", "mutual_tls", "") "} 3\n"
+		         "istio_tcp_connections_closed_total" SLBL("source", "", "v1", "mutual_tls", "") "} 1\n",
+		         i * 90, i * 10, i * 90, i * 90);
+		scrape_text(d, c, text);
+		/* hello v1: the same mTLS calls (not counted twice), 20 plaintext ones from outside, 5 - 2 inbound connections */
+		snprintf(text, sizeof(text),
+		         "istio_requests_total" SLBL("destination", "spiffe://td/ns/default/sa/client", "v1", "mutual_tls", "200") "} %d\n"
+		         "istio_requests_total" SLBL("destination", "", "v1", "none", "200") "} %d\n"
+		         "istio_tcp_connections_opened_total" SLBL("destination", "", "v1", "none", "") "} 5\n"
+		         "istio_tcp_connections_closed_total" SLBL("destination", "", "v1", "none", "") "} 2\n",
+		         i * 90, i * 20);
+		scrape_text(d, v1, text);
+		commit_at(d, 100 + 10 * i);
+	}
+	stat_json(d, 0, NULL, NULL, 60, &b);
+	TEST("stat: a row per workload", row_num(b.p, "rows", "name", "client", "requests") == 0 &&
+	     row_num(b.p, "rows", "name", "hello-v1", "requests") == 120);
+	TEST("stat: success, rps over the window", fabs(row_num(b.p, "rows", "name", "hello-v1", "success") - 110.0 / 120) < 1e-3 &&
+	     row_num(b.p, "rows", "name", "hello-v1", "rps") == 12);
+	TEST("stat: no requests: success null", row_num(b.p, "rows", "name", "client", "success") == -3);
+	TEST("stat: percentiles from the buckets", row_num(b.p, "rows", "name", "hello-v1", "p50_ms") > 0 &&
+	     row_num(b.p, "rows", "name", "hello-v1", "p50_ms") <= row_num(b.p, "rows", "name", "hello-v1", "p95_ms"));
+	TEST("stat: TCP connections into the workload (opened - closed)", row_num(b.p, "rows", "name", "hello-v1", "tcp_open") == 3);
+	TEST("stat: MESHED from the registry", row_num(b.p, "rows", "name", "hello-v1", "meshed") == 1 &&
+	     row_num(b.p, "rows", "name", "hello-v1", "endpoints") == 1);
+	strbuf_free(&b);
+	stat_json(d, 0, "client", NULL, 60, &b);
+	TEST("stat --from client: its requests and connections", row_num(b.p, "rows", "name", "hello-v1", "requests") == 100 &&
+	     row_num(b.p, "rows", "name", "hello-v1", "tcp_open") == 2 && !strstr(b.p, "\"name\":\"client\""));
+	strbuf_free(&b);
+	stat_json(d, 0, NULL, "hello", 60, &b);
+	TEST("stat --to hello: a row per caller", row_num(b.p, "rows", "name", "client", "requests") == 100 &&
+	     row_num(b.p, "rows", "name", "unknown", "requests") == 20 && row_num(b.p, "rows", "name", "client", "tcp_open") == 2);
+	strbuf_free(&b);
+	stat_json(d, 1, NULL, NULL, 60, &b);
+	TEST("stat svc: a row per service", row_num(b.p, "rows", "name", "hello", "requests") == 120 && !strstr(b.p, "hello-v1"));
+	strbuf_free(&b);
+	edges_json(d, 0, 60, &b);
+	TEST("edges: identities of the mTLS edge", strstr(b.p, "{\"source\":\"client\",\"destination\":\"hello-v1\",\"source_identity\":"
+	                                                 "\"spiffe://td/ns/default/sa/client\",\"destination_identity\":"
+	                                                 "\"spiffe://td/ns/default/sa/hello\",\"requests\":100,\"mtls_requests\":100,"
+	                                                 "\"secured\":true") != NULL);
+	TEST("edges: the plaintext one and why", strstr(b.p, "{\"source\":\"unknown\",\"destination\":\"hello-v1\",\"source_identity\":\"\","
+	                                                     "\"destination_identity\":\"\",\"requests\":20,\"mtls_requests\":0,"
+	                                                     "\"secured\":false,\"reason\":\"plaintext, caller outside the mesh\"}") != NULL);
+	strbuf_free(&b);
+	dashboard_stop(d);
+}
+
 int main(void)
 {
 	test_json();
 	test_writer();
 	test_prom();
 	test_store();
+	test_stat();
 	test_spans();
 	test_http_helpers();
 	return test_report();
