@@ -126,12 +126,6 @@ for p in $D1 $D2 $D3 $CADMP; do wait_ready "$p" 40 || fail "ready" "proxy with a
 
 status() { "$MESH" proxy-status --admin "127.0.0.1:$CADM"; }
 ver_of() { curl -s --max-time 5 "http://127.0.0.1:$1/config" | sed -n 's/^; mesh part: snapshot \([0-9a-f]*\).*/\1/p'; }
-# wait_until SECS CMD... : until CMD succeeds
-wait_until() {
-	local i n=$(( $1 * 10 )); shift
-	for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	return 1
-}
 all_synced() { [ "$(status | grep -c ' SYNCED ')" -eq "$1" ]; }
 # urls N : N copies of the service URL, for one curl that reuses its connection
 urls() { local i; for ((i = 0; i < $1; i++)); do printf 'http://hello/ '; done; }

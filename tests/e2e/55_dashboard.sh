@@ -95,12 +95,6 @@ DASH_PID=$MESH_PID
 wait_http "http://127.0.0.1:$DASH/ready" 10 || { fail "dashboard" "not answering on $DASH"; exit 1; }
 API=http://127.0.0.1:$DASH
 
-# wait_until SECS CMD... : until CMD succeeds
-wait_until() {
-	local i n=$(( $1 * 10 )); shift
-	for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	return 1
-}
 # every proxy holds the latest snapshot (the controller's warm-up is over)
 all_synced() {
 	curl -s --max-time 5 "http://127.0.0.1:$CADM/proxies.json" | python3 -c '

@@ -92,11 +92,6 @@ API=http://127.0.0.1:$DASH
 STAT=("$MESH" stat --dashboard "127.0.0.1:$DASH")
 EDGES=("$MESH" edges --dashboard "127.0.0.1:$DASH")
 
-wait_until() {
-	local i n=$(( $1 * 10 )); shift
-	for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	return 1
-}
 all_scraped() {
 	curl -s --max-time 5 "$API/api/services" | python3 -c '
 import json, sys

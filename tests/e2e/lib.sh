@@ -121,6 +121,15 @@ wait_port() {
 	done
 	return 1
 }
+# wait_until SECS CMD... : until CMD succeeds (tried every 0.1 s), for at most SECS seconds
+wait_until() {
+	local end=$(( ${EPOCHREALTIME/./} + $1 * 1000000 )); shift
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		[ "${EPOCHREALTIME/./}" -ge "$end" ] && return 1
+		sleep 0.1
+	done
+}
 # wait_closed PORT [secs] : until nothing accepts on 127.0.0.1:PORT
 wait_closed() {
 	local i n=$(( ${2:-5} * 10 ))
