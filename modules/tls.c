@@ -233,6 +233,7 @@ struct tls_creds {
 	mbedtls_x509_crt bundle;     /* trust anchors */
 	mbedtls_ssl_config srv;      /* server side (accepted connections) */
 	mbedtls_ssl_config cli;      /* client side (upstream connections) */
+	mbedtls_ssl_config lean;     /* client side, long-lived and quiet (tls_client_lean) */
 	char id[TLS_ID_MAX];         /* own SPIFFE id, "" without a certificate */
 	size_t td_len;               /* length of "spiffe://td" in id (0: any trust domain) */
 	double not_before, not_after;
@@ -271,6 +272,24 @@ static void conf_common(mbedtls_ssl_config *c, struct tls_creds *cr)
 		mbedtls_ssl_conf_ca_chain(c, &cr->bundle, NULL);
 }
 
+static int conf_client(mbedtls_ssl_config *cfg, struct tls_creds *c)
+{
+	int rc = mbedtls_ssl_config_defaults(cfg, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+	                                     MBEDTLS_SSL_PRESET_DEFAULT);
+
+	if (rc != 0)
+		return rc;
+	conf_common(cfg, c);
+	mbedtls_ssl_conf_authmode(cfg, (c->flags & TLS_CREDS_NO_VERIFY) ? MBEDTLS_SSL_VERIFY_NONE
+	                                                                : MBEDTLS_SSL_VERIFY_REQUIRED);
+	if (c->chain.raw.p && (rc = mbedtls_ssl_conf_own_cert(cfg, &c->chain, &c->key)) != 0)
+		return rc;
+	mbedtls_ssl_conf_session_tickets(cfg, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+	mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(cfg,
+		MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
+	return 0;
+}
+
 struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, const char *bundle_pem,
                                    unsigned flags, char *err, size_t errlen)
 {
@@ -295,6 +314,7 @@ struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, c
 	mbedtls_x509_crt_init(&c->bundle);
 	mbedtls_ssl_config_init(&c->srv);
 	mbedtls_ssl_config_init(&c->cli);
+	mbedtls_ssl_config_init(&c->lean);
 
 	if (bundle_pem && parse_pem_chain(&c->bundle, bundle_pem, "trust bundle", err, errlen) < 0)
 		goto fail;
@@ -360,19 +380,12 @@ struct tls_creds *tls_creds_new_ex(const char *chain_pem, const char *key_pem, c
 	mbedtls_ssl_conf_session_tickets_cb(&c->srv, ticket_write, ticket_parse, &g_ticket);
 	mbedtls_ssl_conf_new_session_tickets(&c->srv, 1);
 
-	/* client side */
-	rc = mbedtls_ssl_config_defaults(&c->cli, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-	                                 MBEDTLS_SSL_PRESET_DEFAULT);
-	if (rc != 0)
+	/* client side; lean: the same at TLS 1.2 with 4 KiB records (tls_client_lean) */
+	if ((rc = conf_client(&c->cli, c)) != 0 || (rc = conf_client(&c->lean, c)) != 0)
 		goto mbed;
-	conf_common(&c->cli, c);
-	mbedtls_ssl_conf_authmode(&c->cli, (flags & TLS_CREDS_NO_VERIFY) ? MBEDTLS_SSL_VERIFY_NONE
-	                                                                  : MBEDTLS_SSL_VERIFY_REQUIRED);
-	if (c->chain.raw.p && (rc = mbedtls_ssl_conf_own_cert(&c->cli, &c->chain, &c->key)) != 0)
+	mbedtls_ssl_conf_max_tls_version(&c->lean, MBEDTLS_SSL_VERSION_TLS1_2);
+	if ((rc = mbedtls_ssl_conf_max_frag_len(&c->lean, MBEDTLS_SSL_MAX_FRAG_LEN_4096)) != 0)
 		goto mbed;
-	mbedtls_ssl_conf_session_tickets(&c->cli, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
-	mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(&c->cli,
-		MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
 	return c;
 mbed:
 	tls_errf(err, errlen, "tls: %s", mbed_err(rc, eb, sizeof(eb)));
@@ -404,6 +417,7 @@ void tls_creds_unref(struct tls_creds *c)
 		return;
 	mbedtls_ssl_config_free(&c->srv);
 	mbedtls_ssl_config_free(&c->cli);
+	mbedtls_ssl_config_free(&c->lean);
 	mbedtls_x509_crt_free(&c->chain);
 	mbedtls_pk_free(&c->key);
 	mbedtls_x509_crt_free(&c->bundle);
@@ -538,7 +552,7 @@ static double session_expires(const struct tls_conn *t)
 	return e;
 }
 
-static struct tls_conn *conn_new(struct tls_creds *c, int fd, int client)
+static struct tls_conn *conn_new(struct tls_creds *c, int fd, int client, int lean)
 {
 	struct tls_conn *t;
 
@@ -551,7 +565,7 @@ static struct tls_conn *conn_new(struct tls_creds *c, int fd, int client)
 	t->fd = fd;
 	t->is_client = client ? 1 : 0;
 	t->creds = tls_creds_ref(c);
-	if (mbedtls_ssl_setup(&t->ssl, client ? &c->cli : &c->srv) != 0) {
+	if (mbedtls_ssl_setup(&t->ssl, !client ? &c->srv : lean ? &c->lean : &c->cli) != 0) {
 		tls_free(t);
 		return NULL;
 	}
@@ -563,7 +577,7 @@ static struct tls_conn *conn_new(struct tls_creds *c, int fd, int client)
 
 struct tls_conn *tls_server(struct tls_creds *c, int fd)
 {
-	return conn_new(c, fd, 0);
+	return conn_new(c, fd, 0, 0);
 }
 
 /* the cached session for key into t (with the id it was made with); caller holds no lock */
@@ -659,10 +673,10 @@ void tls_session_cache_clear(void)
 	pthread_mutex_unlock(&g_cache_lock);
 }
 
-struct tls_conn *tls_client(struct tls_creds *c, int fd, const char *const *ids, size_t n,
-                            const char *session_key)
+static struct tls_conn *client_new(struct tls_creds *c, int fd, const char *const *ids, size_t n,
+                                   const char *session_key, int lean)
 {
-	struct tls_conn *t = conn_new(c, fd, 1);
+	struct tls_conn *t = conn_new(c, fd, 1, lean);
 	size_t i, len = 1;
 
 	if (!t)
@@ -696,6 +710,18 @@ struct tls_conn *tls_client(struct tls_creds *c, int fd, const char *const *ids,
 fail:
 	tls_free(t);
 	return NULL;
+}
+
+struct tls_conn *tls_client(struct tls_creds *c, int fd, const char *const *ids, size_t n,
+                            const char *session_key)
+{
+	return client_new(c, fd, ids, n, session_key, 0);
+}
+
+struct tls_conn *tls_client_lean(struct tls_creds *c, int fd, const char *const *ids, size_t n,
+                                 const char *session_key)
+{
+	return client_new(c, fd, ids, n, session_key, 1);
 }
 
 static void set_mbed_err(struct tls_conn *t, int rc)

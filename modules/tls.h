@@ -58,6 +58,14 @@ struct tls_conn *tls_server(struct tls_creds *c, int fd);
  */
 struct tls_conn *tls_client(struct tls_creds *c, int fd, const char *const *ids, size_t n,
                             const char *session_key);
+/*
+ * the same for a long-lived, mostly idle connection (the control channel): TLS 1.2
+ * with max_fragment_length 4096, so that both ends shrink their record buffers from
+ * 2 x 16 KiB to 2 x 4 KiB after the handshake (mbedTLS 3.6 resizes them only for a
+ * negotiated fragment length, which it implements for TLS 1.2 alone)
+ */
+struct tls_conn *tls_client_lean(struct tls_creds *c, int fd, const char *const *ids, size_t n,
+                                 const char *session_key);
 
 /* 0 when the handshake is complete (peer identity checked), TLS_WANT_*, TLS_ERR */
 int tls_handshake(struct tls_conn *t);

@@ -155,7 +155,7 @@ static int connect_ctl(char *err, size_t errlen)
 	pthread_mutex_lock(&W.lock);
 	cr = tls_creds_ref(W.creds);
 	pthread_mutex_unlock(&W.lock);
-	W.tls = tls_client(cr, W.fd, ids, 1, "mesh-controller");
+	W.tls = tls_client_lean(cr, W.fd, ids, 1, "mesh-controller");
 	tls_creds_unref(cr);
 	if (!W.tls) {
 		snprintf(err, errlen, "out of memory");

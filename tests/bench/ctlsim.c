@@ -394,7 +394,7 @@ static void conn_step(struct sim_proxy *p)
 				conn_fail(p, strerror(err));
 				return;
 			}
-			if (!(p->tls = tls_client(creds, p->fd, NULL, 0, NULL))) {
+			if (!(p->tls = tls_client_lean(creds, p->fd, NULL, 0, NULL))) {
 				conn_fail(p, "tls_client failed");
 				return;
 			}

@@ -3,8 +3,9 @@
  * both ends driven from one poll loop): mutual TLS, refused peers (another
  * root, expired, not yet valid, wrong identity, foreign trust domain, no
  * SPIFFE id), resumption on TLS 1.3 and 1.2 with the client's identity known
- * to a resumed server, sniffing, key/CSR/issuer helpers, and the memory an
- * idle mTLS connection holds (asserted <= 48 KiB).
+ * to a resumed server, sniffing, key/CSR/issuer helpers, the memory an idle
+ * mTLS connection holds (asserted <= 48 KiB), and the lean client of the control
+ * channel (TLS 1.2, 4 KiB records, <= 20 KiB idle).
  */
 #include "../../modules/tls.c"
 
@@ -86,6 +87,8 @@ static int drive(struct pair *p)
 	return -1;
 }
 
+static int lean;  /* pair_open: tls_client_lean instead of tls_client */
+
 static int pair_open(struct pair *p, struct tls_creds *c, struct tls_creds *s, const char *const *ids, size_t n,
                      const char *key)
 {
@@ -94,7 +97,7 @@ static int pair_open(struct pair *p, struct tls_creds *c, struct tls_creds *s, c
 		return -1;
 	nonblock(p->fd[0]);
 	nonblock(p->fd[1]);
-	p->cli = tls_client(c, p->fd[0], ids, n, key);
+	p->cli = (lean ? tls_client_lean : tls_client)(c, p->fd[0], ids, n, key);
 	p->srv = tls_server(s, p->fd[1]);
 	return p->cli && p->srv ? 0 : -1;
 }
@@ -285,6 +288,65 @@ static void test_handshakes(void)
 	tls_session_cache_clear();
 }
 
+/* a writes len bytes of a pattern, b reads them (both sides polled, bounded); 1 when intact */
+static int exchange_big(struct tls_conn *a, struct tls_conn *b, size_t len)
+{
+	unsigned char *out = malloc(len), *in = malloc(len);
+	size_t sent = 0, got = 0, i;
+	int round, ok;
+
+	for (i = 0; i < len; i++)
+		out[i] = (unsigned char)(i * 7 + i / 251);
+	for (round = 0; round < 4000 && got < len; round++) {
+		ssize_t n = sent < len ? tls_write(a, out + sent, len - sent) : TLS_WANT_WRITE;
+
+		if (n > 0)
+			sent += (size_t)n;
+		else if (n == TLS_ERR)
+			break;
+		n = tls_read(b, in + got, len - got);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0 || n == TLS_ERR)
+			break;
+		else
+			poll(NULL, 0, 1);
+	}
+	ok = got == len && !memcmp(in, out, len);
+	free(out);
+	free(in);
+	return ok;
+}
+
+/* tls_client_lean: TLS 1.2 with 4 KiB records; what crosses is still whole, both ways */
+static void test_lean(void)
+{
+	long long now = time(NULL);
+	struct tls_creds *a = mkcreds(root_crt, root_key, root_crt, TD "/ns/default/sa/a", now - 60, now + 86400);
+	struct tls_creds *b = mkcreds(root_crt, root_key, root_crt, TD "/ns/default/sa/b", now - 60, now + 86400);
+	const char *ids[] = { TD "/ns/default/sa/b" };
+	struct pair p;
+
+	if (!a || !b)
+		return;
+	lean = 1;
+	TEST("lean: handshake", pair_open(&p, a, b, ids, 1, NULL) == 0 && drive(&p) == 0);
+	TEST("lean: TLS 1.2 (mbedTLS sizes records down only there)", !strcmp(tls_version(p.cli), "TLSv1.2"));
+	TEST("lean: server's records <= 4 KiB", mbedtls_ssl_get_max_out_record_payload(&p.srv->ssl) == 4096);
+	TEST("lean: client's records <= 4 KiB", mbedtls_ssl_get_max_out_record_payload(&p.cli->ssl) == 4096);
+	TEST("lean: server knows the client", !strcmp(tls_peer_id(p.srv), TD "/ns/default/sa/a"));
+	TEST("lean: 100 KB client -> server intact", exchange_big(p.cli, p.srv, 100000));
+	TEST("lean: 100 KB server -> client intact", exchange_big(p.srv, p.cli, 100000));
+	pair_close(&p);
+	/* a server with the wrong identity is refused as on the full-size path */
+	ids[0] = TD "/ns/default/sa/c";
+	TEST("lean: wrong server identity refused", pair_open(&p, a, b, ids, 1, NULL) == 0 && drive(&p) < 0);
+	pair_close(&p);
+	lean = 0;
+	tls_creds_unref(a);
+	tls_creds_unref(b);
+}
+
 static void test_memory(void)
 {
 	enum { N = 200 };
@@ -307,10 +369,13 @@ static void test_memory(void)
 		}
 	}
 	after = heap_now();
-	TEST("memory: 200 mTLS connection pairs up", ok);
+	TEST(lean ? "memory: 200 lean mTLS connection pairs up" : "memory: 200 mTLS connection pairs up", ok);
 	per = (after - before) / (2 * N);
-	printf("  heap per idle mTLS connection (one end, after a request/response): %zu bytes\n", per);
-	TEST("memory: <= 48 KiB per idle mTLS connection", per <= 48 * 1024);
+	printf("  heap per idle %smTLS connection (one end, after a request/response): %zu bytes\n", lean ? "lean " : "", per);
+	if (lean)
+		TEST("memory: <= 20 KiB per idle lean mTLS connection", per <= 20 * 1024);
+	else
+		TEST("memory: <= 48 KiB per idle mTLS connection", per <= 48 * 1024);
 	for (i = 0; i < N; i++)
 		if (p[i].cli)
 			pair_close(&p[i]);
@@ -400,6 +465,10 @@ int main(void)
 	test_helpers();
 	test_handshakes();
 	test_memory();
+	test_lean();
+	lean = 1;
+	test_memory();
+	lean = 0;
 	free(root_key);
 	free(root_crt);
 	free(other_key);
