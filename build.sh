@@ -219,26 +219,33 @@ count_output() { # $1 = log file, $2 = exit status, $3 = name, $4 = seconds take
 	printf '  %-40s %3d passed, %d failed  (%ss)\n' "$3" "$p" "$f" "${4:-?}"
 }
 
+# Slow scenarios start first so that no lane is left with a long one at the end.
+E2E_SLOW="20_bookinfo 43_identity 46_controller 32_resilience 45_demo 55_dashboard 33_lb 50_tracing 35_lab2"
+
+# one unit test: compile (glibc, ASan/UBSan) and run; output in $art/NAME.log
+unit_job() {
+	local art=$1 name=$2 inc="-I$CACHE/glibc/include -Imodules" lib="$CACHE/glibc/lib"
+	# shellcheck disable=SC2046
+	if ! gcc -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined $WARN \
+		$DEP_DEFS $(dep_versions) $inc -Itests/unit -o "$art/bin/$name" "tests/unit/$name.c" \
+		"$lib/libmbedtls.a" "$lib/libmbedx509.a" "$lib/libmbedcrypto.a" "$lib/libev.a" "$lib/libinih.a" -lm \
+		>"$art/$name.build.log" 2>&1; then
+		{ cat "$art/$name.build.log"; echo "FAIL: $name does not compile"; } >"$art/$name.log"
+		return 1
+	fi
+	(cd tests/unit && timeout 300 "$art/bin/$name") >"$art/$name.log" 2>&1
+}
+
 run_tests() {
-	need_tools curl:curl python3:python3 timeout:coreutils
+	need_tools curl:curl python3:python3 timeout:coreutils flock:util-linux
 	build_mesh
 	build_asan
-	local art=$ROOT/tests/artifacts inc="-I$CACHE/glibc/include -Imodules" lib="$CACHE/glibc/lib" t name rc
-	rm -rf "$art"; mkdir -p "$art/bin"
-	say "unit tests (glibc, ASan/UBSan)"
-	for t in tests/unit/test_*.c; do
-		[ -e "$t" ] || continue
-		name=$(basename "$t" .c)
-		# shellcheck disable=SC2046
-		if ! gcc -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined $WARN \
-			$DEP_DEFS $(dep_versions) $inc -Itests/unit -o "$art/bin/$name" "$t" \
-			"$lib/libmbedtls.a" "$lib/libmbedx509.a" "$lib/libmbedcrypto.a" "$lib/libev.a" "$lib/libinih.a" -lm \
-			>"$art/$name.build.log" 2>&1; then
-			cat "$art/$name.build.log"; echo "FAIL: $name does not compile" >"$art/$name.log"; rc=1
-		else
-			rc=0; SECONDS=0; (cd tests/unit && timeout 300 "$art/bin/$name") >"$art/$name.log" 2>&1 || rc=$?
-		fi
-		count_output "$art/$name.log" "$rc" "$name" "$SECONDS"
+	local art=$ROOT/tests/artifacts t name rc q lane lanes=${E2E_LANES:-2} job kind started
+	rm -rf "$art"; mkdir -p "$art/bin" "$art/pybin"
+	# the scenarios call python3 often: straight, not through a version manager's shim
+	# (pyenv's runs several bash processes per call: seconds each on a loaded machine)
+	for t in /usr/bin/python3 /usr/local/bin/python3; do
+		[ -x "$t" ] && ln -s "$t" "$art/pybin/python3" && PATH=$art/pybin:$PATH && break
 	done
 	# helper programs the scenarios use (backends), plain glibc builds
 	for t in tests/e2e/*.c; do
@@ -246,32 +253,53 @@ run_tests() {
 		gcc -std=gnu11 -O2 -Wall -Wextra -Werror -pthread -o "$art/bin/$(basename "$t" .c)" "$t" \
 			|| die "cannot build $t"
 	done
-	local bin
-	# The two passes (static binary, sanitizer build) run side by side, one per
-	# core, to stay within CI's time; MESH_TEST_SERIAL=1 runs them one after the
-	# other. Scenarios pick their ports apart (tests/e2e/lib.sh).
-	local bin pids=() slot=0  # E2E_SLOT_BASE=N shifts the port slots (two test runs on one machine)
-	for bin in mesh mesh-asan; do
-		slot=$((slot + 1))
+	# One queue of jobs: every unit test, and every scenario once per binary (static
+	# ./mesh and ./mesh-asan). E2E_LANES workers (default 2, one per core: the
+	# sanitizer build is busy; MESH_TEST_SERIAL=1 means one) take the
+	# next job under a lock. Each worker has its own port slot (tests/e2e/lib.sh;
+	# E2E_SLOT_BASE=N shifts them, for two test runs on one machine).
+	[ "${MESH_TEST_SERIAL:-0}" = 1 ] && lanes=1
+	q=$art/queue
+	{
+		for name in $E2E_SLOW; do
+			[ -e "tests/e2e/$name.sh" ] && printf 'mesh %s\nmesh-asan %s\n' "$name" "$name"
+		done
+		for t in tests/unit/test_*.c; do [ -e "$t" ] && echo "unit $(basename "$t" .c)"; done
+		for t in tests/e2e/[0-9]*.sh; do
+			name=$(basename "$t" .sh)
+			case " $E2E_SLOW " in *" $name "*) continue ;; esac
+			printf 'mesh %s\nmesh-asan %s\n' "$name" "$name"
+		done
+	} >"$q"
+	say "unit tests and end-to-end scenarios: $(wc -l <"$q") jobs on $lanes lanes"
+	for ((lane = 1; lane <= lanes; lane++)); do
 		(
-			for t in tests/e2e/[0-9]*.sh; do
-				[ -e "$t" ] || continue
-				name=$(basename "$t" .sh)
-				rc=0; SECONDS=0
-				E2E_SLOT=$((slot + ${E2E_SLOT_BASE:-0})) MESH="$ROOT/$bin" BIN="$art/bin" ART="$art/$bin-$name" timeout 240 bash "$t" \
-					>"$art/$bin-$name.log" 2>&1 || rc=$?
-				echo "$name $rc $SECONDS" >>"$art/$bin.results"
+			while job=$(flock "$q.lock" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' _ "$q") && [ -n "$job" ]; do
+				kind=${job%% *}; name=${job#* }; rc=0; started=$SECONDS
+				if [ "$kind" = unit ]; then
+					unit_job "$art" "$name" || rc=$?
+				else
+					E2E_SLOT=$((lane + ${E2E_SLOT_BASE:-0})) MESH="$ROOT/$kind" BIN="$art/bin" ART="$art/$kind-$name" \
+						timeout 240 bash "tests/e2e/$name.sh" >"$art/$kind-$name.log" 2>&1 || rc=$?
+				fi
+				echo "$name $rc $((SECONDS - started))" >>"$art/$kind.results"
 			done
 		) &
-		pids+=($!)
-		[ "${MESH_TEST_SERIAL:-0}" = 1 ] && wait "$!"
 	done
-	wait "${pids[@]}" 2>/dev/null || true
-	for bin in mesh mesh-asan; do
-		say "end-to-end scenarios with ./$bin"
+	wait
+	for kind in unit mesh mesh-asan; do
+		case $kind in
+		unit) say "unit tests (glibc, ASan/UBSan)" ;;
+		*) say "end-to-end scenarios with ./$kind" ;;
+		esac
+		[ -f "$art/$kind.results" ] || continue
 		while read -r name rc secs; do
-			count_output "$art/$bin-$name.log" "$rc" "$bin:$name" "$secs"
-		done <"$art/$bin.results"
+			if [ "$kind" = unit ]; then
+				count_output "$art/$name.log" "$rc" "$name" "$secs"
+			else
+				count_output "$art/$kind-$name.log" "$rc" "$kind:$name" "$secs"
+			fi
+		done < <(sort "$art/$kind.results")
 	done
 	echo "$TOTAL_PASS passed, $TOTAL_FAIL failed"
 	[ "$TOTAL_FAIL" -eq 0 ]

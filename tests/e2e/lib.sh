@@ -81,7 +81,7 @@ py() {
 # the slot is E2E_SLOT or else comes from our pid (so two test runs at once rarely collide). Ports
 # that anything on the machine is using (TIME_WAIT included) are skipped. All
 # below 32768, clear of the kernel's ephemeral range.
-# ./build.sh test runs two passes at once and gives each its own slot (E2E_SLOT).
+# ./build.sh test runs scenarios on several lanes at once, each with its own slot (E2E_SLOT).
 PORT_NEXT=$((20000 + ${E2E_SLOT:-$(($$ % 15))} * 800 + (NUM % 20) * 40))
 _ports_in_use() {
 	# $(<f) reads the table in blocks (`read` from /proc goes byte by byte: slow)
