@@ -29,6 +29,7 @@
 #include "ev.h"
 
 #include "agent.h"
+#include "buf.h"
 #include "conf.h"
 #include "http1.h"
 #include "log.h"
@@ -381,18 +382,11 @@ static struct tls_creds *agent_fetch_once(const struct agent_params *p, long lon
 	if (!(key = tls_key_generate(err, errlen)) || !(csr = tls_csr_create(key, want, err, errlen)))
 		goto done;
 	if (p->token_file) {
-		char *e;
+		char why[64];
 
-		token = agent_read_text(p->token_file, 1024);
-		if (!token) {
+		if (!(token = buf_read_line(p->token_file, 1024, why, sizeof(why)))) {
 			snprintf(err, errlen, "[control] token_file %s: %s (make one with `mesh ca token --ns %s --sa %s`)",
-			         p->token_file, strerror(errno), p->ns, p->sa);
-			goto done;
-		}
-		for (e = token + strlen(token); e > token && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' '); e--)
-			e[-1] = '\0';
-		if (!*token || strpbrk(token, "\r\n")) {
-			snprintf(err, errlen, "[control] token_file %s: not a token (one line from `mesh ca token`)", p->token_file);
+			         p->token_file, why, p->ns, p->sa);
 			goto done;
 		}
 	}

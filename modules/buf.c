@@ -4,6 +4,7 @@
  * are plain malloc/free. The pool keeps at most BUF_POOL_MAX spare blocks so a
  * burst does not pin memory forever.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,4 +268,36 @@ long buf_rss_kib(void)
 			v = atol(line + 6);
 	fclose(f);
 	return v;
+}
+
+char *buf_read_line(const char *path, size_t max, char *why, size_t wn)
+{
+	FILE *f = fopen(path, "rb");
+	char *b, *e;
+	size_t n;
+
+	if (!f) {
+		snprintf(why, wn, "%s", strerror(errno));
+		return NULL;
+	}
+	if (!(b = malloc(max + 2))) {
+		fclose(f);
+		snprintf(why, wn, "out of memory");
+		return NULL;
+	}
+	n = fread(b, 1, max + 1, f);
+	fclose(f);
+	b[n] = '\0';
+	for (e = b + n; e > b && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'); e--)
+		e[-1] = '\0';
+	if (n > max)
+		snprintf(why, wn, "longer than %zu bytes", max);
+	else if (!*b)
+		snprintf(why, wn, "the file is empty");
+	else if (strpbrk(b, "\r\n") || strlen(b) != (size_t)(e - b))
+		snprintf(why, wn, "more than one line");
+	else
+		return b;
+	free(b);
+	return NULL;
 }

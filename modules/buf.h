@@ -54,4 +54,11 @@ void strbuf_json_str(struct strbuf *s, const char *v);
 /* this process's resident memory (VmRSS) in KiB, or -1 */
 long buf_rss_kib(void);
 
+/*
+ * a secret or a token kept in a file: its one line, trailing spaces and line
+ * ends dropped (malloc'd); NULL with why ("No such file or directory", "the file
+ * is empty", "more than one line", "longer than MAX bytes")
+ */
+char *buf_read_line(const char *path, size_t max, char *why, size_t wn);
+
 #endif

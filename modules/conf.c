@@ -778,6 +778,19 @@ static const struct conf_key tracing_keys[] = {
 	KEY("max_queue", V_U32, TR(max_queue), .min = 1, .max = 100000),
 };
 
+/* [dashboard]: `mesh dashboard -c` and `mesh up` (modules/dashboard.c); secrets stay in files */
+#define DB(f) offsetof(struct conf_dashboard, f)
+static const struct conf_key dashboard_keys[] = {
+	KEY("listen", V_LISTEN, DB(listen)),
+	KEY("token_file", V_FILE_OUT, DB(token_file)),
+	KEY("basic_file", V_FILE_OUT, DB(basic_file)),
+	KEY("interval", V_DURATION, DB(interval), .min = 200, .max = 10 * 60 * SEC_MS),
+	KEY("warn_errors", V_PERCENT, DB(warn_errors)),
+	KEY("bad_errors", V_PERCENT, DB(bad_errors)),
+	KEY("max_spans", V_U32, DB(max_spans), .min = 1, .max = 1000000),
+	KEY("max_span_bytes", V_SIZE, DB(max_span_bytes), .min = 64u << 10, .max = 1024u << 20),
+};
+
 #define SV(f) offsetof(struct conf_service, f)
 static const struct conf_key service_keys[] = {
 	KEY("namespace", V_NAMESPACE, SV(namespace)),
@@ -912,7 +925,7 @@ struct where {
 };
 
 enum { SEC_WORKLOAD, SEC_LISTEN, SEC_PROXY, SEC_LOG, SEC_CONTROL, SEC_MESH, SEC_SERVICE, SEC_DESTINATION,
-       SEC_ROUTE, SEC_PEER_AUTH, SEC_AUTHZ, SEC_CONTROLLER, SEC_TRACING, SEC_COUNT };
+       SEC_ROUTE, SEC_PEER_AUTH, SEC_AUTHZ, SEC_CONTROLLER, SEC_TRACING, SEC_DASHBOARD, SEC_COUNT };
 
 struct sb;
 struct section_kind {
@@ -967,6 +980,7 @@ static const struct section_kind sections[SEC_COUNT] = {
 	/* the controller's own settings: in mesh.ini, so PART_MESH, but never in a snapshot */
 	[SEC_CONTROLLER] = SECTION("controller", PART_MESH, offsetof(struct conf, controller), controller_keys),
 	[SEC_TRACING] = SECTION("tracing", PART_MESH, offsetof(struct conf, tracing), tracing_keys),
+	[SEC_DASHBOARD] = SECTION("dashboard", PART_MESH, offsetof(struct conf, dashboard), dashboard_keys),
 };
 _Static_assert(NKEYS(workload_keys) <= KEYS_MAX && NKEYS(listen_keys) <= KEYS_MAX &&
                NKEYS(proxy_keys) <= KEYS_MAX && NKEYS(log_keys) <= KEYS_MAX &&
@@ -4547,6 +4561,15 @@ static void finish(struct ld *ld)
 	size_t i;
 
 	c->controller.present = ld->single_at[SEC_CONTROLLER].line != 0;
+	if (!key_at(ld, SEC_DASHBOARD, "listen").line)
+		parse_addr("127.0.0.1:20001", &c->dashboard.listen, 0, why, sizeof(why));
+	c->dashboard.off = !c->dashboard.listen.set;
+	if (c->dashboard.warn_errors > c->dashboard.bad_errors) {
+		struct where w = key_at(ld, SEC_DASHBOARD, "warn_errors");
+
+		ld_err(ld, &w, "warn_errors = %g is above bad_errors = %g: orange (warn) must come before red (bad)",
+		       c->dashboard.warn_errors, c->dashboard.bad_errors);
+	}
 
 	if (!wl->namespace)
 		wl->namespace = xstrdup("default");
@@ -4653,6 +4676,11 @@ static struct conf *conf_new(const char *path)
 	c->mesh.domain = xstrdup("cluster.local");
 	c->tracing.sampling = 1;             /* Istio's default: 1% of new traces */
 	c->tracing.max_queue = 1024;
+	c->dashboard.interval = 5 * SEC_MS;
+	c->dashboard.warn_errors = 1;
+	c->dashboard.bad_errors = 10;
+	c->dashboard.max_spans = 10000;
+	c->dashboard.max_span_bytes = 4u << 20;
 	return c;
 }
 
@@ -4757,6 +4785,8 @@ static void conf_free(struct conf *c)
 	free(c->control.key_file);
 	free(c->control.snapshot_file);
 	free(c->controller.ca);
+	free(c->dashboard.token_file);
+	free(c->dashboard.basic_file);
 	for (i = 0; i < c->n_services; i++) {
 		struct conf_service *s = &c->services[i];
 
@@ -5687,7 +5717,7 @@ char *conf_render_mesh(const struct conf *c, const struct conf_snapshot_hook *h)
 	for (s = 0; s < SEC_COUNT; s++) {
 		const struct section_kind *k = &sections[s];
 
-		if (k->part != PART_MESH || s == SEC_CONTROLLER)
+		if (k->part != PART_MESH || s == SEC_CONTROLLER || s == SEC_DASHBOARD)
 			continue;
 		if (s == SEC_SERVICE && h && h->endpoints) {
 			for (i = 0; i < c->n_services; i++) {

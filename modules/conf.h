@@ -369,6 +369,19 @@ struct conf_tracing {
 	uint32_t max_queue;          /* finished spans waiting to be sent; beyond it they are dropped, default 1024 */
 };
 
+/* [dashboard] (issue #6): read by `mesh dashboard -c` and `mesh up` only, never sent to proxies */
+struct conf_dashboard {
+	struct conf_addr listen;     /* default 127.0.0.1:20001 */
+	int off;                     /* listen = off: `mesh up` runs no dashboard */
+	char *token_file;            /* its first line is the token (Bearer, or a basic-auth password) */
+	char *basic_file;            /* its first line is USER:PASSWORD for basic auth */
+	uint32_t interval;           /* ms between scrapes, default 5 s */
+	double warn_errors;          /* percent: an edge is orange above it, default 1 */
+	double bad_errors;           /* ... red above it, default 10 */
+	uint32_t max_spans;          /* span ring: count (default 10000) ... */
+	size_t max_span_bytes;       /* ... and bytes (default 4 MiB) */
+};
+
 struct conf {
 	int refs;                    /* conf_ref / conf_unref */
 	char *path;                  /* the file conf_load was given */
@@ -395,6 +408,7 @@ struct conf {
 	size_t n_authzs;
 	struct conf_controller controller; /* [controller] (only the controller reads it) */
 	struct conf_tracing tracing; /* [tracing] sampling, collector, max_queue */
+	struct conf_dashboard dashboard; /* [dashboard] (only the dashboard reads it) */
 };
 
 /* the destination rule of a service, or NULL */

@@ -1289,8 +1289,8 @@ static int usage(FILE *f, int up)
 	           "the proxies. SIGINT/SIGTERM stop.\n",
 	           up ? "up" : "controller", up ? " [--dashboard ADDR|off]" : "",
 	           up ? "this process serves as well (POST /v1/sign)" : "whose key signs the controller's own certificate",
-	           up ? "  --dashboard  where the dashboard (docs/dashboard.md) listens, default 127.0.0.1:20001;\n"
-	                "               off: none\n" : "");
+	           up ? "  --dashboard  where the dashboard (docs/dashboard.md) listens, default mesh.ini's\n"
+	                "               [dashboard] listen, else 127.0.0.1:20001; off: none\n" : "");
 	return f == stdout ? 0 : 2;
 }
 
@@ -1298,7 +1298,8 @@ static int run(int argc, char **argv, int up)
 {
 	char err[4096];
 	struct conf_addr listen, admin;
-	const char *path = NULL, *dash = "127.0.0.1:20001";
+	const char *path = NULL, *dash = NULL;
+	char dash_buf[64], *secrets[2] = { NULL, NULL };
 	int i, rc = 1, ok;
 
 	for (i = 1; i < argc; i++) {
@@ -1382,6 +1383,12 @@ static int run(int argc, char **argv, int up)
 		goto out;
 	}
 	snprintf(C.admin_text, sizeof(C.admin_text), "%s", admin.text);
+	/* --dashboard, else mesh.ini's [dashboard] listen (read once, at start), else the default */
+	if (up && !dash) {
+		snprintf(dash_buf, sizeof(dash_buf), "%s", C.cf->dashboard.off ? "off"
+		         : C.cf->dashboard.listen.set ? C.cf->dashboard.listen.text : "127.0.0.1:20001");
+		dash = dash_buf;
+	}
 	if (up && strcmp(dash, "off")) {
 		struct dashboard_opts o;
 
@@ -1389,6 +1396,10 @@ static int run(int argc, char **argv, int up)
 		o.mesh_path = path;
 		o.listen = dash;
 		o.controller = C.admin_text;
+		if (dashboard_opts_conf(&o, &C.cf->dashboard, secrets, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mesh up: %s\n", err);
+			goto out;
+		}
 		if (!(C.dash = dashboard_start(C.loop, &o, err, sizeof(err)))) {
 			fprintf(stderr, "mesh up: dashboard: %s (--dashboard ADDR moves it, --dashboard off leaves it out)\n", err);
 			goto out;
@@ -1432,6 +1443,8 @@ out:
 	C.n_free_in = 0;
 	if (C.dash)
 		dashboard_stop(C.dash);
+	free(secrets[0]);
+	free(secrets[1]);
 	if (C.admin)
 		admin_stop(C.admin);
 	if (C.lfd >= 0)

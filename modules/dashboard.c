@@ -3568,23 +3568,72 @@ void dashboard_stop(struct dashboard *d)
 
 struct ini_ctl {
 	char admin[128];
+	int dashboard;               /* the file has a [dashboard] section */
 };
 
+/* what a mesh.ini with errors still tells: the controller's admin address */
 static int ini_ctl_cb(void *user, const char *section, const char *name, const char *value, int lineno)
 {
 	struct ini_ctl *c = user;
 
 	(void)lineno;
+	if (section && !strcmp(section, "dashboard"))
+		c->dashboard = 1;
 	if (section && name && value && !strcmp(section, "controller") && !strcmp(name, "admin"))
 		snprintf(c->admin, sizeof(c->admin), "%s", value);
 	return 1;
+}
+
+int dashboard_opts_conf(struct dashboard_opts *o, const struct conf_dashboard *cd, char *secrets[2], char *err,
+                        size_t errlen)
+{
+	const char *file[2] = { cd->token_file, cd->basic_file }, *key[2] = { "token_file", "basic_file" };
+	char why[64];
+	int i;
+
+	secrets[0] = secrets[1] = NULL;
+	if (!o->listen && cd->listen.set)
+		o->listen = cd->listen.text;
+	if (!o->interval && cd->interval)
+		o->interval = cd->interval / 1000.0;
+	if (!o->warn_rate && cd->warn_errors > 0)
+		o->warn_rate = cd->warn_errors / 100;
+	if (!o->bad_rate && cd->bad_errors > 0)
+		o->bad_rate = cd->bad_errors / 100;
+	if (!o->max_spans)
+		o->max_spans = cd->max_spans;
+	if (!o->max_span_bytes)
+		o->max_span_bytes = cd->max_span_bytes;
+	for (i = 0; i < 2; i++) {
+		if (!file[i] || (i == 0 ? o->token : o->basic))
+			continue;
+		if (!(secrets[i] = buf_read_line(file[i], 1024, why, sizeof(why)))) {
+			snprintf(err, errlen, "[dashboard] %s %s: %s", key[i], file[i], why);
+			goto fail;
+		}
+		if (i == 1 && !strchr(secrets[i], ':')) {
+			snprintf(err, errlen, "[dashboard] basic_file %s: its line must be USER:PASSWORD", file[i]);
+			goto fail;
+		}
+		if (i == 0)
+			o->token = secrets[i];
+		else
+			o->basic = secrets[i];
+	}
+	return 0;
+fail:
+	free(secrets[0]);
+	free(secrets[1]);
+	secrets[0] = secrets[1] = NULL;
+	return -1;
 }
 
 static int usage(FILE *f)
 {
 	fprintf(f, "usage: mesh dashboard [-c mesh.ini] [flags]\n\n"
 	           "  -c FILE              mesh.ini: the controller's admin address ([controller] admin,\n"
-	           "                       default 127.0.0.1:15014) and the config tab's checks\n"
+	           "                       default 127.0.0.1:15014), the config tab's checks, and the\n"
+	           "                       [dashboard] section's settings (the flags below win)\n"
 	           "  --listen ADDR        where the page and the API listen (default 127.0.0.1:20001)\n"
 	           "  --controller ADDR    the controller's admin address (overrides mesh.ini)\n"
 	           "  --token T            require Authorization: Bearer T (or basic auth with password T)\n"
@@ -3612,6 +3661,8 @@ int dashboard_main(int argc, char **argv)
 	struct dashboard_opts o;
 	struct ini_ctl ic;
 	struct dashboard *d;
+	char *secrets[2] = { NULL, NULL }, listen[64] = "";
+	int r;
 	ev_signal sint, sterm;
 	char err[300];
 	uint32_t ms;
@@ -3680,13 +3731,34 @@ int dashboard_main(int argc, char **argv)
 		}
 	}
 	if (o.mesh_path) {
-		int r = ini_parse(o.mesh_path, ini_ctl_cb, &ic);
+		struct conf *cf;
+		char cerr[2048];
 
-		if (r < 0) {
+		if (ini_parse(o.mesh_path, ini_ctl_cb, &ic) < 0) {
 			fprintf(stderr, "mesh dashboard: cannot read %s: %s\n", o.mesh_path, strerror(errno));
 			return 1;
 		}
-		/* syntax errors (r > 0) are the config tab's business: keep going */
+		if ((cf = conf_load(o.mesh_path, cerr, sizeof(cerr)))) {
+			if (cf->controller.admin.set)
+				snprintf(ic.admin, sizeof(ic.admin), "%s", cf->controller.admin.text);
+			if (cf->dashboard.listen.set)
+				snprintf(listen, sizeof(listen), "%s", cf->dashboard.listen.text);
+			if (!o.listen && listen[0])
+				o.listen = listen;
+			r = dashboard_opts_conf(&o, &cf->dashboard, secrets, err, sizeof(err));
+			conf_unref(cf);
+			if (r < 0) {
+				fprintf(stderr, "mesh dashboard: %s\n", err);
+				return 1;
+			}
+		} else if (ic.dashboard) {
+			/* its settings (a token, say) would be ignored: better not start */
+			fprintf(stderr, "mesh dashboard: %s has a [dashboard] section but does not load:\n%s\n"
+			                "fix it (mesh check -c %s shows every problem) and start again\n",
+			        o.mesh_path, cerr, o.mesh_path);
+			return 1;
+		}
+		/* other errors are the config tab's business: keep going */
 	}
 	if (!o.controller && ic.admin[0])
 		o.controller = ic.admin;
@@ -3695,6 +3767,8 @@ int dashboard_main(int argc, char **argv)
 	d = dashboard_start(main_loop, &o, err, sizeof(err));
 	if (!d) {
 		fprintf(stderr, "mesh dashboard: %s\n", err);
+		free(secrets[0]);
+		free(secrets[1]);
 		return 1;
 	}
 	if (!o.token && !o.basic && strncmp(d->listen_text, "127.", 4) && strncmp(d->listen_text, "[::1]", 5))
@@ -3710,6 +3784,8 @@ int dashboard_main(int argc, char **argv)
 	ev_signal_stop(main_loop, &sint);
 	ev_signal_stop(main_loop, &sterm);
 	dashboard_stop(d);
+	free(secrets[0]);
+	free(secrets[1]);
 	log_info("stopped");
 	return 0;
 }

@@ -31,6 +31,15 @@ struct dashboard_opts {
 	size_t max_span_bytes;       /* ... and bytes (0 = 4 MiB) */
 };
 
+/*
+ * fills what o leaves unset (0 / NULL: flags win) from mesh.ini's [dashboard]; the
+ * token and basic files are read into secrets[0] and [1] (malloc'd, the caller
+ * frees them after dashboard_stop). -1 and err when one cannot be read.
+ */
+struct conf_dashboard;
+int dashboard_opts_conf(struct dashboard_opts *o, const struct conf_dashboard *cd, char *secrets[2], char *err,
+                        size_t errlen);
+
 /* listens and starts the scraper thread; NULL with a reason in err */
 struct dashboard *dashboard_start(struct ev_loop *loop, const struct dashboard_opts *o, char *err, size_t errlen);
 /* stops listening, joins the scraper (at most one scrape's deadline), frees everything */

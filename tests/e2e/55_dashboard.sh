@@ -326,6 +326,29 @@ expect_eq "--token: with Authorization: Bearer 200" 200 "$(code -H 'Authorizatio
 expect_eq "--token: as a basic-auth password (browsers) 200" 200 "$(code -u "me:s3cret" "http://127.0.0.1:$DASH2/")"
 stop "$TOK_PID" 5
 
+# the same settings from mesh.ini's [dashboard] (the secret in a file), and their errors
+echo "from-a-file" >"$ART/dash.token"
+{ cat "$ART/mesh.ini"; printf '\n[dashboard]\nlisten = 127.0.0.1:%s\ntoken_file = dash.token\nwarn_errors = 3\nbad_errors = 30\n' "$DASH2"; } >"$ART/mesh-dash.ini"
+start_mesh dashboard-ini dashboard -c mesh-dash.ini
+INI_PID=$MESH_PID
+if wait_port "$DASH2" 10; then
+	expect_eq "[dashboard] listen and token_file: 401 without the token" 401 "$(code "http://127.0.0.1:$DASH2/api/graph")"
+	out=$(body -H 'Authorization: Bearer from-a-file' "http://127.0.0.1:$DASH2/api/graph")
+	expect_match "[dashboard] token_file's line is the token; warn_errors/bad_errors are the thresholds" \
+		'"thresholds":\{"warn":0\.03,"bad":0\.3\}' "$out"
+else
+	fail "[dashboard]" "not listening on $DASH2: $(tail -3 dashboard-ini.log)"
+fi
+stop "$INI_PID" 5
+sed 's/^warn_errors = 3$/warn_errors = 40/' "$ART/mesh-dash.ini" >"$ART/mesh-dash-bad.ini"
+out=$("$MESH" dashboard -c "$ART/mesh-dash-bad.ini" 2>&1); rc=$?
+expect_match "[dashboard] with an error: exit 1 and file:line (its settings are not ignored silently)" \
+	"^1 .*mesh-dash-bad.ini:[0-9]+: warn_errors = 40 is above bad_errors = 30" "$rc $(echo "$out" | tr '\n' ' ')"
+sed 's/^token_file = dash.token$/token_file = missing.token/' "$ART/mesh-dash.ini" >"$ART/mesh-dash-bad.ini"
+out=$("$MESH" dashboard -c "$ART/mesh-dash-bad.ini" 2>&1); rc=$?
+expect_match "[dashboard] token_file that cannot be read: exit 1 with the reason" \
+	"^1 .*token_file .*missing.token: No such file" "$rc $out"
+
 # ---------------------------------------------------------------- memory
 rss=$(rss_kb "$DASH_PID")
 note "dashboard RSS while scraping 3 proxies every 1 s: ${rss} kB"

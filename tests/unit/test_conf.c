@@ -2325,6 +2325,67 @@ static void test_control(void)
 		printf("  (could not remove %s)\n", dir);
 }
 
+/* [dashboard]: values, listen = off, warn above bad, and kept out of the controller's snapshots */
+static void test_dashboard_section(void)
+{
+	static const char base[] = "[service hello]\nport = 80\nendpoint = 127.0.0.1:9001\n";
+	char text[1024], *r;
+	struct conf *c;
+
+	snprintf(text, sizeof(text), "%s[dashboard]\nlisten = 127.0.0.1:20002\ntoken_file = /etc/mesh/dash.token\n"
+	         "basic_file = dash.basic\ninterval = 2s\nwarn_errors = 2.5\nbad_errors = 20\nmax_spans = 500\n"
+	         "max_span_bytes = 1m\n", base);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("dashboard: loads", c != NULL);
+	if (!c) {
+		printf("  %s\n", err);
+		return;
+	}
+	TEST("dashboard: values", c->dashboard.listen.set && !strcmp(c->dashboard.listen.text, "127.0.0.1:20002") &&
+	     !c->dashboard.off && !strcmp(c->dashboard.token_file, "/etc/mesh/dash.token") &&
+	     !strcmp(c->dashboard.basic_file, "dash.basic") && c->dashboard.interval == 2000 &&
+	     c->dashboard.warn_errors == 2.5 && c->dashboard.bad_errors == 20 && c->dashboard.max_spans == 500 &&
+	     c->dashboard.max_span_bytes == 1u << 20);
+	r = conf_render_mesh(c, NULL);
+	TEST("dashboard: not in the snapshots the controller sends", r && !strstr(r, "[dashboard]") && !strstr(r, "token_file") &&
+	     strstr(r, "[service hello]"));
+	free(r);
+	r = conf_render(c);
+	TEST("dashboard: conf_render keeps it (paths, no secrets)", r && strstr(r, "[dashboard]") &&
+	     strstr(r, "/etc/mesh/dash.token"));
+	free(r);
+	conf_unref(c);
+	snprintf(text, sizeof(text), "%s[dashboard]\nlisten = off\n", base);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("dashboard: listen = off", c && c->dashboard.off && !c->dashboard.listen.set);
+	conf_unref(c);
+	c = conf_load_string("mesh.ini", base, err, sizeof(err));
+	TEST("dashboard: absent = defaults, not off", c && !c->dashboard.off && c->dashboard.listen.set &&
+	     !strcmp(c->dashboard.listen.text, "127.0.0.1:20001") && !c->dashboard.token_file &&
+	     c->dashboard.interval == 5000 && c->dashboard.warn_errors == 1 && c->dashboard.bad_errors == 10 &&
+	     c->dashboard.max_spans == 10000 && c->dashboard.max_span_bytes == 4u << 20);
+	conf_unref(c);
+	snprintf(text, sizeof(text), "%s[dashboard]\nwarn_errors = 15\n", base);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("dashboard: warn_errors above the default bad_errors", !c && !strncmp(err, "mesh.ini:5: warn_errors = 15 is above", 37));
+	conf_unref(c);
+	snprintf(text, sizeof(text), "%s[dashboard]\nbad_errors = 5\nwarn_errors = 6\n", base);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("dashboard: warn_errors above bad_errors, at its line", !c &&
+	     !strcmp(err, "mesh.ini:6: warn_errors = 6 is above bad_errors = 5: orange (warn) must come before red (bad)"));
+	if (c || !strstr(err, "mesh.ini:6:"))
+		printf("  got: %s\n", err);
+	conf_unref(c);
+	snprintf(text, sizeof(text), "%s[dashboard]\ninterval = 100ms\n", base);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("dashboard: interval below 200ms refused", !c && !strncmp(err, "mesh.ini:5: interval = 100ms", 28));
+	conf_unref(c);
+	snprintf(text, sizeof(text), "%s[dashboard]\ntoken = abc\n", base);
+	c = conf_load_string("mesh.ini", text, err, sizeof(err));
+	TEST("dashboard: no token in the file itself (unknown key)", !c && !strncmp(err, "mesh.ini:5:", 11));
+	conf_unref(c);
+}
+
 static void test_security_render(void)
 {
 	static const char *const texts[] = {
@@ -2421,6 +2482,7 @@ int main(void)
 	test_security_errors();
 	test_security_warnings();
 	test_control();
+	test_dashboard_section();
 	test_security_render();
 	test_security_doc();
 	return test_report();
