@@ -25,6 +25,7 @@ cat >"$ART/mesh.ini" <<EOF
 ca     = ca/ca.ini
 listen = 127.0.0.1:$CTL
 admin  = 127.0.0.1:$CADM
+lease_ttl = 5s   ; the controller's warm-up is max(lease_ttl, 8 s): shorter waits for SYNCED
 
 [service hello]
 port = 80
@@ -163,6 +164,10 @@ expect_match "v1: inbound mTLS connections, with the caller's identity" \
 expect_match "client: upstream connections per destination version" \
 	'istio_tcp_connections_opened_total\{reporter="source",.*destination_workload="hello-v2",.*destination_version="v2",.*connection_security_policy="mutual_tls"' \
 	"$(curl -s "http://127.0.0.1:$CADMP/metrics")"
+
+# --window: the traffic ended seconds ago, so the last second holds none of it
+"${STAT[@]}" --window 1s >w1.out 2>&1
+expect_eq "--window 1s: no requests in the last second" "1/1 - -" "$(col hello-v1 2 w1.out) $(col hello-v1 3 w1.out) $(col hello-v1 4 w1.out)"
 
 # ---------------------------------------------------------------- --from / --to, svc
 "${STAT[@]}" deploy --from client >from.out 2>&1
