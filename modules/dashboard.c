@@ -3803,20 +3803,30 @@ int dashboard_main(int argc, char **argv)
 
 struct stat_opts {
 	int edges, by_svc;
-	const char *from, *to, *dashboard, *token;
+	const char *from, *to, *dashboard, *token, *conf;
 	double window;
+	char *secrets[2];            /* read from [dashboard] token_file / basic_file */
+	char *listen;                /* a copy of [dashboard] listen */
 };
+
+static void stat_opts_free(struct stat_opts *o)
+{
+	free(o->secrets[0]);
+	free(o->secrets[1]);
+	free(o->listen);
+	o->secrets[0] = o->secrets[1] = o->listen = NULL;
+}
 
 static int stat_usage(FILE *f, int edges)
 {
 	if (edges)
-		fprintf(f, "usage: mesh edges [deploy|svc] [--window D] [--dashboard ADDR] [--token T]\n\n"
+		fprintf(f, "usage: mesh edges [deploy|svc] [--window D] [-c mesh.ini | --dashboard ADDR] [--token T]\n\n"
 		           "Each pair of workloads (deploy: service and version, the default) or services (svc) that\n"
 		           "talked over the window: SRC, DST, the SPIFFE identities their mTLS requests carried, and\n"
 		           "SECURED: yes when every request was mTLS, else why not.\n");
 	else
-		fprintf(f, "usage: mesh stat [deploy|svc] [--from NAME | --to NAME] [--window D] [--dashboard ADDR]\n"
-		           "                 [--token T]\n\n"
+		fprintf(f, "usage: mesh stat [deploy|svc] [--from NAME | --to NAME] [--window D]\n"
+		           "                 [-c mesh.ini | --dashboard ADDR] [--token T]\n\n"
 		           "One row per workload (deploy: service and version, e.g. reviews-v2; the default) or per\n"
 		           "service (svc): MESHED (proxies registered / endpoints), SUCCESS (non-5xx share), RPS and\n"
 		           "LATENCY_P50/P95/P99 over the window, TCP_CONN (connections open now). Without --from/--to,\n"
@@ -3824,9 +3834,11 @@ static int stat_usage(FILE *f, int edges)
 		           "--to NAME: only those sent to NAME, a row per caller. NAME is a service (all its versions)\n"
 		           "or a workload (service-version); callers outside the mesh are 'unknown'.\n");
 	fprintf(f, "\n  --window D        the window (default 1m, at most 62 of the dashboard's scrape intervals)\n"
+	           "  -c FILE           mesh.ini: the dashboard's address and token from its [dashboard]\n"
+	           "                    section (listen, token_file)\n"
 	           "  --dashboard ADDR  the dashboard that scrapes the proxies (default %s): `mesh up` runs\n"
 	           "                    one there, or `mesh dashboard -c mesh.ini`\n"
-	           "  --token T         the dashboard's --token\n\n"
+	           "  --token T         the dashboard's token\n\n"
 	           "Details: docs/stat.md.\n", STAT_DEFAULT_DASHBOARD);
 	return f == stdout ? 0 : 2;
 }
@@ -3850,7 +3862,6 @@ static int stat_args(int argc, char **argv, struct stat_opts *o)
 	int i, kind = 0;
 
 	o->window = 60;
-	o->dashboard = STAT_DEFAULT_DASHBOARD;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -3877,6 +3888,8 @@ static int stat_args(int argc, char **argv, struct stat_opts *o)
 			o->window = ms / 1000.0;
 		} else if (!strcmp(a, "--dashboard")) {
 			o->dashboard = v;
+		} else if (!strcmp(a, "-c")) {
+			o->conf = v;
 		} else if (!strcmp(a, "--token")) {
 			o->token = v;
 		} else if (!o->edges && (!strcmp(a, "--from") || !strcmp(a, "--to"))) {
@@ -3897,6 +3910,37 @@ static int stat_args(int argc, char **argv, struct stat_opts *o)
 		fprintf(stderr, "%s: --from and --to exclude each other (as in linkerd viz stat)\n", cmd);
 		return 2;
 	}
+	if (o->conf) {
+		/* [dashboard] listen and token_file, unless the flags say otherwise */
+		struct dashboard_opts d;
+		char err[2048];
+		struct conf *cf = conf_load(o->conf, err, sizeof(err));
+
+		if (!cf) {
+			fprintf(stderr, "%s\n", err);
+			return 1;
+		}
+		memset(&d, 0, sizeof(d));
+		d.listen = o->dashboard;
+		d.token = o->token;
+		if (!o->dashboard && cf->dashboard.off) {
+			fprintf(stderr, "%s: %s says [dashboard] listen = off: no dashboard to read. Start one with `mesh dashboard "
+			        "-c %s --listen ADDR` and give --dashboard ADDR\n", cmd, o->conf, o->conf);
+			conf_unref(cf);
+			return 1;
+		}
+		if (dashboard_opts_conf(&d, &cf->dashboard, o->secrets, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s: %s\n", cmd, err);
+			conf_unref(cf);
+			return 1;
+		}
+		if (!o->dashboard && d.listen)
+			o->dashboard = o->listen = strdup(d.listen);
+		o->token = d.token;
+		conf_unref(cf);
+	}
+	if (!o->dashboard)
+		o->dashboard = STAT_DEFAULT_DASHBOARD;
 	return -1;
 }
 
@@ -3948,8 +3992,10 @@ static int stat_run(int argc, char **argv, int edges)
 
 	memset(&o, 0, sizeof(o));
 	o.edges = edges;
-	if ((rc = stat_args(argc, argv, &o)) >= 0)
+	if ((rc = stat_args(argc, argv, &o)) >= 0) {
+		stat_opts_free(&o);
 		return rc;
+	}
 	snprintf(path, sizeof(path), "/api/%s?by=%s&window=%g%s%s%s%s", edges ? "edges" : "stat", o.by_svc ? "svc" : "deploy",
 	         o.window, o.from ? "&from=" : "", o.from ? o.from : "", o.to ? "&to=" : "", o.to ? o.to : "");
 	if (http_get(o.dashboard, path, o.token, 10, collect_body, &b, err, sizeof(err)) < 0 || !b.p) {
@@ -3961,6 +4007,7 @@ static int stat_run(int argc, char **argv, int edges)
 			        "unless --dashboard off) or `mesh dashboard -c mesh.ini`, or give its address with --dashboard ADDR.\n",
 			        cmd, o.dashboard, err[0] ? err : "empty answer", STAT_DEFAULT_DASHBOARD);
 		strbuf_free(&b);
+		stat_opts_free(&o);
 		return 1;
 	}
 	if (dj_parse(&doc, b.p, b.len, 200000) < 0 || (arr = dj_get(&doc, 0, edges ? "edges" : "rows")) < 0 ||
@@ -3969,6 +4016,7 @@ static int stat_run(int argc, char **argv, int edges)
 		        cmd, o.dashboard, edges ? "edges" : "stat", doc.err ? doc.err : "no list");
 		dj_free(&doc);
 		strbuf_free(&b);
+		stat_opts_free(&o);
 		return 1;
 	}
 	if (*dj_str(&doc, 0, "registry_error"))
@@ -4037,6 +4085,7 @@ static int stat_run(int argc, char **argv, int edges)
 	free(cells);
 	dj_free(&doc);
 	strbuf_free(&b);
+	stat_opts_free(&o);
 	return rc;
 }
 

@@ -7,10 +7,11 @@
 # SUCCESS with a known share of 500s, RPS, p50/p95/p99 against a known delay,
 # TCP_CONN (a held connection counts, then leaves), --from / --to, edges with
 # both identities and SECURED vs plaintext, the proxies' istio_tcp_* counters,
-# usage errors (2) and an unreachable dashboard (1, saying what to run).
+# -c mesh.ini ([dashboard] listen, token_file, off), a dashboard that wants a
+# token, usage errors (2) and an unreachable dashboard (1, saying what to run).
 . "$(dirname "$0")/lib.sh"
 
-ports CAP CTL CADM A1 A2 I1 I2 D1 D2 O1 O2 COUT CADMP DASH LEG
+ports CAP CTL CADM A1 A2 I1 I2 D1 D2 O1 O2 COUT CADMP DASH LEG DASH2
 
 "$MESH" ca init --dir "$ART/ca" >"$ART/ca-init.log" 2>&1
 cat >"$ART/ca/ca.ini" <<EOF
@@ -217,6 +218,22 @@ expect_eq "stat --help: exit 0 with the columns" "0 1" "$rc $(grep -c 'LATENCY_P
 "$MESH" stat --from a --to b >/dev/null 2>&1; expect_eq "--from with --to: usage error" 2 $?
 "$MESH" stat --window 0 >/dev/null 2>&1; expect_eq "--window 0: usage error" 2 $?
 "$MESH" edges --from a >/dev/null 2>&1; expect_eq "edges --from: usage error" 2 $?
+# -c mesh.ini: the address and the token from [dashboard]; a second dashboard that wants a token
+echo s3cret >dash.token
+{ cat mesh.ini; printf '[dashboard]\nlisten = 127.0.0.1:%s\ntoken_file = dash.token\n' "$DASH2"; } >tok.ini
+{ cat mesh.ini; printf '[dashboard]\nlisten = off\n'; } >off.ini
+start_mesh dashboard2 dashboard -c tok.ini
+wait_port "$DASH2" 10 || fail "dashboard2" "not listening on $DASH2"
+msg=$("$MESH" stat --dashboard "127.0.0.1:$DASH2" 2>&1); rc=$?
+expect_eq "a dashboard with a token, none given: exit 1" 1 "$rc"
+expect_match "... says --token" "wants a token: --token" "$msg"
+"$MESH" stat -c tok.ini >tok.out 2>&1; rc=$?
+expect_eq "-c tok.ini: its [dashboard] address and token_file: a table" "0 NAME" "$rc $(grep -o '^NAME' tok.out)"
+"$MESH" stat --dashboard "127.0.0.1:$DASH2" --token s3cret >tok2.out 2>&1
+expect_eq "--token: a table" "NAME" "$(grep -o '^NAME' tok2.out)"
+msg=$("$MESH" edges -c off.ini 2>&1); rc=$?
+expect_eq "[dashboard] listen = off: exit 1" 1 "$rc"
+expect_match "... says what to do" "listen = off: no dashboard to read" "$msg"
 ports DEAD
 msg=$("$MESH" stat --dashboard "127.0.0.1:$DEAD" 2>&1); rc=$?
 expect_eq "no dashboard: exit 1" 1 "$rc"
