@@ -784,6 +784,7 @@ static const struct conf_key dashboard_keys[] = {
 	KEY("listen", V_LISTEN, DB(listen)),
 	KEY("token_file", V_FILE_OUT, DB(token_file)),
 	KEY("basic_file", V_FILE_OUT, DB(basic_file)),
+	KEY("prometheus", V_APP, DB(prometheus)),
 	KEY("interval", V_DURATION, DB(interval), .min = 200, .max = 10 * 60 * SEC_MS),
 	KEY("warn_errors", V_PERCENT, DB(warn_errors)),
 	KEY("bad_errors", V_PERCENT, DB(bad_errors)),

@@ -375,6 +375,7 @@ struct conf_dashboard {
 	int off;                     /* listen = off: `mesh up` runs no dashboard */
 	char *token_file;            /* its first line is the token (Bearer, or a basic-auth password) */
 	char *basic_file;            /* its first line is USER:PASSWORD for basic auth */
+	struct conf_addr prometheus; /* metrics from this Prometheus instead of scraping the proxies */
 	uint32_t interval;           /* ms between scrapes, default 5 s */
 	double warn_errors;          /* percent: an edge is orange above it, default 1 */
 	double bad_errors;           /* ... red above it, default 10 */

@@ -27,6 +27,7 @@
  * length, labels) and fuzzed (tests/fuzz/fuzz_dashboard.c); inputs from the
  * network are untrusted, and every string that goes out is escaped.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -807,7 +808,7 @@ struct dashboard {
 	struct ev_loop *loop;
 	int own_loop;
 	struct dashboard_opts o;
-	char *mesh_path, *controller, *token, *basic, *listen_text; /* owned copies */
+	char *mesh_path, *controller, *token, *basic, *listen_text, *prometheus; /* owned copies */
 	/* HTTP server (loop) */
 	ev_io lio;                   /* the listener */
 	struct dconn *conns;
@@ -1016,12 +1017,12 @@ static int wait_fd(int fd, short ev, double deadline)
  * Bearer token" unless token is NULL); the body goes to fn in pieces (fn
  * returns -1 to stop). 0 on a complete 200, -1 with err.
  */
-static int http_get(const char *addr, const char *path, const char *token, double timeout, body_fn fn, void *ctx,
-                    char *err, size_t errlen)
+static int http_get_v(const char *addr, const char *path, const char *token, double timeout, body_fn fn, void *ctx,
+                      char *err, size_t errlen, int http10)
 {
 	struct conf_addr a;
 	double deadline = mono_now() + timeout;
-	char buf[16384], req[512];
+	char buf[16384], req[1024];
 	size_t have = 0, off, body_seen = 0;
 	long long clen = -1;
 	int fd, r, status = 0, head_done = 0, n;
@@ -1056,9 +1057,9 @@ static int http_get(const char *addr, const char *path, const char *token, doubl
 			goto fail;
 		}
 	}
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-dashboard\r\n%s%s%s"
-	             "Connection: close\r\n\r\n", path, addr, token ? "Authorization: Bearer " : "", token ? token : "",
-	             token ? "\r\n" : "");
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.%d\r\nHost: %s\r\nUser-Agent: mesh-dashboard\r\n%s%s%s"
+	             "Connection: close\r\n\r\n", path, http10 ? 0 : 1, addr, token ? "Authorization: Bearer " : "",
+	             token ? token : "", token ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		snprintf(err, errlen, "%s: request too long", addr);
 		goto fail;
@@ -1144,6 +1145,12 @@ static int http_get(const char *addr, const char *path, const char *token, doubl
 fail:
 	close(fd);
 	return -1;
+}
+
+static int http_get(const char *addr, const char *path, const char *token, double timeout, body_fn fn, void *ctx,
+                    char *err, size_t errlen)
+{
+	return http_get_v(addr, path, token, timeout, fn, ctx, err, errlen, 0);
 }
 
 static int collect_body(void *ctx, const char *p, size_t n)
@@ -1325,6 +1332,84 @@ static void scrape_fold(struct dashboard *d, struct scrape *sc)
 	memset(&sc->tcp, 0, sizeof(sc->tcp));
 }
 
+/*
+ * A proxy's series from a Prometheus (--prometheus / [dashboard] prometheus) instead of
+ * its own /metrics: an instant query for the same four metric names where the label
+ * instance is the proxy's admin address as the registry has it (Prometheus' default
+ * for a scrape target). HTTP/1.0, so the answer comes whole rather than chunked. The
+ * samples go through on_sample as if scraped, so everything downstream is the same.
+ */
+static int prom_scrape(struct dashboard *d, struct scrape *sc, char *err, size_t errlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct strbuf b = { 0 }, path = { 0 };
+	struct pm_sample *sm = NULL;
+	struct dj_doc doc;
+	char q[320];
+	const char *c;
+	int res, r, m, v, f, rc = -1;
+
+	snprintf(q, sizeof(q), "{__name__=~\"istio_(requests_total|request_duration_milliseconds_bucket"
+	         "|tcp_connections_opened_total|tcp_connections_closed_total)\",instance=\"%s\"}", sc->t->admin);
+	strbuf_puts(&path, "/api/v1/query?query=");
+	for (c = q; *c; c++) {
+		if (isalnum((unsigned char)*c) || strchr("-_.~", *c)) {
+			strbuf_append(&path, c, 1);
+		} else {
+			char e[3] = { '%', hex[(unsigned char)*c >> 4], hex[*c & 15] };
+
+			strbuf_append(&path, e, 3);
+		}
+	}
+	if (path.oom || http_get_v(d->o.prometheus, path.p, NULL, HTTP_TIMEOUT, collect_body, &b, err, errlen, 1) < 0)
+		goto out;
+	memset(&doc, 0, sizeof(doc));
+	if (!b.p || dj_parse(&doc, b.p, b.len, 2000000) < 0) {
+		snprintf(err, errlen, "prometheus %s: not JSON (%s at byte %zu)", d->o.prometheus,
+		         doc.err ? doc.err : "empty", doc.err_off);
+		dj_free(&doc);
+		goto out;
+	}
+	if (strcmp(dj_str(&doc, 0, "status"), "success") || (res = dj_get(&doc, dj_get(&doc, 0, "data"), "result")) < 0 ||
+	    doc.n[res].type != DJ_ARR) {
+		snprintf(err, errlen, "prometheus %s: the query failed: %.100s", d->o.prometheus, dj_str(&doc, 0, "error"));
+		dj_free(&doc);
+		goto out;
+	}
+	if (!(sm = calloc(1, sizeof(*sm)))) {
+		dj_free(&doc);
+		goto out;
+	}
+	for (r = doc.n[res].child; r >= 0; r = doc.n[r].next) {
+		m = dj_get(&doc, r, "metric");
+		v = dj_get(&doc, r, "value");
+		if (m < 0 || doc.n[m].type != DJ_OBJ || v < 0 || doc.n[v].type != DJ_ARR || doc.n[v].child < 0 ||
+		    (v = doc.n[doc.n[v].child].next) < 0 || doc.n[v].type != DJ_STR)
+			continue;
+		sm->name = dj_str(&doc, m, "__name__");
+		sm->nlen = strlen(sm->name);
+		sm->nl = 0;
+		for (f = doc.n[m].child; f >= 0 && sm->nl < PM_MAX_LABELS; f = doc.n[f].next) {
+			if (doc.n[f].type != DJ_STR)
+				continue;
+			sm->l[sm->nl].name = doc.n[f].key;
+			sm->l[sm->nl].nlen = strlen(doc.n[f].key);
+			sm->l[sm->nl].val = doc.n[f].s;
+			sm->l[sm->nl].vlen = doc.n[f].slen;
+			sm->nl++;
+		}
+		sm->value = strtod(doc.n[v].s, NULL);   /* "NaN", "+Inf": on_sample drops them */
+		on_sample(sc, sm);
+	}
+	dj_free(&doc);
+	rc = 0;
+out:
+	free(sm);
+	strbuf_free(&b);
+	strbuf_free(&path);
+	return rc;
+}
+
 static void scrape_target(struct dashboard *d, struct db_target *t)
 {
 	struct scrape *sc = calloc(1, sizeof(*sc));
@@ -1338,8 +1423,12 @@ static void scrape_target(struct dashboard *d, struct db_target *t)
 	sc->t = t;
 	sc->st.on_sample = on_sample;
 	sc->st.ctx = sc;
-	r = http_get(t->admin, "/metrics", NULL, HTTP_TIMEOUT, metrics_body, sc, err, sizeof(err));
-	pm_end(&sc->st);
+	if (d->o.prometheus) {
+		r = prom_scrape(d, sc, err, sizeof(err));
+	} else {
+		r = http_get(t->admin, "/metrics", NULL, HTTP_TIMEOUT, metrics_body, sc, err, sizeof(err));
+		pm_end(&sc->st);
+	}
 	pthread_mutex_lock(&d->lock);
 	if (r == 0) {
 		scrape_fold(d, sc);
@@ -3202,6 +3291,8 @@ static void status_json(struct dashboard *d, struct strbuf *out)
 	jw_str(out, d->controller);
 	strbuf_puts(out, ",\"registry_error\":");
 	jw_str(out, d->registry_err);
+	strbuf_puts(out, ",\"metrics_from\":");
+	jw_str(out, d->prometheus ? d->prometheus : "proxies");
 	strbuf_printf(out, ",\"targets\":%zu,\"rounds\":%u,\"series\":%zu,\"series_dropped\":%zu,\"bad_metric_lines\":%llu,"
 	              "\"interval\":", d->n_targets, d->rounds, d->series.n, d->series_dropped,
 	              (unsigned long long)d->samples_bad);
@@ -3490,6 +3581,8 @@ struct dashboard *dashboard_start(struct ev_loop *loop, const struct dashboard_o
 		d->o.max_span_bytes = 4u << 20;
 	d->mesh_path = dup_or_null(o->mesh_path);
 	d->controller = strdup(o->controller && *o->controller ? o->controller : "127.0.0.1:15014");
+	d->prometheus = dup_or_null(o->prometheus && *o->prometheus ? o->prometheus : NULL);
+	d->o.prometheus = d->prometheus;
 	d->token = dup_or_null(o->token);
 	d->basic = dup_or_null(o->basic);
 	d->listen_text = strdup(o->listen && *o->listen ? o->listen : "127.0.0.1:20001");
@@ -3502,6 +3595,11 @@ struct dashboard *dashboard_start(struct ev_loop *loop, const struct dashboard_o
 	d->lio.fd = -1;
 	if (!d->controller || !d->listen_text || !d->spans) {
 		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	memset(&a, 0, sizeof(a));
+	if (d->prometheus && conf_parse_addr(d->prometheus, &a, 1) < 0) {
+		snprintf(err, errlen, "bad Prometheus address '%s' (HOST:PORT, e.g. 127.0.0.1:9090)", d->prometheus);
 		goto fail;
 	}
 	memset(&a, 0, sizeof(a));
@@ -3558,6 +3656,7 @@ void dashboard_stop(struct dashboard *d)
 	pthread_mutex_destroy(&d->lock);
 	free(d->mesh_path);
 	free(d->controller);
+	free(d->prometheus);
 	free(d->token);
 	free(d->basic);
 	free(d->listen_text);
@@ -3594,6 +3693,8 @@ int dashboard_opts_conf(struct dashboard_opts *o, const struct conf_dashboard *c
 	secrets[0] = secrets[1] = NULL;
 	if (!o->listen && cd->listen.set)
 		o->listen = cd->listen.text;
+	if (!o->prometheus && cd->prometheus.set)
+		o->prometheus = cd->prometheus.text;
 	if (!o->interval && cd->interval)
 		o->interval = cd->interval / 1000.0;
 	if (!o->warn_rate && cd->warn_errors > 0)
@@ -3636,6 +3737,8 @@ static int usage(FILE *f)
 	           "                       [dashboard] section's settings (the flags below win)\n"
 	           "  --listen ADDR        where the page and the API listen (default 127.0.0.1:20001)\n"
 	           "  --controller ADDR    the controller's admin address (overrides mesh.ini)\n"
+	           "  --prometheus ADDR    read the proxies' metrics from this Prometheus (HOST:PORT)\n"
+	           "                       instead of scraping them (instance = their admin address)\n"
 	           "  --token T            require Authorization: Bearer T (or basic auth with password T)\n"
 	           "  --basic USER:PASS    require basic auth\n"
 	           "  --interval D         between scrapes of every proxy's /metrics (default 5s)\n"
@@ -3661,8 +3764,8 @@ int dashboard_main(int argc, char **argv)
 	struct dashboard_opts o;
 	struct ini_ctl ic;
 	struct dashboard *d;
-	char *secrets[2] = { NULL, NULL }, listen[64] = "";
-	int r;
+	struct conf *cf = NULL;       /* mesh.ini's, until dashboard_start has copied what it needs */
+	char *secrets[2] = { NULL, NULL };
 	ev_signal sint, sterm;
 	char err[300];
 	uint32_t ms;
@@ -3688,6 +3791,8 @@ int dashboard_main(int argc, char **argv)
 			o.listen = v;
 		} else if (!strcmp(a, "--controller")) {
 			o.controller = v;
+		} else if (!strcmp(a, "--prometheus")) {
+			o.prometheus = v;
 		} else if (!strcmp(a, "--token")) {
 			o.token = v;
 		} else if (!strcmp(a, "--basic")) {
@@ -3731,7 +3836,6 @@ int dashboard_main(int argc, char **argv)
 		}
 	}
 	if (o.mesh_path) {
-		struct conf *cf;
 		char cerr[2048];
 
 		if (ini_parse(o.mesh_path, ini_ctl_cb, &ic) < 0) {
@@ -3741,14 +3845,9 @@ int dashboard_main(int argc, char **argv)
 		if ((cf = conf_load(o.mesh_path, cerr, sizeof(cerr)))) {
 			if (cf->controller.admin.set)
 				snprintf(ic.admin, sizeof(ic.admin), "%s", cf->controller.admin.text);
-			if (cf->dashboard.listen.set)
-				snprintf(listen, sizeof(listen), "%s", cf->dashboard.listen.text);
-			if (!o.listen && listen[0])
-				o.listen = listen;
-			r = dashboard_opts_conf(&o, &cf->dashboard, secrets, err, sizeof(err));
-			conf_unref(cf);
-			if (r < 0) {
+			if (dashboard_opts_conf(&o, &cf->dashboard, secrets, err, sizeof(err)) < 0) {
 				fprintf(stderr, "mesh dashboard: %s\n", err);
+				conf_unref(cf);
 				return 1;
 			}
 		} else if (ic.dashboard) {
@@ -3765,6 +3864,7 @@ int dashboard_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	main_loop = ev_default_loop(EVFLAG_AUTO);
 	d = dashboard_start(main_loop, &o, err, sizeof(err));
+	conf_unref(cf);
 	if (!d) {
 		fprintf(stderr, "mesh dashboard: %s\n", err);
 		free(secrets[0]);

@@ -23,6 +23,7 @@ struct dashboard_opts {
 	const char *mesh_path;       /* mesh.ini: /api/config checks it; NULL = no config tab */
 	const char *listen;          /* "127.0.0.1:20001" (NULL = that) */
 	const char *controller;      /* the controller's admin address (NULL = 127.0.0.1:15014) */
+	const char *prometheus;      /* read metrics from this Prometheus (HOST:PORT) instead of the proxies; NULL = scrape */
 	const char *token;           /* required as "Authorization: Bearer T" (or as a basic-auth password); NULL = none */
 	const char *basic;           /* "user:password" for basic auth; NULL = none */
 	double interval;             /* seconds between scrapes (0 = 5) */
