@@ -15,6 +15,7 @@
 #include <assert.h>
 
 #include "../../modules/agent.c"
+#include "../../modules/buf.c"
 #include "../../modules/ca.c"
 #include "../../modules/conf.c"
 #include "../../modules/http1.c"
