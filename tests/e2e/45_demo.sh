@@ -4,7 +4,7 @@
 # stops cleanly on SIGINT (exit 0, every child gone); a port in use fails fast;
 # the binary alone in an empty directory works; a dead app is reported (exit 1).
 . "$(dirname "$0")/lib.sh"
-NPORTS=31
+. "$(dirname "$0")/demo.sh"
 
 # ---- the embedded files are conf/bookinfo's (with the default ports), run
 # by the controller: `mesh = mesh.ini` becomes `controller = ...`, and the mesh
@@ -27,25 +27,10 @@ check "mesh check: the demo's mesh.ini with [controller]" "$MESH" check -c "$ART
 check "mesh check: a demo sidecar" "$MESH" check -c "$ART/conf-only/productpage-v1.ini"
 check "--config-only made a CA" test -s "$ART/conf-only/ca/root.crt"
 
-# ---- NPORTS consecutive free ports from our block
-used=" $(_ports_in_use) "
-BASE=$PORT_NEXT
-for ((p = BASE; p < BASE + NPORTS; p++)); do
-	if [[ $used == *" $p "* ]]; then BASE=$((p + 1)); fi
-done
-PORT_NEXT=$((BASE + NPORTS))
-GW=$BASE PP_ADM=$((BASE + 5)) R2_ADM=$((BASE + 17)) GW_ADM=$((BASE + 1))
+# ---- the demo's ports: DEMO_NPORTS consecutive free ones from our block
+demo_ports
+BASE=$DEMO_BASE
 
-# wait_demo LOG PID : until LOG says ready (0), or the demo exits / 90 s pass (1)
-wait_demo() {
-	local i
-	for ((i = 0; i < 450; i++)); do
-		grep -q '^mesh demo: ready$' "$1" 2>/dev/null && return 0
-		_alive "$2" || return 1
-		sleep 0.2
-	done
-	return 1
-}
 # children_gone RUNDIR : every pid in RUNDIR/pids but the demo's has exited
 children_gone() {
 	local name pid left=
@@ -76,7 +61,6 @@ if wait_demo "$ART/demo.log" "$DEMO"; then pass "demo ready"; else fail "demo re
 MESH_LOGS+=("$RUN"/logs/*.log)
 expect_match "banner names the page" "http://localhost:$GW/productpage" "$(cat "$ART/demo.log")"
 expect_match "banner names the Lab 2 step" "cp $RUN/mesh-lab2.ini $RUN/mesh.ini" "$(cat "$ART/demo.log")"
-CTL_ADM=$((BASE + 29)) DASH=$((BASE + 30))
 expect_match "banner names the dashboard" "http://127.0.0.1:$DASH/" "$(cat "$ART/demo.log")"
 check "the dashboard (in mesh up) serves its page" curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$DASH/"
 expect_match "banner names proxy-status" "proxy-status --admin 127.0.0.1:$CTL_ADM" "$(cat "$ART/demo.log")"

@@ -5,7 +5,8 @@
 # scenario's artifact directory (configs and logs go there).
 #
 # Reporting: `pass NAME`, `fail NAME REASON`, `check NAME CMD...`, and `py` for
-# python heredocs that report through rawhttp.ok()/bad(). Nothing else may print
+# python heredocs that report through rawhttp.ok()/bad() (`counted` for any other
+# program that prints such lines). Nothing else may print
 # lines starting with "PASS: " or "FAIL: ".
 #
 # Everything started through start_backend/start_mesh/bg is killed by an EXIT
@@ -59,22 +60,25 @@ expect_eq() {
 expect_match() {
 	if printf '%s' "$3" | grep -Eq -- "$2"; then pass "$1"; else fail "$1" "'${3:0:300}' does not match /$2/"; fi
 }
-# py [args] <<'PY' ... PY : runs a python3 program with rawhttp importable;
-# its PASS/FAIL lines count as ours.
-py() {
+# counted CMD... : runs CMD (output kept in $ART until it ends, then printed);
+# its PASS/FAIL lines count as ours, and a non-zero exit without a FAIL line is one
+counted() {
 	local out rc p f
-	out=$(mktemp "$ART/py.XXXXXX")
-	PYTHONPATH="$E2E" timeout "${PY_TIMEOUT:-90}" python3 - "$@" >"$out" 2>&1
+	out=$(mktemp "$ART/out.XXXXXX")
+	"$@" >"$out" 2>&1
 	rc=$?
 	cat "$out"
 	p=$(grep -c '^PASS: ' "$out")
 	f=$(grep -c '^FAIL: ' "$out")
 	PASSES=$((PASSES + p))
 	FAILS=$((FAILS + f))
-	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail python "exited with status $rc (see above)"; fi
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "${COUNTED_NAME:-$1}" "exited with status $rc (see above)"; fi
 	rm -f "$out"
 	return "$rc"
 }
+# py [args] <<'PY' ... PY : runs a python3 program with rawhttp importable;
+# its PASS/FAIL lines count as ours.
+py() { PYTHONPATH="$E2E" COUNTED_NAME=python counted timeout "${PY_TIMEOUT:-90}" python3 - "$@"; }
 
 # ---------------------------------------------------------------- ports
 # Each scenario gets a block of 40 ports: 20000 + slot*800 + (NUM%20)*40, where
