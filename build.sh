@@ -238,6 +238,10 @@ unit_job() {
 
 run_tests() {
 	need_tools curl:curl python3:python3 timeout:coreutils flock:util-linux
+	# e2e 58 runs a real Prometheus, e2e 59 the dashboard in Chromium through tests/browser (docs/dashboard.md)
+	need_tools prometheus:prometheus chromium:chromium node:nodejs npm:npm
+	[ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ] ||
+		(cd tests/browser && npm ci --no-audit --no-fund >/dev/null) || die "npm ci in tests/browser failed (it needs the npm registry)"
 	build_mesh
 	build_asan
 	local art=$ROOT/tests/artifacts t name rc q lane lanes=${E2E_LANES:-2} job kind started
