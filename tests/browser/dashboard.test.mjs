@@ -1,37 +1,43 @@
 // dashboard.test.mjs - the dashboard page (web/dashboard.html) in real headless
-// Chromium, driven by playwright-core (e2e 59 runs it after Bookinfo traffic
-// with the reviews canary at 80/20).
+// Chromium, driven by playwright-core; e2e 59 runs it beside `mesh demo` with
+// the reviews canary at 80/20.
 //
-//   node dashboard.test.mjs URL
+//   node dashboard.test.mjs URL GOFILE
 //
+// It starts Chromium and opens URL at once (the slow part, while e2e 59 waits
+// for the canary and sends traffic), then waits (bounded) for GOFILE to hold
+// "V1N V2N": the reviews calls that reviews v1 and v2 counted themselves, the
+// split the page must show. Then it reloads the page and checks it.
 // Environment: CHROMIUM (default /usr/bin/chromium), ART (screenshots go there),
-// SCENARIO (the name in PASS/FAIL lines), V1N and V2N (the reviews calls that
-// reviews v1 and v2 counted themselves: the split the page must show).
-// Prints one PASS: or FAIL: line per check, like tests/e2e/lib.sh; exits 1 on a
-// failure that stops the rest.
+// SCENARIO (the name in PASS/FAIL lines). Prints one PASS: or FAIL: line per
+// check, like tests/e2e/lib.sh, and note: lines with its timing; exits 1 after
+// a failure.
 import { chromium } from "playwright-core";
+import fs from "node:fs";
 import path from "node:path";
 
-const url = process.argv[2];
+const [url, gofile] = process.argv.slice(2);
 const art = process.env.ART || ".";
 const scenario = process.env.SCENARIO || "browser";
-const v1n = Number(process.env.V1N), v2n = Number(process.env.V2N);
 let failed = 0;
 const ok = (name) => console.log(`PASS: ${scenario}: ${name}`);
 const bad = (name, why) => { failed++; console.log(`FAIL: ${scenario}: ${name}: ${why}`); };
 const expect = (name, cond, why) => (cond ? ok(name) : bad(name, why));
 const shot = (page, name) => page.screenshot({ path: path.join(art, name), fullPage: true });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const T = 10000;   // every wait is bounded
+const t0 = Date.now();
+const note = (what) => console.log(`note: ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-if (!url || !(v1n > 0) || !(v2n > 0)) {
-	console.log(`FAIL: ${scenario}: usage: V1N=N V2N=N node dashboard.test.mjs URL`);
+if (!url || !gofile) {
+	console.log(`FAIL: ${scenario}: usage: node dashboard.test.mjs URL GOFILE`);
 	process.exit(1);
 }
 
 const browser = await chromium.launch({
 	executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
 	// root on CI: Chromium's sandbox needs an unprivileged user
-	args: ["--no-sandbox", "--disable-gpu"],
+	args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 	timeout: 30000,
 });
 const problems = [];   // console errors, uncaught exceptions, failed or refused requests
@@ -40,12 +46,25 @@ try {
 	page.setDefaultTimeout(T);
 	page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
 	page.on("pageerror", (e) => problems.push(`exception: ${e.message}`));
-	page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+	page.on("requestfailed", (r) => {   // (a reload cancels a refresh in flight: ERR_ABORTED)
+		if (r.failure()?.errorText !== "net::ERR_ABORTED") { problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`); }
+	});
 	page.on("response", (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`); });
-
 	const resp = await page.goto(url, { waitUntil: "load" });
 	expect("the page loads (200, title 'mesh dashboard')", resp.status() === 200 && (await page.title()) === "mesh dashboard",
 		`HTTP ${resp.status()}, title '${await page.title()}'`);
+	note("Chromium has the page");
+
+	// ---- e2e 59 says when the traffic is in the dashboard
+	let go = "";
+	for (let i = 0; i < 1200 && !go.includes("\n"); i++) {   // 120 s
+		try { go = fs.readFileSync(gofile, "utf8"); } catch { /* not yet */ }
+		if (!go.includes("\n")) { await sleep(100); }
+	}
+	const [v1n, v2n] = go.trim().split(/\s+/).map(Number);
+	if (!(v1n > 0) || !(v2n > 0)) { throw new Error(`no 'V1N V2N' line in ${gofile} after 120 s: '${go}'`); }
+	note("traffic done");
+	await page.reload({ waitUntil: "load" });
 
 	// ---- graph: nodes and edges after traffic
 	await page.waitForSelector("#graph svg .edge");
@@ -85,6 +104,7 @@ try {
 		`(${r1} / ${r2} rps; configured 20% ± ${(tol * 100).toFixed(1)}, the proxies counted ${(truth * 100).toFixed(1)}%)`,
 		Math.abs(share - 0.2) <= tol && Math.abs(share - truth) < 0.02, `v1 ${r1} v2 ${r2} rps, proxies ${v1n}/${v2n}`);
 	await shot(page, "graph.png");
+	note("graph checked");
 
 	// ---- click the canary edge: the side panel, then one of its traces
 	await page.locator('#graph .edge[data-from="productpage v1"][data-to="reviews v2"] path.hit').click({ force: true });
@@ -114,6 +134,7 @@ try {
 	expect("waterfall: the Traces tab is the one shown", await page.locator("#t-traces").isVisible() &&
 		!(await page.locator("#t-graph").isVisible()), "graph still shown");
 	await shot(page, "waterfall.png");
+	note("waterfall checked");
 
 	// ---- services tab
 	await page.click('nav button[data-t="services"]');
@@ -130,5 +151,6 @@ try {
 	bad("browser", `${e.message.split("\n")[0]} (console: ${problems.join(" | ") || "clean"})`);
 } finally {
 	await browser.close();
+	note("Chromium closed");
 }
 process.exit(failed ? 1 : 0);

@@ -25,6 +25,13 @@ done
 RUN=$ART/run
 demo_start "$RUN" --timeout 60 || exit 1
 API=http://127.0.0.1:$DASH
+# Chromium starts and opens the page now, and checks it once $GO says the traffic is in
+GO=$ART/go
+rm -f "$GO"
+export ART CHROMIUM
+(cd "$BROWSER_DIR" && exec timeout 150 node dashboard.test.mjs "$API/" "$GO") >"$ART/browser.out" 2>&1 &
+BROWSER_PID=$!
+PIDS+=("$BROWSER_PID")
 
 # wait_until SECS CMD... : until CMD succeeds
 wait_until() {
@@ -75,9 +82,9 @@ sys.exit(0 if n == 300 else 1)'
 wait_until 15 graph_done || fail "graph" "the dashboard's edges to reviews do not add up to 300"
 
 # ---- the page in Chromium
-cd "$BROWSER_DIR" || exit 1
-export ART CHROMIUM V1N V2N
-COUNTED_NAME=node counted timeout 90 node dashboard.test.mjs "$API/"
+echo "$V1N $V2N" >"$GO.tmp" && mv "$GO.tmp" "$GO"
+browser_result() { wait "$BROWSER_PID"; local rc=$?; cat "$ART/browser.out"; return "$rc"; }
+COUNTED_NAME=node counted browser_result
 for f in graph edge waterfall services; do
 	[ -s "$ART/$f.png" ] || fail "screenshot" "$ART/$f.png is missing"
 done
