@@ -33,13 +33,6 @@ export ART CHROMIUM
 BROWSER_PID=$!
 PIDS+=("$BROWSER_PID")
 
-# wait_until SECS CMD... : until CMD succeeds
-wait_until() {
-	local i n=$(($1 * 10))
-	shift
-	for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	return 1
-}
 # proxies_on SNAPSHOT : all seven proxies SYNCED on a snapshot other than SNAPSHOT
 proxies_on() {
 	curl -s --max-time 5 "http://127.0.0.1:$CTL_ADM/proxies.json" | python3 -c '
