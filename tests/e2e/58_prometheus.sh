@@ -8,6 +8,8 @@
 # gives v1, v2 and v3 with 10 each (reviews is round robin in conf/bookinfo),
 # equal to each reviews proxy's own counter; all of it mTLS; the source-side
 # rate and histogram_quantile queries of docs/dashboard.md return the edges.
+# Then `mesh dashboard --prometheus` reads this Prometheus instead of the
+# proxies: its graph holds exactly the 15 pages sent after its first round.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/demo.sh"
 
@@ -117,3 +119,24 @@ if len(p99) == 1 and 0 < p99[0][1] < 10000:
 else:
     bad("histogram_quantile", p99)
 PY
+
+# ---- the dashboard reading this Prometheus instead of the proxies (--prometheus)
+ports PDASH
+start_mesh dashboard-prom dashboard --controller "127.0.0.1:$CTL_ADM" --prometheus "127.0.0.1:$PROM" \
+	--listen "127.0.0.1:$PDASH" --interval 1s
+wait_http "http://127.0.0.1:$PDASH/ready" 10 || fail "dashboard --prometheus" "not answering on $PDASH"
+st=$(body "http://127.0.0.1:$PDASH/api/status")
+expect_match "dashboard --prometheus: /api/status says where the metrics come from" "\"metrics_from\":\"127.0.0.1:$PROM\"" "$st"
+# its first round is the baseline: new traffic after it, then its edges must hold exactly that
+rounds() { body "http://127.0.0.1:$PDASH/api/status" | sed -n 's/.*"rounds":\([0-9]*\).*/\1/p'; }
+wait_until 10 eval '[ "$(rounds)" -ge 1 ]' || fail "dashboard --prometheus" "no round done: $(body "http://127.0.0.1:$PDASH/api/status")"
+ok3=$(pages)
+expect_eq "PromQL: 15 more pages' reviews calls" 45 "$(wait_value 15 "sum($DST)" 45)"
+reviews_edges() {
+	body "http://127.0.0.1:$PDASH/api/graph?window=60" | python3 -c '
+import json, sys
+e = json.load(sys.stdin)["edges"]
+print(sum(x["requests"] for x in e if x["source"] == "productpage v1" and x["service"] == "reviews"))'
+}
+wait_until 15 eval '[ "$(reviews_edges)" = 15 ]'
+expect_eq "dashboard --prometheus: the graph's productpage -> reviews edges hold the 15 new calls ($ok3 pages)" 15 "$(reviews_edges)"
