@@ -42,6 +42,7 @@ demo_start() {
 	local run=$1
 	shift
 	demo_ports
+	: >"$ART/demo.log"   # (a rerun by hand in the same $ART: no old "ready" line)
 	start_mesh demo demo --dir "$run" --port-base "$DEMO_BASE" "$@"
 	DEMO_PID=$MESH_PID
 	if ! wait_demo "$ART/demo.log" "$DEMO_PID"; then fail "demo ready" "no 'mesh demo: ready' line"; return 1; fi
