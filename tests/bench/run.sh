@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/bench/run.sh - mesh benchmarks, five suites (docs/benchmarks.md):
+# tests/bench/run.sh - mesh benchmarks, six suites (docs/benchmarks.md):
 #   proxy    the same HTTP/1.1 job four ways: direct to the origin, via mesh, via HAProxy,
 #            via nginx;
 #   routing  mesh with 1, 100 and 1,000 route rules (and 1,000 rules the index cannot file,
@@ -11,10 +11,12 @@
 #            memory per idle connection (tests/bench/mtls.sh, which run.sh sources);
 #   control  N = 100 and 1,000 simulated proxies against `mesh controller`: registration
 #            time, mesh.ini edit -> every proxy updated (p50/p99/max), controller RSS and
-#            CPU per edit (tests/bench/control.sh, which run.sh sources, and ctlsim.c).
+#            CPU per edit (tests/bench/control.sh, which run.sh sources, and ctlsim.c);
+#   tracing  mesh with [tracing] off, sampling 0, 1 and 100 (spans to a local sink):
+#            req/s, p99 and CPU per request against off (tests/bench/tracing.sh, sourced).
 # A benchmark, not a test: it measures and prints, never asserts.
 #
-#   bash tests/bench/run.sh [--suite all|proxy|routing|lb|mtls|control[,...]] [--quick]
+#   bash tests/bench/run.sh [--suite all|proxy|routing|lb|mtls|control|tracing[,...]] [--quick]
 #                           [--targets "direct mesh haproxy nginx"] [--syscalls] [--keep]
 #   ./build.sh bench [--quick]        (builds ./mesh first; all suites)
 #   BENCH_RT_CASES="rules1 rules1000" BENCH_RT_REPS=10 bash tests/bench/run.sh --suite routing
@@ -56,21 +58,22 @@ while [ $# -gt 0 ]; do
 	--syscalls) SYSCALLS=1 ;;
 	--targets) TARGETS=$2; shift ;;
 	--suite | --suites) SUITES=$2; shift ;;
-	-h | --help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
-DO_PROXY=0 DO_ROUTING=0 DO_LB=0 DO_MTLS=0 DO_CONTROL=0
+DO_PROXY=0 DO_ROUTING=0 DO_LB=0 DO_MTLS=0 DO_CONTROL=0 DO_TRACING=0
 for suite in ${SUITES//,/ }; do
 	case "$suite" in
-	all) DO_PROXY=1 DO_ROUTING=1 DO_LB=1 DO_MTLS=1 DO_CONTROL=1 ;;
+	all) DO_PROXY=1 DO_ROUTING=1 DO_LB=1 DO_MTLS=1 DO_CONTROL=1 DO_TRACING=1 ;;
 	proxy) DO_PROXY=1 ;;
 	routing) DO_ROUTING=1 ;;
 	lb) DO_LB=1 ;;
 	mtls) DO_MTLS=1 ;;
 	control) DO_CONTROL=1 ;;
-	*) echo "run.sh: unknown suite '$suite' (all proxy routing lb mtls control)" >&2; exit 2 ;;
+	tracing) DO_TRACING=1 ;;
+	*) echo "run.sh: unknown suite '$suite' (all proxy routing lb mtls control tracing)" >&2; exit 2 ;;
 	esac
 done
 [ "$DO_PROXY" = 1 ] || TARGETS=""   # --targets is the proxy suite's
@@ -781,6 +784,13 @@ if [ "$DO_CONTROL" = 1 ]; then
 	. tests/bench/control.sh
 fi
 
+# ================================================================ suite: tracing
+# In its own file: tests/bench/tracing.sh (sourced, as mtls.sh).
+if [ "$DO_TRACING" = 1 ]; then
+	[ -x "$MESH" ] || die "no binary at $MESH (./build.sh first)"
+	. tests/bench/tracing.sh
+fi
+
 # ---------------------------------------------------------------- binary size
 BIN_BYTES=na
 if [ -x "$MESH" ]; then
@@ -799,7 +809,7 @@ us_per_req() { awk -v c="$(mget CPU_P "$1")" -v r="$(mget RPS "$1")" 'BEGIN { if
 
 echo
 echo "mesh benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(. /etc/os-release && echo "$PRETTY_NAME")"
-echo "suites: $([ "$DO_PROXY" = 1 ] && printf 'proxy ')$([ "$DO_ROUTING" = 1 ] && printf 'routing ')$([ "$DO_LB" = 1 ] && printf 'lb ')$([ "$DO_MTLS" = 1 ] && printf 'mtls ')$([ "$DO_CONTROL" = 1 ] && printf 'control ')(${SECONDS} s); mesh $("$MESH" version 2>/dev/null | head -1)"
+echo "suites: $([ "$DO_PROXY" = 1 ] && printf 'proxy ')$([ "$DO_ROUTING" = 1 ] && printf 'routing ')$([ "$DO_LB" = 1 ] && printf 'lb ')$([ "$DO_MTLS" = 1 ] && printf 'mtls ')$([ "$DO_CONTROL" = 1 ] && printf 'control ')$([ "$DO_TRACING" = 1 ] && printf 'tracing ')(${SECONDS} s); mesh $("$MESH" version 2>/dev/null | head -1)"
 if [ "$DO_PROXY" = 1 ]; then   # (not re-indented) the proxy suite's tables and ratios
 echo "wrk -t1 -c$CONNS ${DUR}s x $REPS; rate.c $RATE req/s ${RATE_DUR}s x $REPS; medians; proxy on CPU $CPU_PROXY, wrk/rate.c/origin on CPU $CPU_LOAD"
 echo
@@ -952,6 +962,7 @@ fi
 
 [ "$DO_MTLS" = 1 ] && mtls_report
 [ "$DO_CONTROL" = 1 ] && control_report
+[ "$DO_TRACING" = 1 ] && tracing_report
 
 # ---------------------------------------------------------------- key=value figures, every suite
 echo
@@ -976,7 +987,8 @@ printf 'errors_total=%s\n' "$( { for t in $LIVE; do errs_of "$t"; done
 	for c in $RT_LIVE; do echo "${RT_ERRS[$c]:-0}"; done
 	for c in $LB_LIVE; do echo "${LB_ERRS[$c]:-0}"; done
 	if [ "$DO_MTLS" = 1 ]; then mt_errors; fi
-	if [ "$DO_CONTROL" = 1 ]; then ct_errors; fi; } | awk '{ s += $1 } END { print s + 0 }')"
+	if [ "$DO_CONTROL" = 1 ]; then ct_errors; fi
+	if [ "$DO_TRACING" = 1 ]; then tr_errors; fi; } | awk '{ s += $1 } END { print s + 0 }')"
 if [ "$DO_PROXY" = 1 ]; then
 printf 'cpu_per_req_ratio_haproxy=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req haproxy)")"
 printf 'cpu_per_req_ratio_nginx=%s\n' "$(ratio "$(us_per_req mesh)" "$(us_per_req nginx)")"
@@ -1029,4 +1041,5 @@ if [ "$DO_LB" = 1 ]; then
 fi
 [ "$DO_MTLS" = 1 ] && mtls_figures
 [ "$DO_CONTROL" = 1 ] && control_figures
+[ "$DO_TRACING" = 1 ] && tracing_figures
 exit 0
