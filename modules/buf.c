@@ -149,6 +149,17 @@ static int strbuf_grow(struct strbuf *s, size_t n)
 	return 0;
 }
 
+char *strbuf_reserve(struct strbuf *s, size_t n)
+{
+	return strbuf_grow(s, n) < 0 ? NULL : s->p + s->len;
+}
+
+void strbuf_commit(struct strbuf *s, char *end)
+{
+	s->len = (size_t)(end - s->p);
+	s->p[s->len] = 0;
+}
+
 void strbuf_append(struct strbuf *s, const char *data, size_t n)
 {
 	if (strbuf_grow(s, n) < 0)
@@ -221,37 +232,87 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* a JSON string: quotes, backslashes and controls escaped, invalid UTF-8 as U+FFFD */
-void strbuf_json_str(struct strbuf *out, const char *v)
-{
-	const unsigned char *p = (const unsigned char *)(v ? v : ""), *run = p;
-	size_t n = strlen((const char *)p), l;
+/* bytes a JSON string carries as they are: printable ASCII but '"' and '\\' */
+static const unsigned char json_plain[256] = {
+	[0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,   /* not 0x22 '"', 0x5c '\\' */
+};
 
-	strbuf_append(out, "\"", 1);
-	while (n) {
-		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
-			p++, n--;
-			continue;
-		}
-		strbuf_append(out, (const char *)run, (size_t)(p - run));
+char *json_escape(char *o, const char *v, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)v, *end = p + n, *run;
+	size_t l;
+
+	*o++ = '"';
+	for (;;) {
+		/* runs of plain bytes in one copy: span and page JSON is mostly those */
+		for (run = p; p < end && json_plain[*p]; p++)
+			;
+		memcpy(o, run, (size_t)(p - run));
+		o += p - run;
+		if (p == end)
+			break;
 		if (*p == '"' || *p == '\\') {
-			char e[2] = { '\\', (char)*p };
-			strbuf_append(out, e, 2);
+			*o++ = '\\';
+			*o++ = (char)*p;
 			l = 1;
 		} else if (*p < 0x20 || *p == 0x7f) {
-			strbuf_printf(out, "\\u%04x", *p);
+			memcpy(o, "\\u00", 4);
+			o[4] = hex[*p >> 4];
+			o[5] = hex[*p & 15];
+			o += 6;
 			l = 1;
-		} else if ((l = utf8_len(p, n))) {
-			strbuf_append(out, (const char *)p, l);
+		} else if ((l = utf8_len(p, (size_t)(end - p)))) {
+			memcpy(o, p, l);
+			o += l;
 		} else {
-			strbuf_puts(out, "\\ufffd");
+			memcpy(o, "\\ufffd", 6);
+			o += 6;
 			l = 1;
 		}
-		p += l, n -= l;
-		run = p;
+		p += l;
 	}
-	strbuf_append(out, (const char *)run, (size_t)(p - run));
-	strbuf_append(out, "\"", 1);
+	*o++ = '"';
+	return o;
+}
+
+void strbuf_json_str(struct strbuf *out, const char *v)
+{
+	size_t n = v ? strlen(v) : 0;
+	char *o = strbuf_reserve(out, 6 * n + 2);
+
+	if (!o)
+		return;
+	o = json_escape(o, v ? v : "", n);
+	strbuf_commit(out, o);
+}
+
+char *str_join(char *out, size_t cap, ...)
+{
+	char *o = out, *end = out + cap - 1;
+	const char *s;
+	va_list ap;
+
+	va_start(ap, cap);
+	while ((s = va_arg(ap, const char *))) {
+		size_t n = strlen(s);
+
+		if (n > (size_t)(end - o))
+			n = (size_t)(end - o);
+		memcpy(o, s, n);
+		o += n;
+	}
+	va_end(ap);
+	*o = 0;
+	return out;
+}
+
+char *u64_dec(char *end, uint64_t v)
+{
+	do
+		*--end = (char)('0' + v % 10);
+	while (v /= 10);
+	return end;
 }
 
 /* this process's resident memory (VmRSS) in KiB, or -1: the memory gauges */

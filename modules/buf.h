@@ -48,8 +48,20 @@ void strbuf_append(struct strbuf *s, const char *data, size_t n);
 void strbuf_puts(struct strbuf *s, const char *str);
 void strbuf_printf(struct strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_free(struct strbuf *s);
+/* room for n more bytes (and the NUL): where they go, NULL when out of memory;
+ * strbuf_commit(s, end) then takes what was written up to end */
+char *strbuf_reserve(struct strbuf *s, size_t n);
+void strbuf_commit(struct strbuf *s, char *end);
 /* a JSON string value: quotes, backslashes and controls escaped, invalid UTF-8 as U+FFFD (NULL = "") */
 void strbuf_json_str(struct strbuf *s, const char *v);
+/* the same for v's n bytes written at o, which has room for 6 * n + 2; returns the end */
+char *json_escape(char *o, const char *v, size_t n);
+
+/* out = the strings given up to a NULL, joined, cut to cap - 1 bytes; returns out
+ * (snprintf's "%s%s" without printf's cost, for per-request labels) */
+char *str_join(char *out, size_t cap, ...) __attribute__((sentinel));
+/* v in decimal, written backwards so that it ends at end; returns its first digit */
+char *u64_dec(char *end, uint64_t v);
 
 /* this process's resident memory (VmRSS) in KiB, or -1 */
 long buf_rss_kib(void);

@@ -1007,7 +1007,7 @@ static void trace_span(struct client *c, const struct metrics_req *r, double now
 	const struct conf_workload *w = &cf->workload;
 	const struct trace_ctx *tc = &st->trace;
 	struct trace_req t;
-	char cluster[320];
+	char cluster[320], port[8];
 	double conn_end = tc->t_connected ? tc->t_connected : st->try_start;
 
 	memset(&t, 0, sizeof(t));
@@ -1021,16 +1021,19 @@ static void trace_span(struct client *c, const struct metrics_req *r, double now
 		const struct conf_service *self = w->service ? find_service_by_name(cf, w->service, w->namespace) : NULL;
 		t.port = self ? self->port : addr_port(&w->app);
 		t.peer_identity = r->src_principal;
-		snprintf(cluster, sizeof(cluster), "inbound|%u||", (unsigned)addr_port(&w->app));
+		port[sizeof(port) - 1] = 0;
+		str_join(cluster, sizeof(cluster), "inbound|", u64_dec(port + sizeof(port) - 1, addr_port(&w->app)), "||",
+		         NULL);
 	} else {
 		t.port = st->svc ? st->svc->port : 0;
 		t.peer_identity = r->dst_principal;
-		if (st->svc)
-			snprintf(cluster, sizeof(cluster), "outbound|%u|%s|%s.%s.svc.%s", st->svc->port,
-			         st->subset >= 0 ? conf_destination_of(cf, st->svc)->subsets[st->subset].name : "",
-			         st->svc->name, st->svc->namespace, cf->mesh.domain);
+		port[sizeof(port) - 1] = 0;
+		if (st->svc && r->dst_service)   /* (record's "<name>.<namespace>.svc.<domain>") */
+			str_join(cluster, sizeof(cluster), "outbound|", u64_dec(port + sizeof(port) - 1, st->svc->port), "|",
+			         st->subset >= 0 ? conf_destination_of(cf, st->svc)->subsets[st->subset].name : "", "|",
+			         r->dst_service, NULL);
 		else
-			snprintf(cluster, sizeof(cluster), "outbound|||");
+			str_join(cluster, sizeof(cluster), "outbound|||", NULL);
 	}
 	t.cluster = cluster;
 	t.method = st->method;

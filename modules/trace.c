@@ -413,33 +413,56 @@ size_t trace_inject(const struct trace_ctx *t, char *out, size_t cap)
 
 /* ------------------------------------------------------------------ span JSON */
 
-static void tag(struct strbuf *out, int *first, const char *k, const char *v)
+/* Every sampled request goes through here, so no printf (musl's cost more than
+ * the rest of the span together) and one reservation per span: the strings are
+ * measured first, then the span is written at a cursor. Keys are literals with
+ * their comma, quotes and colon. */
+
+#define JKEY(k) ",\"" k "\":", sizeof(",\"" k "\":") - 1
+#define SPAN_FIXED 1024      /* a span's bytes besides its escaped strings, at most */
+
+struct span_str {
+	const char *key;             /* ,"key": ; NULL = the span's name, "serviceName" */
+	size_t klen;
+	const char *v;               /* NULL or "" = left out */
+	size_t n;
+};
+
+static void str_add(struct span_str *s, size_t *k, const char *key, size_t klen, const char *v)
 {
 	if (!v || !*v)
 		return;
-	strbuf_puts(out, *first ? "" : ",");
-	*first = 0;
-	strbuf_json_str(out, k);
-	strbuf_append(out, ":", 1);
-	strbuf_json_str(out, v);
+	s[*k] = (struct span_str){ key, klen, v, strlen(v) };
+	++*k;
 }
 
-static void tag_num(struct strbuf *out, int *first, const char *k, unsigned long long v)
+/* ,"key":N as a number, or as a string when q (Zipkin's tags are strings) */
+static char *put_num(char *o, const char *key, size_t klen, uint64_t v, int q)
 {
-	char b[24];
+	char b[24], *s = u64_dec(b + sizeof(b), v);
+	size_t n = (size_t)(b + sizeof(b) - s);
 
-	snprintf(b, sizeof(b), "%llu", v);
-	tag(out, first, k, b);
+	memcpy(o, key, klen);
+	o += klen;
+	if (q)
+		*o++ = '"';
+	memcpy(o, s, n);
+	o += n;
+	if (q)
+		*o++ = '"';
+	return o;
 }
 
-static void tag_us(struct strbuf *out, int *first, const char *k, double seconds)
+static char *put_us(char *o, const char *key, size_t klen, double seconds)
 {
-	if (seconds >= 0)
-		tag_num(out, first, k, (unsigned long long)(seconds * 1e6 + 0.5));
+	return seconds >= 0 ? put_num(o, key, klen, (uint64_t)(seconds * 1e6 + 0.5), 1) : o;
 }
 
-/* {"ipv4":"127.0.0.1","port":15236} from "127.0.0.1:15236", "[::1]:80" or a bare address */
-static void endpoint_json(struct strbuf *out, const char *key, const char *addr)
+#define PUT_LIT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
+
+/* ,"remoteEndpoint":{"ipv4":"127.0.0.1","port":15236} from "127.0.0.1:15236",
+ * "[::1]:80" or a bare address; nothing when it is not one (under 128 bytes) */
+static char *put_endpoint(char *o, const char *addr)
 {
 	char host[64];
 	const char *colon = NULL, *h = addr;
@@ -449,11 +472,11 @@ static void endpoint_json(struct strbuf *out, const char *key, const char *addr)
 	int v6;
 
 	if (!addr || !*addr)
-		return;
+		return o;
 	if (*addr == '[') {
 		const char *rb = strchr(addr, ']');
 		if (!rb)
-			return;
+			return o;
 		h = addr + 1;
 		hl = (size_t)(rb - h);
 		colon = rb[1] == ':' ? rb + 1 : NULL;
@@ -464,91 +487,116 @@ static void endpoint_json(struct strbuf *out, const char *key, const char *addr)
 		hl = colon ? (size_t)(colon - addr) : strlen(addr);
 	}
 	if (hl >= sizeof(host))
-		return;
+		return o;
 	memcpy(host, h, hl);
 	host[hl] = 0;
-	v6 = strchr(host, ':') != NULL;
+	v6 = memchr(host, ':', hl) != NULL;
 	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1)
-		return;
+		return o;             /* (and so host needs no escaping) */
 	if (colon)
 		port = strtoul(colon + 1, NULL, 10);
-	strbuf_printf(out, ",\"%s\":{\"%s\":\"%s\"", key, v6 ? "ipv6" : "ipv4", host);
+	o = v6 ? PUT_LIT(o, ",\"remoteEndpoint\":{\"ipv6\":\"") : PUT_LIT(o, ",\"remoteEndpoint\":{\"ipv4\":\"");
+	memcpy(o, host, hl);
+	o += hl;
+	*o++ = '"';
 	if (port > 0 && port < 65536)
-		strbuf_printf(out, ",\"port\":%lu", port);
-	strbuf_append(out, "}", 1);
+		o = put_num(o, JKEY("port"), port, 0);
+	*o++ = '}';
+	return o;
 }
 
 void trace_span_json(struct strbuf *out, const struct trace_ctx *t, const struct trace_req *r)
 {
 	const struct metrics_req *m = r->m;
-	char tid[33], sid[17], pid[17], name[320], local[160], url[512];
-	unsigned long long ts = (unsigned long long)(r->start * 1e6), dur;
-	int first = 1, code = m ? m->code : 0;
+	struct span_str s[32];
+	char name[320], local[160], url[512], port[8], *o;
+	uint64_t ts = (uint64_t)(r->start * 1e6), dur;
+	int code = m ? m->code : 0;
+	size_t i, k = 0, bound = SPAN_FIXED;
 
-	dur = r->end > r->start ? (unsigned long long)((r->end - r->start) * 1e6 + 0.5) : 0;
+	dur = r->end > r->start ? (uint64_t)((r->end - r->start) * 1e6 + 0.5) : 0;
 	if (!dur)
 		dur = 1;                  /* Zipkin reads 0 as "unknown" */
-	trace_id_hex(t, tid);
-	trace_span_hex(t->span_id, sid);
-	trace_span_hex(t->parent_id, pid);
 	if (r->name && *r->name)
-		snprintf(name, sizeof(name), "%s", r->name);
+		str_join(name, sizeof(name), r->name, NULL);
 	else if (m && m->dst_service)
-		snprintf(name, sizeof(name), "%s:%u/*", m->dst_service, (unsigned)r->port);
+		str_join(name, sizeof(name), m->dst_service, ":", u64_dec(port + sizeof(port) - 1, r->port), "/*", NULL);
 	else
-		snprintf(name, sizeof(name), "%s/*", r->authority && *r->authority ? r->authority : "unknown");
-	snprintf(local, sizeof(local), "%s.%s", r->service ? r->service : "unknown", r->namespace ? r->namespace : "default");
-	snprintf(url, sizeof(url), "http://%s%s", r->authority ? r->authority : "", r->path ? r->path : "");
-	strbuf_printf(out, "{\"traceId\":\"%s\",\"id\":\"%s\",", tid, sid);
-	if (t->parent_id)
-		strbuf_printf(out, "\"parentId\":\"%s\",", pid);
-	strbuf_printf(out, "\"kind\":\"%s\",\"name\":", r->server ? "SERVER" : "CLIENT");
-	strbuf_json_str(out, name);
-	strbuf_printf(out, ",\"timestamp\":%llu,\"duration\":%llu", ts, dur);
-	if (t->flags & TRACE_F_DEBUG)
-		strbuf_puts(out, ",\"debug\":true");
-	strbuf_puts(out, ",\"localEndpoint\":{\"serviceName\":");
-	strbuf_json_str(out, local);
-	strbuf_append(out, "}", 1);
-	endpoint_json(out, "remoteEndpoint", r->server ? r->peer_ip : r->upstream);
-	strbuf_puts(out, ",\"tags\":{");
-	tag(out, &first, "component", "proxy");
-	tag(out, &first, "istio.canonical_service", r->service);
-	tag(out, &first, "istio.canonical_revision", r->version ? r->version : "unknown");
-	tag(out, &first, "istio.namespace", r->namespace);
-	tag(out, &first, "mesh.route", r->name);
-	tag(out, &first, "http.method", r->method);
-	tag(out, &first, "http.url", url);
-	tag(out, &first, "http.protocol", r->protocol);
-	if (code)
-		tag_num(out, &first, "http.status_code", (unsigned long long)code);
-	else
-		tag(out, &first, "http.status_code", "0");
-	tag(out, &first, "response_flags", m && m->flags ? m->flags : "-");
-	if (!code || code >= 500)
-		tag(out, &first, "error", "true");
-	tag_num(out, &first, "request_size", (unsigned long long)r->req_bytes);
-	tag_num(out, &first, "response_size", (unsigned long long)r->resp_bytes);
-	tag(out, &first, "upstream_cluster", r->cluster);
-	tag(out, &first, "upstream_address", r->upstream);
-	tag(out, &first, "peer.address", r->peer_ip);
-	tag(out, &first, "peer.identity", r->peer_identity);
-	tag(out, &first, "connection_security_policy", m && m->security ? m->security : "none");
+		str_join(name, sizeof(name), r->authority && *r->authority ? r->authority : "unknown", "/*", NULL);
+	port[sizeof(port) - 1] = 0;   /* (u64_dec above wrote before it) */
+	str_join(local, sizeof(local), r->service ? r->service : "unknown", ".", r->namespace ? r->namespace : "default",
+	         NULL);
+	str_join(url, sizeof(url), "http://", r->authority ? r->authority : "", r->path ? r->path : "", NULL);
+	/* the strings, in the order they are written: name, serviceName, the string tags;
+	 * the numbers come last */
+	s[k++] = (struct span_str){ NULL, 0, name, strlen(name) };
+	s[k++] = (struct span_str){ NULL, 0, local, strlen(local) };
+	str_add(s, &k, JKEY("istio.canonical_service"), r->service);
+	str_add(s, &k, JKEY("istio.canonical_revision"), r->version ? r->version : "unknown");
+	str_add(s, &k, JKEY("istio.namespace"), r->namespace);
+	str_add(s, &k, JKEY("mesh.route"), r->name);
+	str_add(s, &k, JKEY("http.method"), r->method);
+	str_add(s, &k, JKEY("http.url"), url);
+	str_add(s, &k, JKEY("http.protocol"), r->protocol);
+	str_add(s, &k, JKEY("response_flags"), m && m->flags ? m->flags : "-");
+	if (code <= 0 || code >= 500)
+		str_add(s, &k, JKEY("error"), "true");
+	str_add(s, &k, JKEY("upstream_cluster"), r->cluster);
+	str_add(s, &k, JKEY("upstream_address"), r->upstream);
+	str_add(s, &k, JKEY("peer.address"), r->peer_ip);
+	str_add(s, &k, JKEY("peer.identity"), r->peer_identity);
+	str_add(s, &k, JKEY("connection_security_policy"), m && m->security ? m->security : "none");
 	if (m) {
-		tag(out, &first, "source_workload", m->src_workload);
-		tag(out, &first, "source_version", m->src_version);
-		tag(out, &first, "destination_service", m->dst_service);
-		tag(out, &first, "destination_workload", m->dst_workload);
-		tag(out, &first, "destination_version", m->dst_version);
+		str_add(s, &k, JKEY("source_workload"), m->src_workload);
+		str_add(s, &k, JKEY("source_version"), m->src_version);
+		str_add(s, &k, JKEY("destination_service"), m->dst_service);
+		str_add(s, &k, JKEY("destination_workload"), m->dst_workload);
+		str_add(s, &k, JKEY("destination_version"), m->dst_version);
 	}
-	tag_num(out, &first, "mesh.retries", r->retries);
-	tag(out, &first, "guid:x-request-id", r->request_id);
-	tag(out, &first, "user_agent", r->user_agent);
-	tag_us(out, &first, "mesh.timing.queue_us", r->queue);
-	tag_us(out, &first, "mesh.timing.connect_us", r->connect);
-	tag_us(out, &first, "mesh.timing.upstream_us", r->upstream_time);
-	tag_us(out, &first, "mesh.timing.total_us", r->end - r->start);
-	strbuf_puts(out, "}}");
+	str_add(s, &k, JKEY("guid:x-request-id"), r->request_id);
+	str_add(s, &k, JKEY("user_agent"), r->user_agent);
+	for (i = 0; i < k; i++)
+		bound += s[i].klen + 6 * s[i].n + 2;
+	o = strbuf_reserve(out, bound);
+	if (!o)
+		return;
+
+	o = PUT_LIT(o, "{\"traceId\":\"");
+	trace_id_hex(t, o);
+	o = PUT_LIT(o + 32, "\",\"id\":\"");
+	put_hex64(o, t->span_id);
+	o += 16;
+	if (t->parent_id) {
+		o = PUT_LIT(o, "\",\"parentId\":\"");
+		put_hex64(o, t->parent_id);
+		o += 16;
+	}
+	o = r->server ? PUT_LIT(o, "\",\"kind\":\"SERVER\",\"name\":") : PUT_LIT(o, "\",\"kind\":\"CLIENT\",\"name\":");
+	o = json_escape(o, s[0].v, s[0].n);
+	o = put_num(o, JKEY("timestamp"), ts, 0);
+	o = put_num(o, JKEY("duration"), dur, 0);
+	if (t->flags & TRACE_F_DEBUG)
+		o = PUT_LIT(o, ",\"debug\":true");
+	o = PUT_LIT(o, ",\"localEndpoint\":{\"serviceName\":");
+	o = json_escape(o, s[1].v, s[1].n);
+	*o++ = '}';
+	o = put_endpoint(o, r->server ? r->peer_ip : r->upstream);
+	/* component first: every later tag starts with its comma */
+	o = PUT_LIT(o, ",\"tags\":{\"component\":\"proxy\"");
+	for (i = 2; i < k; i++) {
+		memcpy(o, s[i].key, s[i].klen);
+		o = json_escape(o + s[i].klen, s[i].v, s[i].n);
+	}
+	o = put_num(o, JKEY("http.status_code"), (uint64_t)(code > 0 ? code : 0), 1);
+	o = put_num(o, JKEY("request_size"), r->req_bytes, 1);
+	o = put_num(o, JKEY("response_size"), r->resp_bytes, 1);
+	o = put_num(o, JKEY("mesh.retries"), r->retries, 1);
+	o = put_us(o, JKEY("mesh.timing.queue_us"), r->queue);
+	o = put_us(o, JKEY("mesh.timing.connect_us"), r->connect);
+	o = put_us(o, JKEY("mesh.timing.upstream_us"), r->upstream_time);
+	o = put_us(o, JKEY("mesh.timing.total_us"), r->end - r->start);
+	o = PUT_LIT(o, "}}");
+	strbuf_commit(out, o);
 }
 
 /* ------------------------------------------------------------------ the sender */
