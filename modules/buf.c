@@ -237,32 +237,36 @@ static const unsigned char json_plain[256] = {
 	[0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,   /* not 0x22 '"', 0x5c '\\' */
 };
 
-char *json_escape(char *o, const char *v, size_t n)
+char *json_escape(char *o, const char *lim, const char *v)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)v, *end = p + n, *run;
+	const unsigned char *p = (const unsigned char *)v;
+	unsigned char c;
 	size_t l;
 
-	*o++ = '"';
 	for (;;) {
-		/* runs of plain bytes in one copy: span and page JSON is mostly those */
-		for (run = p; p < end && json_plain[*p]; p++)
-			;
-		memcpy(o, run, (size_t)(p - run));
-		o += p - run;
-		if (p == end)
-			break;
-		if (*p == '"' || *p == '\\') {
+		/* one pass copies and looks for the end (json_plain['\0'] is 0) */
+		while (json_plain[c = *p]) {
+			if (o == lim)
+				return NULL;
+			*o++ = (char)c;
+			p++;
+		}
+		if (!c)
+			return o;
+		if (lim - o < 6)
+			return NULL;
+		if (c == '"' || c == '\\') {
 			*o++ = '\\';
-			*o++ = (char)*p;
+			*o++ = (char)c;
 			l = 1;
-		} else if (*p < 0x20 || *p == 0x7f) {
+		} else if (c < 0x20 || c == 0x7f) {
 			memcpy(o, "\\u00", 4);
-			o[4] = hex[*p >> 4];
-			o[5] = hex[*p & 15];
+			o[4] = hex[c >> 4];
+			o[5] = hex[c & 15];
 			o += 6;
 			l = 1;
-		} else if ((l = utf8_len(p, (size_t)(end - p)))) {
+		} else if ((l = utf8_len(p, 4))) {   /* (it stops at the NUL: not a continuation byte) */
 			memcpy(o, p, l);
 			o += l;
 		} else {
@@ -272,8 +276,6 @@ char *json_escape(char *o, const char *v, size_t n)
 		}
 		p += l;
 	}
-	*o++ = '"';
-	return o;
 }
 
 void strbuf_json_str(struct strbuf *out, const char *v)
@@ -283,7 +285,9 @@ void strbuf_json_str(struct strbuf *out, const char *v)
 
 	if (!o)
 		return;
-	o = json_escape(o, v ? v : "", n);
+	*o++ = '"';
+	o = json_escape(o, o + 6 * n, v ? v : "");   /* (always fits) */
+	*o++ = '"';
 	strbuf_commit(out, o);
 }
 

@@ -54,8 +54,9 @@ char *strbuf_reserve(struct strbuf *s, size_t n);
 void strbuf_commit(struct strbuf *s, char *end);
 /* a JSON string value: quotes, backslashes and controls escaped, invalid UTF-8 as U+FFFD (NULL = "") */
 void strbuf_json_str(struct strbuf *s, const char *v);
-/* the same for v's n bytes written at o, which has room for 6 * n + 2; returns the end */
-char *json_escape(char *o, const char *v, size_t n);
+/* the same without the quotes, written at o but not past lim: the end, or NULL when
+ * it did not fit (6 bytes per byte of v always do) */
+char *json_escape(char *o, const char *lim, const char *v);
 
 /* out = the strings given up to a NULL, joined, cut to cap - 1 bytes; returns out
  * (snprintf's "%s%s" without printf's cost, for per-request labels) */

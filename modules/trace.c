@@ -414,26 +414,27 @@ size_t trace_inject(const struct trace_ctx *t, char *out, size_t cap)
 /* ------------------------------------------------------------------ span JSON */
 
 /* Every sampled request goes through here, so no printf (musl's cost more than
- * the rest of the span together) and one reservation per span: the strings are
- * measured first, then the span is written at a cursor. Keys are literals with
- * their comma, quotes and colon. */
+ * the rest of the span together) and no strlen: the span is written at a cursor
+ * into room reserved once, each string escaped and copied in one pass. Keys are
+ * literals with their comma, quotes and colon. */
 
 #define JKEY(k) ",\"" k "\":", sizeof(",\"" k "\":") - 1
-#define SPAN_FIXED 1024      /* a span's bytes besides its escaped strings, at most */
+#define PUT_LIT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
+#define SPAN_FIXED 2048      /* a span's bytes besides its strings' (ids, keys, numbers), at most */
+#define SPAN_ROOM  2048      /* room for the strings tried first (a span is ~1 KB) */
 
-struct span_str {
-	const char *key;             /* ,"key": ; NULL = the span's name, "serviceName" */
-	size_t klen;
-	const char *v;               /* NULL or "" = left out */
-	size_t n;
-};
-
-static void str_add(struct span_str *s, size_t *k, const char *key, size_t klen, const char *v)
+/* ,"key":"v" with v escaped, strings not past lim; nothing for NULL or "".
+ * NULL in or NULL out: out of room */
+static char *tag(char *o, const char *lim, const char *key, size_t klen, const char *v)
 {
-	if (!v || !*v)
-		return;
-	s[*k] = (struct span_str){ key, klen, v, strlen(v) };
-	++*k;
+	if (!o || !v || !*v)
+		return o;
+	memcpy(o, key, klen);
+	o[klen] = '"';
+	o = json_escape(o + klen + 1, lim, v);
+	if (o)
+		*o++ = '"';
+	return o;
 }
 
 /* ,"key":N as a number, or as a string when q (Zipkin's tags are strings) */
@@ -442,6 +443,8 @@ static char *put_num(char *o, const char *key, size_t klen, uint64_t v, int q)
 	char b[24], *s = u64_dec(b + sizeof(b), v);
 	size_t n = (size_t)(b + sizeof(b) - s);
 
+	if (!o)
+		return NULL;
 	memcpy(o, key, klen);
 	o += klen;
 	if (q)
@@ -457,8 +460,6 @@ static char *put_us(char *o, const char *key, size_t klen, double seconds)
 {
 	return seconds >= 0 ? put_num(o, key, klen, (uint64_t)(seconds * 1e6 + 0.5), 1) : o;
 }
-
-#define PUT_LIT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
 
 /* ,"remoteEndpoint":{"ipv4":"127.0.0.1","port":15236} from "127.0.0.1:15236",
  * "[::1]:80" or a bare address; nothing when it is not one (under 128 bytes) */
@@ -505,61 +506,13 @@ static char *put_endpoint(char *o, const char *addr)
 	return o;
 }
 
-void trace_span_json(struct strbuf *out, const struct trace_ctx *t, const struct trace_req *r)
+/* the span at o; strings end before lim, the rest takes at most SPAN_FIXED more;
+ * NULL when the strings did not fit */
+static char *span_write(char *o, const char *lim, const struct trace_ctx *t, const struct trace_req *r)
 {
 	const struct metrics_req *m = r->m;
-	struct span_str s[32];
-	char name[320], local[160], url[512], port[8], *o;
-	uint64_t ts = (uint64_t)(r->start * 1e6), dur;
+	uint64_t dur = r->end > r->start ? (uint64_t)((r->end - r->start) * 1e6 + 0.5) : 0;
 	int code = m ? m->code : 0;
-	size_t i, k = 0, bound = SPAN_FIXED;
-
-	dur = r->end > r->start ? (uint64_t)((r->end - r->start) * 1e6 + 0.5) : 0;
-	if (!dur)
-		dur = 1;                  /* Zipkin reads 0 as "unknown" */
-	if (r->name && *r->name)
-		str_join(name, sizeof(name), r->name, NULL);
-	else if (m && m->dst_service)
-		str_join(name, sizeof(name), m->dst_service, ":", u64_dec(port + sizeof(port) - 1, r->port), "/*", NULL);
-	else
-		str_join(name, sizeof(name), r->authority && *r->authority ? r->authority : "unknown", "/*", NULL);
-	port[sizeof(port) - 1] = 0;   /* (u64_dec above wrote before it) */
-	str_join(local, sizeof(local), r->service ? r->service : "unknown", ".", r->namespace ? r->namespace : "default",
-	         NULL);
-	str_join(url, sizeof(url), "http://", r->authority ? r->authority : "", r->path ? r->path : "", NULL);
-	/* the strings, in the order they are written: name, serviceName, the string tags;
-	 * the numbers come last */
-	s[k++] = (struct span_str){ NULL, 0, name, strlen(name) };
-	s[k++] = (struct span_str){ NULL, 0, local, strlen(local) };
-	str_add(s, &k, JKEY("istio.canonical_service"), r->service);
-	str_add(s, &k, JKEY("istio.canonical_revision"), r->version ? r->version : "unknown");
-	str_add(s, &k, JKEY("istio.namespace"), r->namespace);
-	str_add(s, &k, JKEY("mesh.route"), r->name);
-	str_add(s, &k, JKEY("http.method"), r->method);
-	str_add(s, &k, JKEY("http.url"), url);
-	str_add(s, &k, JKEY("http.protocol"), r->protocol);
-	str_add(s, &k, JKEY("response_flags"), m && m->flags ? m->flags : "-");
-	if (code <= 0 || code >= 500)
-		str_add(s, &k, JKEY("error"), "true");
-	str_add(s, &k, JKEY("upstream_cluster"), r->cluster);
-	str_add(s, &k, JKEY("upstream_address"), r->upstream);
-	str_add(s, &k, JKEY("peer.address"), r->peer_ip);
-	str_add(s, &k, JKEY("peer.identity"), r->peer_identity);
-	str_add(s, &k, JKEY("connection_security_policy"), m && m->security ? m->security : "none");
-	if (m) {
-		str_add(s, &k, JKEY("source_workload"), m->src_workload);
-		str_add(s, &k, JKEY("source_version"), m->src_version);
-		str_add(s, &k, JKEY("destination_service"), m->dst_service);
-		str_add(s, &k, JKEY("destination_workload"), m->dst_workload);
-		str_add(s, &k, JKEY("destination_version"), m->dst_version);
-	}
-	str_add(s, &k, JKEY("guid:x-request-id"), r->request_id);
-	str_add(s, &k, JKEY("user_agent"), r->user_agent);
-	for (i = 0; i < k; i++)
-		bound += s[i].klen + 6 * s[i].n + 2;
-	o = strbuf_reserve(out, bound);
-	if (!o)
-		return;
 
 	o = PUT_LIT(o, "{\"traceId\":\"");
 	trace_id_hex(t, o);
@@ -571,32 +524,95 @@ void trace_span_json(struct strbuf *out, const struct trace_ctx *t, const struct
 		put_hex64(o, t->parent_id);
 		o += 16;
 	}
-	o = r->server ? PUT_LIT(o, "\",\"kind\":\"SERVER\",\"name\":") : PUT_LIT(o, "\",\"kind\":\"CLIENT\",\"name\":");
-	o = json_escape(o, s[0].v, s[0].n);
-	o = put_num(o, JKEY("timestamp"), ts, 0);
-	o = put_num(o, JKEY("duration"), dur, 0);
+	o = r->server ? PUT_LIT(o, "\",\"kind\":\"SERVER\",\"name\":\"") : PUT_LIT(o, "\",\"kind\":\"CLIENT\",\"name\":\"");
+	/* Istio's default name: <destination service FQDN>:<port>/(star) */
+	if (r->name && *r->name) {
+		o = json_escape(o, lim, r->name);
+	} else if (m && m->dst_service) {
+		o = json_escape(o, lim, m->dst_service);
+		o = put_num(o, ":", 1, r->port, 0);
+	} else {
+		o = json_escape(o, lim, r->authority && *r->authority ? r->authority : "unknown");
+	}
+	if (!o)
+		return NULL;
+	o = r->name && *r->name ? PUT_LIT(o, "\"") : PUT_LIT(o, "/*\"");
+	o = put_num(o, JKEY("timestamp"), (uint64_t)(r->start * 1e6), 0);
+	o = put_num(o, JKEY("duration"), dur ? dur : 1, 0);   /* Zipkin reads 0 as "unknown" */
 	if (t->flags & TRACE_F_DEBUG)
 		o = PUT_LIT(o, ",\"debug\":true");
-	o = PUT_LIT(o, ",\"localEndpoint\":{\"serviceName\":");
-	o = json_escape(o, s[1].v, s[1].n);
-	*o++ = '}';
+	o = PUT_LIT(o, ",\"localEndpoint\":{\"serviceName\":\"");
+	o = json_escape(o, lim, r->service ? r->service : "unknown");
+	if (!o || lim - o < 1)
+		return NULL;
+	*o++ = '.';
+	o = json_escape(o, lim, r->namespace ? r->namespace : "default");
+	if (!o)
+		return NULL;
+	o = PUT_LIT(o, "\"}");
 	o = put_endpoint(o, r->server ? r->peer_ip : r->upstream);
 	/* component first: every later tag starts with its comma */
 	o = PUT_LIT(o, ",\"tags\":{\"component\":\"proxy\"");
-	for (i = 2; i < k; i++) {
-		memcpy(o, s[i].key, s[i].klen);
-		o = json_escape(o + s[i].klen, s[i].v, s[i].n);
-	}
+	o = tag(o, lim, JKEY("istio.canonical_service"), r->service);
+	o = tag(o, lim, JKEY("istio.canonical_revision"), r->version ? r->version : "unknown");
+	o = tag(o, lim, JKEY("istio.namespace"), r->namespace);
+	o = tag(o, lim, JKEY("mesh.route"), r->name);
+	o = tag(o, lim, JKEY("http.method"), r->method);
+	if (!o)
+		return NULL;
+	o = PUT_LIT(o, ",\"http.url\":\"http://");
+	if (r->authority)
+		o = json_escape(o, lim, r->authority);
+	if (o && r->path)
+		o = json_escape(o, lim, r->path);
+	if (!o)
+		return NULL;
+	*o++ = '"';
+	o = tag(o, lim, JKEY("http.protocol"), r->protocol);
 	o = put_num(o, JKEY("http.status_code"), (uint64_t)(code > 0 ? code : 0), 1);
+	o = tag(o, lim, JKEY("response_flags"), m && m->flags ? m->flags : "-");
+	if (code <= 0 || code >= 500)
+		o = tag(o, lim, JKEY("error"), "true");
 	o = put_num(o, JKEY("request_size"), r->req_bytes, 1);
 	o = put_num(o, JKEY("response_size"), r->resp_bytes, 1);
+	o = tag(o, lim, JKEY("upstream_cluster"), r->cluster);
+	o = tag(o, lim, JKEY("upstream_address"), r->upstream);
+	o = tag(o, lim, JKEY("peer.address"), r->peer_ip);
+	o = tag(o, lim, JKEY("peer.identity"), r->peer_identity);
+	o = tag(o, lim, JKEY("connection_security_policy"), m && m->security ? m->security : "none");
+	if (m) {
+		o = tag(o, lim, JKEY("source_workload"), m->src_workload);
+		o = tag(o, lim, JKEY("source_version"), m->src_version);
+		o = tag(o, lim, JKEY("destination_service"), m->dst_service);
+		o = tag(o, lim, JKEY("destination_workload"), m->dst_workload);
+		o = tag(o, lim, JKEY("destination_version"), m->dst_version);
+	}
 	o = put_num(o, JKEY("mesh.retries"), r->retries, 1);
+	o = tag(o, lim, JKEY("guid:x-request-id"), r->request_id);
+	o = tag(o, lim, JKEY("user_agent"), r->user_agent);
 	o = put_us(o, JKEY("mesh.timing.queue_us"), r->queue);
 	o = put_us(o, JKEY("mesh.timing.connect_us"), r->connect);
 	o = put_us(o, JKEY("mesh.timing.upstream_us"), r->upstream_time);
 	o = put_us(o, JKEY("mesh.timing.total_us"), r->end - r->start);
-	o = PUT_LIT(o, "}}");
-	strbuf_commit(out, o);
+	return o ? PUT_LIT(o, "}}") : NULL;
+}
+
+void trace_span_json(struct strbuf *out, const struct trace_ctx *t, const struct trace_req *r)
+{
+	size_t room = SPAN_ROOM;
+	char *o, *end;
+
+	/* strings longer than the room are rare (a long path or user agent): more room */
+	for (;; room *= 4) {
+		o = strbuf_reserve(out, room + SPAN_FIXED);
+		if (!o)
+			return;
+		end = span_write(o, o + room, t, r);
+		if (end) {
+			strbuf_commit(out, end);
+			return;
+		}
+	}
 }
 
 /* ------------------------------------------------------------------ the sender */
