@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -54,12 +55,18 @@ static struct {
 	uint32_t max_queue;
 	struct strbuf pending;       /* JSON span objects, comma-separated */
 	size_t n_pending;
-	struct strbuf out;           /* the request in flight */
-	size_t out_off;              /* bytes of it written */
+	struct strbuf out;           /* the batch in flight (the pending buffer, traded) and "]" */
+	char head[256];              /* the request head for it, ending in "[" (collector.text is < 64) */
+	size_t head_len;
+	size_t out_off;              /* bytes of head + out written */
 	size_t n_inflight;           /* spans in it */
-	int fd;                      /* the post's socket, -1 = none in flight */
+	int fd;                      /* the post's socket, -1 = none */
+	struct conf_addr conn_to;    /* where fd is connected */
 	int connecting;
-	char resp[64];               /* the start of the collector's answer */
+	int idle;                    /* fd is kept for the next batch, no post in flight */
+	int reused;                  /* the post in flight went on a kept connection */
+	uint64_t discard;            /* idle: body bytes of the last answer still to come */
+	char resp[1024];             /* the head of the collector's answer */
 	size_t resp_len;
 	int failing;                 /* the last post failed (logged once per change) */
 	uint64_t recorded;           /* spans that entered the queue */
@@ -617,8 +624,16 @@ void trace_span_json(struct strbuf *out, const struct trace_ctx *t, const struct
 
 /* ------------------------------------------------------------------ the sender */
 
+/* The post's connection stays open for the next batch when the collector
+ * allows (HTTP/1.1, a Content-Length body, no Connection: close): Zipkin and
+ * Jaeger do, and at 100% sampling a new connection per batch was a third of
+ * the sender's cost. A kept connection the collector has closed meanwhile
+ * shows up as an error before any answer: the batch goes once more on a new
+ * connection. */
+
 static void post_done(const char *why);
 static void post_next(void);
+static void flush_now(void);
 
 static void post_close(void)
 {
@@ -628,6 +643,12 @@ static void post_close(void)
 		close(T.fd);
 		T.fd = -1;
 	}
+	T.idle = 0;
+}
+
+/* the batch in flight is sent, answered or given up: its buffer is free again */
+static void out_release(void)
+{
 	T.out.len = 0;
 	T.out_off = 0;
 	if (T.out.cap > TRACE_KEEP_BUF) {
@@ -636,13 +657,54 @@ static void post_close(void)
 	}
 }
 
-/* the post is over: why = NULL for success */
-static void post_done(const char *why)
+static void post_connect(void)
+{
+	int inprog = 0;
+
+	T.reused = 0;
+	T.out_off = 0;
+	T.resp_len = 0;
+	T.fd = net_connect((const struct sockaddr *)&T.collector.ss, T.collector.len, &inprog);
+	if (T.fd < 0) {
+		post_done(strerror(errno));
+		return;
+	}
+	T.conn_to = T.collector;
+	T.connecting = 1;
+	ev_io_set(&T.io, T.fd, EV_WRITE);
+	ev_io_start(T.loop, &T.io);
+	ev_timer_set(&T.timeout, TRACE_POST_TIMEOUT, 0.);
+	ev_timer_start(T.loop, &T.timeout);
+}
+
+/* a kept connection that fails before any answer was closed by the collector
+ * while idle: the batch goes again, once, on a new one */
+static void post_failed(const char *why)
+{
+	if (T.reused && !T.resp_len) {
+		post_close();
+		post_connect();
+		return;
+	}
+	post_done(why);
+}
+
+/* the post is over: why = NULL for success (keep: the connection may serve the next) */
+static void post_over(const char *why, int keep)
 {
 	size_t n = T.n_inflight;
 
 	T.n_inflight = 0;
-	post_close();
+	if (keep) {
+		ev_timer_stop(T.loop, &T.timeout);
+		ev_io_stop(T.loop, &T.io);
+		ev_io_set(&T.io, T.fd, EV_READ);   /* idle: only the collector closing it or the rest of an answer */
+		ev_io_start(T.loop, &T.io);
+		T.idle = 1;
+	} else {
+		post_close();
+	}
+	out_release();
 	if (!why) {
 		trace_spans_sent += n;
 		if (T.failing)
@@ -660,7 +722,10 @@ static void post_done(const char *why)
 	post_next();
 }
 
-static void flush_now(void);
+static void post_done(const char *why)
+{
+	post_over(why, 0);
+}
 
 /* spans that make a batch worth posting before the next tick */
 static size_t batch_size(void)
@@ -677,10 +742,80 @@ static void post_next(void)
 		flush_now();
 }
 
+/* the rest of the request: the head, then the batch (no copy of it) */
+static ssize_t post_send(void)
+{
+	struct iovec v[2];
+	struct msghdr mh;
+	size_t off = T.out_off;
+	int n = 0;
+
+	if (off < T.head_len) {
+		v[n++] = (struct iovec){ T.head + off, T.head_len - off };
+		off = 0;
+	} else {
+		off -= T.head_len;
+	}
+	v[n++] = (struct iovec){ T.out.p + off, T.out.len - off };
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = v;
+	mh.msg_iovlen = (size_t)n;
+	return sendmsg(T.fd, &mh, MSG_NOSIGNAL);
+}
+
+/* the answer's head is in T.resp: 2xx is success; the connection stays when the body's end is known */
+static void post_answered(void)
+{
+	struct http1_header hdrs[32];
+	struct http1_limits lim = { sizeof(T.resp), sizeof(T.resp), 32 };
+	struct http1_msg m;
+	int r, keep;
+
+	memset(&m, 0, sizeof(m));
+	r = http1_parse_response(T.resp, T.resp_len, &m, hdrs, &lim, 0);
+	if (r == -2 && T.resp_len < sizeof(T.resp) - 1)
+		return;                                 /* more of the head to come */
+	if (r < 0 || m.status < 200 || m.status > 299) {
+		char st[48];
+		size_t l = strcspn(T.resp, "\r\n");
+
+		snprintf(st, sizeof(st), "answered '%.*s'", (int)(l > 24 ? 24 : l), T.resp);
+		post_done(r == -2 ? "answered with a head over 1 KiB" : st);
+		return;
+	}
+	keep = m.minor_version == 1 && !(m.flags & HTTP1_F_CONN_CLOSE) &&
+	       (m.body == HTTP1_BODY_NONE || m.body == HTTP1_BODY_LENGTH);
+	T.discard = m.body == HTTP1_BODY_LENGTH ? m.content_length : 0;
+	if (keep && T.resp_len - (size_t)r > T.discard)
+		keep = 0;                               /* more than the answer: not HTTP as we know it */
+	else if (keep)
+		T.discard -= T.resp_len - (size_t)r;
+	post_over(NULL, keep);
+}
+
+/* idle: the rest of the last answer's body is read and dropped; anything else ends it */
+static void post_idle_read(void)
+{
+	char junk[512];
+	ssize_t n = recv(T.fd, junk, sizeof(junk), 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n > 0 && (uint64_t)n <= T.discard) {
+		T.discard -= (uint64_t)n;
+		return;
+	}
+	post_close();
+}
+
 static void post_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	ssize_t n;
 
+	if (T.idle) {
+		post_idle_read();
+		return;
+	}
 	if (T.connecting) {
 		int err = net_connect_result(T.fd);
 		if (err) {
@@ -689,15 +824,15 @@ static void post_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		T.connecting = 0;
 	}
-	if (T.out_off < T.out.len) {
-		n = send(T.fd, T.out.p + T.out_off, T.out.len - T.out_off, MSG_NOSIGNAL);
+	if (T.out_off < T.head_len + T.out.len) {
+		n = post_send();
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				post_done(strerror(errno));
+				post_failed(strerror(errno));
 			return;
 		}
 		T.out_off += (size_t)n;
-		if (T.out_off == T.out.len) {
+		if (T.out_off == T.head_len + T.out.len) {
 			ev_io_stop(loop, &T.io);
 			ev_io_set(&T.io, T.fd, EV_READ);
 			ev_io_start(loop, &T.io);
@@ -707,27 +842,16 @@ static void post_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	n = recv(T.fd, T.resp + T.resp_len, sizeof(T.resp) - 1 - T.resp_len, 0);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			post_done(strerror(errno));
+			post_failed(strerror(errno));
 		return;
 	}
 	if (n == 0) {
-		post_done("closed without an answer");
+		post_failed("closed without an answer");
 		return;
 	}
 	T.resp_len += (size_t)n;
 	T.resp[T.resp_len] = 0;
-	if (!strstr(T.resp, "\r\n") && T.resp_len < sizeof(T.resp) - 1)
-		return;
-	/* the status line is all we need: "HTTP/1.1 202 Accepted" */
-	if (!strncmp(T.resp, "HTTP/1.", 7) && T.resp_len >= 12 && T.resp[9] == '2') {
-		post_done(NULL);
-	} else {
-		char st[40];
-		size_t l = strcspn(T.resp, "\r\n");
-
-		snprintf(st, sizeof(st), "answered '%.*s'", (int)(l > 24 ? 24 : l), T.resp);
-		post_done(st);
-	}
+	post_answered();
 }
 
 static void post_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -738,40 +862,42 @@ static void post_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* sends the pending spans as one batch, when none is in flight */
 static void flush_now(void)
 {
-	int inprog = 0;
+	struct strbuf b;
+	int n;
 
-	if (T.fd >= 0 || !T.n_pending || !T.collector.set)
+	if ((T.fd >= 0 && !T.idle) || !T.n_pending || !T.collector.set)
 		return;
-	T.out.len = 0;
-	strbuf_printf(&T.out,
-	              "POST /api/v2/spans HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-	              "Content-Length: %zu\r\nConnection: close\r\nUser-Agent: mesh/" MESH_VERSION "\r\n\r\n[",
-	              T.collector.text, T.pending.len + 2);
-	strbuf_append(&T.out, T.pending.p, T.pending.len);
+	/* the batch becomes the post's body as it is: the buffers trade places */
+	b = T.out;
+	T.out = T.pending;
+	T.pending = b;
+	T.pending.len = 0;
 	strbuf_append(&T.out, "]", 1);
 	T.n_inflight = T.n_pending;
 	T.n_pending = 0;
-	T.pending.len = 0;
-	if (T.pending.cap > TRACE_KEEP_BUF) {
-		strbuf_free(&T.pending);
-		memset(&T.pending, 0, sizeof(T.pending));
-	}
 	if (T.out.oom) {
 		post_done("out of memory");
 		return;
 	}
-	T.out_off = 0;
-	T.resp_len = 0;
-	T.fd = net_connect((const struct sockaddr *)&T.collector.ss, T.collector.len, &inprog);
-	if (T.fd < 0) {
-		post_done(strerror(errno));
+	n = snprintf(T.head, sizeof(T.head),
+	             "POST /api/v2/spans HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+	             "Content-Length: %zu\r\nUser-Agent: mesh/" MESH_VERSION "\r\n\r\n[",
+	             T.collector.text, T.out.len + 1);
+	T.head_len = (size_t)n;   /* (fits: see T.head) */
+	if (T.fd >= 0 && T.idle && !T.discard && !strcmp(T.conn_to.text, T.collector.text)) {
+		T.idle = 0;
+		T.reused = 1;
+		T.out_off = 0;
+		T.resp_len = 0;
+		ev_io_stop(T.loop, &T.io);
+		ev_io_set(&T.io, T.fd, EV_WRITE);
+		ev_io_start(T.loop, &T.io);
+		ev_timer_set(&T.timeout, TRACE_POST_TIMEOUT, 0.);
+		ev_timer_start(T.loop, &T.timeout);
 		return;
 	}
-	T.connecting = 1;
-	ev_io_init(&T.io, post_io_cb, T.fd, EV_WRITE);
-	ev_io_start(T.loop, &T.io);
-	ev_timer_init(&T.timeout, post_timeout_cb, TRACE_POST_TIMEOUT, 0.);
-	ev_timer_start(T.loop, &T.timeout);
+	post_close();
+	post_connect();
 }
 
 static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -816,12 +942,16 @@ void trace_configure(struct ev_loop *loop, const struct conf *cf)
 	T.loop = loop;
 	if (!T.inited) {
 		ev_timer_init(&T.flush, flush_cb, TRACE_FLUSH_EVERY, TRACE_FLUSH_EVERY);
+		ev_io_init(&T.io, post_io_cb, -1, EV_WRITE);
+		ev_timer_init(&T.timeout, post_timeout_cb, TRACE_POST_TIMEOUT, 0.);
 		T.inited = 1;
 	}
 	T.max_queue = tc->max_queue ? tc->max_queue : 1;
 	if (tc->collector.set && T.collector.set && strcmp(tc->collector.text, T.collector.text))
 		T.failing = 0;
 	T.collector = tc->collector;
+	if (T.idle && (!T.collector.set || strcmp(T.conn_to.text, T.collector.text)))
+		post_close();                   /* a kept connection to where spans no longer go */
 	if (!T.collector.set) {
 		trace_spans_dropped += T.n_pending;   /* no one to send them to any more */
 		T.n_pending = 0;

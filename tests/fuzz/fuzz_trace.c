@@ -18,6 +18,7 @@
 
 #include "../../modules/buf.c"
 #include "../../modules/log.c"
+#include "../../modules/http1.c"
 #include "../../modules/net.c"
 #include "../../modules/trace.c"
 

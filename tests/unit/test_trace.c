@@ -7,6 +7,7 @@
 #include "../../modules/buf.c"
 #include "../../modules/conf.c"
 #include "../../modules/log.c"
+#include "../../modules/http1.c"
 #include "../../modules/net.c"
 #include "../../modules/trace.c"
 #include "test.h"
