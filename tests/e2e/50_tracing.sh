@@ -229,6 +229,39 @@ else fail "trace metrics" "sent=$sent dropped=$dropped"; fi
 expect_match "/metrics has the trace counters with TYPE lines" \
 	'# TYPE mesh_trace_spans_dropped_total counter' "$(body "http://127.0.0.1:$RA_ADM/metrics")"
 
+# ---------------------------------------------------------------- kept-alive posts
+# zipkin.py answers HTTP/1.1 with a Content-Length: each proxy keeps its connection
+read -r posts conns _ <<<"$(curl -s --max-time 5 "http://127.0.0.1:$ZIP/conns")"
+if [ "${posts:-0}" -gt "${conns:-0}" ] && [ "${conns:-0}" -ge 1 ]; then
+	pass "posts reuse kept-alive connections: $posts posts on $conns connections"
+else fail "kept-alive posts" "posts=$posts connections=$conns"; fi
+# the collector closes kept connections just as a batch goes out: it goes again on a new one
+failed0=$(metric_sum "$PP_ADM" '^mesh_trace_batches_failed_total ')
+drop0=$(metric_sum "$PP_ADM" '^mesh_trace_spans_dropped_total ')
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$ZIP/flaky/on"
+bad=0
+for i in $(seq 1 6); do
+	[ "$(code -H "x-request-id: flaky-$i" "http://127.0.0.1:$GW/productpage")" = 200 ] || bad=$((bad + 1))
+	sleep 0.4   # a batch per second per proxy: several posts on a connection
+done
+expect_eq "flaky collector: six pages, all 200" 0 "$bad"
+n=0
+for i in $(seq 1 40); do
+	n=$(curl -s --max-time 5 "http://127.0.0.1:$ZIP/api/v2/spans" | python3 -c '
+import json,sys
+print(sum(1 for s in json.load(sys.stdin) if s["tags"].get("guid:x-request-id", "").startswith("flaky-")))')
+	[ "$n" -ge 36 ] && break
+	sleep 0.2
+done
+read -r _ _ ncut <<<"$(curl -s --max-time 5 "http://127.0.0.1:$ZIP/conns")"
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$ZIP/flaky/off"
+if [ "$n" -ge 36 ] && [ "${ncut:-0}" -ge 1 ] && [ "$(metric_sum "$PP_ADM" '^mesh_trace_batches_failed_total ')" = "$failed0" ] &&
+	[ "$(metric_sum "$PP_ADM" '^mesh_trace_spans_dropped_total ')" = "$drop0" ]; then
+	pass "flaky collector: $ncut posts cut on kept connections, each sent again on a new one: all $n spans arrived, none failed or dropped"
+else
+	fail "flaky collector" "spans=$n (want >= 36) cut=$ncut failed $failed0 -> $(metric_sum "$PP_ADM" '^mesh_trace_batches_failed_total ') dropped $drop0 -> $(metric_sum "$PP_ADM" '^mesh_trace_spans_dropped_total ')"
+fi
+
 reload_all() { # WANT-REGEX in productpage's /config
 	local p i
 	for p in "${BOOKINFO_PROXIES[@]}"; do kill -HUP "${PROXY_PID[$p]}"; done

@@ -8,7 +8,12 @@ Zipkin and Jaeger accept it): every span is appended to SPANS_FILE as one JSON
 line, answer 202. Anything that is not a JSON array of objects gets 400 and is
 logged on stderr, so a scenario can tell that the proxies sent valid JSON.
 GET /api/v2/spans returns every span received so far (a JSON array);
-GET /bad returns the number of rejected posts. Only the standard library.
+GET /bad returns the number of rejected posts; GET /conns returns "POSTS
+CONNECTIONS CUT": posts answered, the connections they came on, and posts
+cut off. After GET /flaky/on, the second and later posts on a connection are
+read and then answered by closing it (as a collector that closed an idle
+kept-alive connection just when the post went out); GET /flaky/off ends
+that. Only the standard library.
 """
 import json
 import sys
@@ -20,6 +25,9 @@ OUT = sys.argv[2]
 lock = threading.Lock()
 spans = []
 bad = [0]
+posts_on = {}   # client (address, port) -> posts seen on that connection
+flaky = [False]
+cut = [0]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,6 +48,13 @@ class Handler(BaseHTTPRequestHandler):
         data = self.rfile.read(n)
         if self.path != "/api/v2/spans":
             return self.answer(404)
+        with lock:
+            k = self.client_address
+            posts_on[k] = posts_on.get(k, 0) + 1
+            if flaky[0] and posts_on[k] >= 2:
+                cut[0] += 1
+                self.close_connection = True
+                return
         try:
             if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
                 raise ValueError("content-type %r" % self.headers.get("Content-Type"))
@@ -66,6 +81,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/bad":
             with lock:
                 return self.answer(200, str(bad[0]).encode())
+        if self.path == "/conns":
+            with lock:
+                posts = sum(posts_on.values()) - cut[0]
+                return self.answer(200, ("%d %d %d" % (posts, len(posts_on), cut[0])).encode())
+        if self.path in ("/flaky/on", "/flaky/off"):
+            flaky[0] = self.path == "/flaky/on"
+            return self.answer(200)
         self.answer(404)
 
 
