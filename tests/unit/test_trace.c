@@ -494,6 +494,25 @@ static void test_span_json(void)
 	trace_span_json(&s, &t, &r);
 	TEST("span: an address that is not one gives no remoteEndpoint", s.p && !strstr(s.p, "remoteEndpoint") && balanced(s.p));
 	strbuf_free(&s);
+
+	/* strings far over the room tried first (each '"' takes two bytes, a control byte six) */
+	{
+		static char path[6001], want[24200];
+		size_t i, n = 0;
+
+		path[0] = '/';
+		for (i = 1; i < sizeof(path) - 1; i++)
+			path[i] = i % 2 ? '"' : '\x01';
+		n += (size_t)sprintf(want, "\"http.url\":\"http://reviews:9080/");
+		for (i = 1; i < sizeof(path) - 1; i++)
+			n += (size_t)sprintf(want + n, i % 2 ? "\\\"" : "\\u0001");
+		strbuf_append(&s, "[", 1);
+		r.path = path;
+		trace_span_json(&s, &t, &r);
+		TEST("span: a 6000-byte path of quotes and control bytes is escaped whole (the room grows), after what was there",
+		     s.p && !strncmp(s.p, "[{", 2) && balanced(s.p + 1) && strstr(s.p, want) && s.len > 24000);
+		strbuf_free(&s);
+	}
 }
 
 static void test_queue(void)
