@@ -314,12 +314,13 @@ static const char *reason_phrase(int status)
 /* a workload name the way Istio's labels show it: <service>-<version> */
 static void workload_name(char *out, size_t cap, const char *service, const char *version)
 {
+	/* (per request: str_join, as printf costs more than the rest of the labels) */
 	if (!service)
-		snprintf(out, cap, "unknown");
+		str_join(out, cap, "unknown", NULL);
 	else if (version)
-		snprintf(out, cap, "%s-%s", service, version);
+		str_join(out, cap, service, "-", version, NULL);
 	else
-		snprintf(out, cap, "%s", service);
+		str_join(out, cap, service, NULL);
 }
 
 static uint16_t addr_port(const struct conf_addr *a)
@@ -1067,7 +1068,7 @@ static void labels_self_dst(struct metrics_req *r, const struct conf *cf, char *
 	r->dst_service_name = w->service;
 	r->dst_service_namespace = w->namespace;
 	if (w->service) {
-		snprintf(fqdn, cap, "%s.%s.svc.%s", w->service, w->namespace, cf->mesh.domain);
+		str_join(fqdn, cap, w->service, ".", w->namespace, ".svc.", cf->mesh.domain, NULL);
 		r->dst_service = fqdn;
 	}
 }
@@ -1085,7 +1086,7 @@ static void labels_self_src(struct metrics_req *r, const struct conf *cf)
 static void labels_dst(struct metrics_req *r, const struct conf *cf, const char *svc, const char *ns,
                        const struct conf_labels *ep_labels, char *fqdn, size_t fcap, char *wl, size_t wcap)
 {
-	snprintf(fqdn, fcap, "%s.%s.svc.%s", svc, ns, cf->mesh.domain);
+	str_join(fqdn, fcap, svc, ".", ns, ".svc.", cf->mesh.domain, NULL);
 	r->dst_service = fqdn;
 	r->dst_service_name = svc;
 	r->dst_service_namespace = ns;
