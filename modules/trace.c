@@ -16,14 +16,17 @@
  * a sampled, finished request into a Zipkin v2 JSON span appended to a
  * bounded batch; the loop posts the batch (POST /api/v2/spans) to the
  * collector every second, or sooner when it fills, on a non-blocking
- * connection of its own. One batch is in flight at a time; while it is, new
+ * connection of its own, kept between batches when the collector allows.
+ * One batch is in flight at a time; while it is, new
  * spans queue up to [tracing] max_queue and beyond that are dropped and
- * counted. A failed post drops its batch (counted too): tracing never holds
+ * counted. A failed post drops its batch (counted too; a kept connection that
+ * fails before any answer first gets it once more, new): tracing never holds
  * a request and never grows without bound.
  *
  * Ids come from xorshift64* seeded from getrandom: unique enough for traces,
- * not secrets. Nothing here allocates per request except the batch's JSON
- * (a growable buffer, reused between batches).
+ * not secrets. Nothing here allocates per request: the batch's JSON goes
+ * into a growable buffer, reused between batches (two: pending and in flight
+ * trade places). docs/tracing.md, "Overhead", says what a span costs.
  */
 #include <arpa/inet.h>
 #include <errno.h>
