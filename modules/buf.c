@@ -247,7 +247,7 @@ char *json_escape(char *o, const char *lim, const char *v)
 	for (;;) {
 		/* one pass copies and looks for the end (json_plain['\0'] is 0) */
 		while (json_plain[c = *p]) {
-			if (o == lim)
+			if (o >= lim)   /* (o may start past it: the caller's fixed bytes) */
 				return NULL;
 			*o++ = (char)c;
 			p++;

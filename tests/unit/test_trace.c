@@ -513,6 +513,28 @@ static void test_span_json(void)
 		     s.p && !strncmp(s.p, "[{", 2) && balanced(s.p + 1) && strstr(s.p, want) && s.len > 24000);
 		strbuf_free(&s);
 	}
+	/* strings that end just short of the first room, then keys, then a long one: every length
+	 * around it, with the buffer's end right at the room reserved (ASan sees a write past it) */
+	{
+		static char path[2200], ua[3001], fill[4096];
+		size_t len, ok = 0, tries = 0;
+
+		memset(ua, 'u', sizeof(ua) - 1);
+		memset(fill, ' ', sizeof(fill) - 1);
+		r.user_agent = ua;
+		r.path = path;
+		for (len = 1600; len < 2100; len += 3, tries++) {
+			memset(path, 'p', len);
+			path[0] = '/';
+			path[len] = 0;
+			strbuf_append(&s, fill, sizeof(fill) - 1);   /* cap 4096; the span's 4096 make it 8192 exactly */
+			trace_span_json(&s, &t, &r);
+			ok += s.p && balanced(s.p + sizeof(fill) - 1) && strstr(s.p, ua) && strstr(s.p, path);
+			strbuf_free(&s);
+		}
+		TEST("span: a long string after others that filled the first room to any point is written whole, within the buffer",
+		     ok == tries);
+	}
 }
 
 static void test_queue(void)
