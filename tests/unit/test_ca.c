@@ -5,6 +5,7 @@
  * file:line errors.
  */
 #include "../../modules/agent.c"
+#include "../../modules/buf.c"
 #include "../../modules/ca.c"
 #include "../../modules/conf.c"
 #include "../../modules/http1.c"
