@@ -5,8 +5,9 @@
  * by every thread: mbedTLS is built with MBEDTLS_THREADING_PTHREAD), the
  * server's session-ticket keys (rotated by mbedtls_ssl_ticket), the client's
  * bounded session cache, the refcounted workload identities (tls_creds), and
- * mbedtls_ecdsa_verify itself (P-256, for the whole library: the build sets
- * MBEDTLS_ECDSA_VERIFY_ALT; see "ECDSA P-256 verification" below).
+ * mbedtls_ecdsa_verify and mbedtls_ecdsa_sign themselves (P-256, for the
+ * whole library: the build sets MBEDTLS_ECDSA_VERIFY_ALT and _SIGN_ALT; see
+ * "ECDSA P-256 verification" and "signing" below).
  *
  * Data enters through the BIO callbacks (non-blocking recv/send on the
  * caller's fd) and leaves as decrypted bytes through tls_read; a peer's
@@ -41,6 +42,7 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
@@ -1182,8 +1184,8 @@ done:
  * CertificateVerify, PSA, CSRs.
  *
  * Verification handles only public values (key, hash, signature), so it may
- * take data-dependent time; signing, key generation and ECDH (secret scalars)
- * stay in mbedTLS's constant-time code. Field elements are 4 x 64-bit limbs in
+ * take data-dependent time (the signer below, with secrets, does not); key
+ * generation and ECDH stay in mbedTLS's constant-time code. Field elements are 4 x 64-bit limbs in
  * Montgomery form mod p; points Jacobian (X, Y, Z), Z = 0 being the point at
  * infinity; R = u1*G + u2*Q by interleaved wNAF (width 7 over a table of odd
  * multiples of G made once, width 5 over one of Q made per call); scalars
@@ -1369,6 +1371,15 @@ static void fe_from_be(p256_fe r, const unsigned char *b)
 	}
 }
 
+static void fe_to_be(unsigned char *b, const p256_fe a)
+{
+	int i, k;
+
+	for (i = 0; i < 4; i++)
+		for (k = 0; k < 8; k++)
+			b[(3 - i) * 8 + k] = (unsigned char)(a[i] >> (56 - 8 * k));
+}
+
 /* an mbedTLS bignum < 2^256 -> limbs; -1 when it is larger */
 static int fe_from_mpi(p256_fe r, const mbedtls_mpi *x)
 {
@@ -1509,6 +1520,35 @@ static void pt_affine(p256_fe x, p256_fe y, const struct p256_pt *a)
 	fe_mul(y, a->y, zi2);
 }
 
+/*
+ * t[0..n-1] (finite, Jacobian; n <= 32) to affine in place (z = one) with a
+ * single inversion (Montgomery's trick: invert the product, peel off one z at
+ * a time)
+ */
+static void pt_batch_affine(struct p256_pt *t, size_t n)
+{
+	p256_fe acc[1 << (P256_GW - 2)], inv, zi, zi2;
+	size_t i;
+
+	memcpy(acc[0], t[0].z, sizeof(p256_fe));
+	for (i = 1; i < n; i++)
+		fe_mul(acc[i], acc[i - 1], t[i].z);    /* z0 z1 ... zi */
+	fe_inv(inv, acc[n - 1]);
+	for (i = n; i-- > 0;) {
+		if (i > 0) {
+			fe_mul(zi, inv, acc[i - 1]);       /* 1/zi */
+			fe_mul(inv, inv, t[i].z);          /* 1/(z0 ... z(i-1)) */
+		} else {
+			memcpy(zi, inv, sizeof(zi));
+		}
+		fe_mul(zi2, zi, zi);
+		fe_mul(t[i].x, t[i].x, zi2);
+		fe_mul(zi2, zi2, zi);
+		fe_mul(t[i].y, t[i].y, zi2);
+		memcpy(t[i].z, p256_one, sizeof(p256_one));
+	}
+}
+
 /* the points 1a, 3a, 5a, ... (n of them) */
 static void pt_odd_multiples(struct p256_pt *t, const struct p256_pt *a, size_t n)
 {
@@ -1559,7 +1599,7 @@ static void p256_init(void)
 {
 	mbedtls_ecp_group g;
 	p256_fe t, gx, gy;
-	struct p256_pt gj, tmp[1 << (P256_GW - 2)];
+	struct p256_pt gj;
 	size_t i;
 
 	mbedtls_ecp_group_init(&g);
@@ -1601,11 +1641,8 @@ static void p256_init(void)
 	fe_to_mont(gj.x, gx);
 	fe_to_mont(gj.y, gy);
 	memcpy(gj.z, p256_one, sizeof(gj.z));
-	pt_odd_multiples(tmp, &gj, sizeof(tmp) / sizeof(tmp[0]));
-	for (i = 0; i < sizeof(tmp) / sizeof(tmp[0]); i++) {
-		pt_affine(p256_g[i].x, p256_g[i].y, &tmp[i]);
-		memcpy(p256_g[i].z, p256_one, sizeof(p256_one));
-	}
+	pt_odd_multiples(p256_g, &gj, sizeof(p256_g) / sizeof(p256_g[0]));
+	pt_batch_affine(p256_g, sizeof(p256_g) / sizeof(p256_g[0]));
 	p256_ready = 1;
 done:
 	mbedtls_ecp_group_free(&g);
@@ -1628,6 +1665,19 @@ static int p256_on_curve(const p256_fe x, const p256_fe y)
 	fe_sub(r, r, t);
 	fe_add(r, r, p256_b);
 	return fe_eq(l, r);
+}
+
+/* e (plain, < n): the hash's leftmost 256 bits as an integer (SEC1 4.1.3 step 5) */
+static void p256_hash_to_e(p256_fe e, const unsigned char *buf, size_t blen)
+{
+	unsigned char hb[32];
+
+	if (blen > sizeof(hb))
+		blen = sizeof(hb);
+	memset(hb, 0, sizeof(hb));
+	memcpy(hb + sizeof(hb) - blen, buf, blen);
+	fe_from_be(e, hb);
+	mod_reduce_once(e, e, 0, p256_n);          /* < 2^256 < 2n: one subtraction makes it < n */
 }
 
 /* R = u1 G + u2 Q (u1, u2 < 2^256, plain limbs; q finite, Montgomery) */
@@ -1656,7 +1706,6 @@ int mbedtls_ecdsa_verify(mbedtls_ecp_group *grp, const unsigned char *buf, size_
 {
 	p256_fe e, w, u1, u2, qx, qy, rx, sx, x, y;
 	struct p256_pt q, res;
-	unsigned char hb[32];
 
 	if (grp->id != MBEDTLS_ECP_DP_SECP256R1)
 		return MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
@@ -1672,13 +1721,7 @@ int mbedtls_ecdsa_verify(mbedtls_ecp_group *grp, const unsigned char *buf, size_
 	    mbedtls_mpi_cmp_int(s, 1) < 0 || mbedtls_mpi_cmp_mpi(s, &grp->N) >= 0 ||
 	    fe_from_mpi(rx, r) != 0 || fe_from_mpi(sx, s) != 0)
 		return MBEDTLS_ERR_ECP_VERIFY_FAILED;
-	/* e: the hash's leftmost 256 bits as an integer, < 2^256 < 2n: one subtraction makes it < n */
-	if (blen > sizeof(hb))
-		blen = sizeof(hb);
-	memset(hb, 0, sizeof(hb));
-	memcpy(hb + sizeof(hb) - blen, buf, blen);
-	fe_from_be(e, hb);
-	mod_reduce_once(e, e, 0, p256_n);
+	p256_hash_to_e(e, buf, blen);
 	/* w = 1/s (Montgomery form mod n); u1 = e w, u2 = r w (plain: the product drops one R) */
 	sc_mul(w, sx, p256_n_rr);
 	mod_pow(w, w, p256_n_2, p256_n_one, 1);
@@ -1694,6 +1737,235 @@ int mbedtls_ecdsa_verify(mbedtls_ecp_group *grp, const unsigned char *buf, size_
 	fe_from_mont(x, x);
 	mod_reduce_once(x, x, 0, p256_n);          /* v = x mod n: x < p < 2n */
 	return fe_eq(x, rx) ? 0 : MBEDTLS_ERR_ECP_VERIFY_FAILED;
+}
+
+/* ------------------------------------------------------------------ ECDSA P-256 signing */
+
+/*
+ * mbedTLS's constant-time ECDSA sign cost about 0.3 ms (3.9M instructions: its
+ * comb method on generic bignums plus two constant-time inversions), half of
+ * what the CA spends per certificate and one of a handshake's five curve
+ * operations. The build defines MBEDTLS_ECDSA_SIGN_ALT, so this function is
+ * mbedtls_ecdsa_sign for the whole library (PSA, pk, x509 writing, TLS
+ * CertificateVerify); key generation and ECDH stay mbedTLS's.
+ *
+ * Unlike verification it handles secrets (the key d and the nonce k), so it
+ * runs in constant time: no branch, memory address or loop bound depends on
+ * them. k G sums one precomputed point per 4-bit window of k: the table holds
+ * j 16^i G (i = 0..63, j = 1..15, affine, 60 KiB, made once per process);
+ * every window reads all 15 entries and keeps one by masks, adds it with the
+ * complete formula below (no special cases: the sum may be the point at
+ * infinity, equal or opposite points need no branch), and a zero digit keeps
+ * the previous sum by a mask (the addition is computed anyway). Inversions
+ * (1/Z, 1/k) are by Fermat: a fixed public exponent. The field code above is
+ * branch-free on values (mod_reduce_once and mod_sub select by masks,
+ * mod_mul's work does not depend on its inputs). k is drawn uniformly in
+ * [1, n - 1] by rejection from f_rng; a rejection reveals only that a
+ * candidate (never used) was out of range. Secret temporaries are zeroized.
+ * tests/unit/test_ecdsa.c checks k G against mbedtls_ecp_mul and the
+ * signatures against mbedTLS's verification math and ours.
+ */
+#define P256_SWIN 64                           /* 4-bit windows of a scalar */
+
+struct p256_aff {
+	p256_fe x, y;                              /* affine, Montgomery form */
+};
+
+static pthread_once_t p256_sign_once = PTHREAD_ONCE_INIT;
+static int p256_sign_ready;                    /* 1 once the table below is made */
+static struct p256_aff p256_gt[P256_SWIN][15];  /* [i][j - 1] = j 16^i G */
+
+/* keep the compiler from turning a mask back into a branch */
+P256_INLINE uint64_t ct_barrier(uint64_t x)
+{
+	__asm__("" : "+r"(x));
+	return x;
+}
+
+/* 1 <= a < n, found without branching on a (a secret: only the answer is revealed) */
+static int sc_in_range(const p256_fe a)
+{
+	uint64_t borrow = 0, any = a[0] | a[1] | a[2] | a[3];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		p256_u128 d = (p256_u128)a[i] - p256_n[i] - borrow;
+
+		borrow = (uint64_t)(d >> 64) & 1;
+	}
+	return (int)(borrow & ((any | ((uint64_t)0 - any)) >> 63));
+}
+
+static void p256_sign_init(void)
+{
+	struct p256_pt row[15], b;
+	int i, j;
+
+	pthread_once(&p256_once, p256_init);
+	if (!p256_ready)
+		return;
+	b = p256_g[0];                             /* 16^i G, i = 0 */
+	for (i = 0; i < P256_SWIN; i++) {
+		row[0] = b;
+		for (j = 1; j < 15; j++)
+			pt_add(&row[j], &row[j - 1], &b, 0);
+		pt_double(&b, &row[7]);                /* 16^(i+1) G = 2 (8 16^i G) */
+		pt_batch_affine(row, 15);
+		for (j = 0; j < 15; j++) {
+			memcpy(p256_gt[i][j].x, row[j].x, sizeof(p256_fe));
+			memcpy(p256_gt[i][j].y, row[j].y, sizeof(p256_fe));
+		}
+	}
+	p256_sign_ready = 1;
+}
+
+/*
+ * r = a + b: a in homogeneous projective coordinates (x = X/Z, y = Y/Z; the
+ * point at infinity is (0 : 1 : 0)), b affine and finite. The complete mixed
+ * addition for a = -3 of Renes, Costello and Batina ("Complete addition
+ * formulas for prime order elliptic curves", 2016, algorithm 5): correct for
+ * every such pair, so it needs no branch. r may alias a.
+ */
+static void pt_add_complete(struct p256_pt *r, const struct p256_pt *a, const struct p256_aff *b)
+{
+	p256_fe t0, t1, t2, t3, t4, x3, y3, z3;
+
+	fe_mul(t0, a->x, b->x);
+	fe_mul(t1, a->y, b->y);
+	fe_add(t3, b->x, b->y);
+	fe_add(t4, a->x, a->y);
+	fe_mul(t3, t3, t4);
+	fe_add(t4, t0, t1);
+	fe_sub(t3, t3, t4);
+	fe_mul(t4, b->y, a->z);
+	fe_add(t4, t4, a->y);
+	fe_mul(y3, b->x, a->z);
+	fe_add(y3, y3, a->x);
+	fe_mul(z3, p256_b, a->z);
+	fe_sub(x3, y3, z3);
+	fe_add(z3, x3, x3);
+	fe_add(x3, x3, z3);
+	fe_sub(z3, t1, x3);
+	fe_add(x3, t1, x3);
+	fe_mul(y3, p256_b, y3);
+	fe_add(t1, a->z, a->z);
+	fe_add(t2, t1, a->z);
+	fe_sub(y3, y3, t2);
+	fe_sub(y3, y3, t0);
+	fe_add(t1, y3, y3);
+	fe_add(y3, t1, y3);
+	fe_add(t1, t0, t0);
+	fe_add(t0, t1, t0);
+	fe_sub(t0, t0, t2);
+	fe_mul(t1, t4, y3);
+	fe_mul(t2, t0, y3);
+	fe_mul(y3, x3, z3);
+	fe_add(y3, y3, t2);
+	fe_mul(x3, t3, x3);
+	fe_sub(x3, x3, t1);
+	fe_mul(z3, t4, z3);
+	fe_mul(t1, t3, t0);
+	fe_add(z3, z3, t1);
+	memcpy(r->x, x3, sizeof(x3));
+	memcpy(r->y, y3, sizeof(y3));
+	memcpy(r->z, z3, sizeof(z3));
+}
+
+/* r = k G (homogeneous projective) for a secret k < 2^256, in constant time */
+static void p256_base_mul(struct p256_pt *r, const p256_fe k)
+{
+	struct p256_pt acc, sum;
+	struct p256_aff e;
+	int i, j, l;
+
+	memset(&acc, 0, sizeof(acc));
+	memcpy(acc.y, p256_one, sizeof(acc.y));    /* (0 : 1 : 0) */
+	for (i = 0; i < P256_SWIN; i++) {
+		uint64_t d = (k[i / 16] >> (4 * (i % 16))) & 15;
+		uint64_t use = ct_barrier((uint64_t)0 - ((d + 15) >> 4));  /* all ones when d != 0 */
+
+		memset(&e, 0, sizeof(e));
+		for (j = 0; j < 15; j++) {
+			uint64_t m = ct_barrier((uint64_t)0 - (((d ^ (uint64_t)(j + 1)) - 1) >> 63));
+
+			for (l = 0; l < 4; l++) {
+				e.x[l] |= p256_gt[i][j].x[l] & m;
+				e.y[l] |= p256_gt[i][j].y[l] & m;
+			}
+		}
+		pt_add_complete(&sum, &acc, &e);
+		for (l = 0; l < 4; l++) {
+			acc.x[l] = (sum.x[l] & use) | (acc.x[l] & ~use);
+			acc.y[l] = (sum.y[l] & use) | (acc.y[l] & ~use);
+			acc.z[l] = (sum.z[l] & use) | (acc.z[l] & ~use);
+		}
+	}
+	*r = acc;
+	mbedtls_platform_zeroize(&acc, sizeof(acc));
+	mbedtls_platform_zeroize(&sum, sizeof(sum));
+	mbedtls_platform_zeroize(&e, sizeof(e));
+}
+
+int mbedtls_ecdsa_sign(mbedtls_ecp_group *grp, mbedtls_mpi *r, mbedtls_mpi *s, const mbedtls_mpi *d,
+                       const unsigned char *buf, size_t blen,
+                       int (*f_rng)(void *, unsigned char *, size_t), void *p_rng)
+{
+	p256_fe dk, k, e, rx, t, u;
+	struct p256_pt kg;
+	unsigned char b[32];
+	int ret = MBEDTLS_ERR_ECP_RANDOM_FAILED, tries;
+
+	if (grp->id != MBEDTLS_ECP_DP_SECP256R1)
+		return MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;  /* the only curve this build has */
+	if (f_rng == NULL)
+		return MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
+	pthread_once(&p256_sign_once, p256_sign_init);
+	if (!p256_sign_ready)
+		return MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+	if (fe_from_mpi(dk, d) != 0 || !sc_in_range(dk)) {
+		ret = MBEDTLS_ERR_ECP_INVALID_KEY;     /* as mbedTLS: d must be in [1, n - 1] */
+		goto done;
+	}
+	p256_hash_to_e(e, buf, blen);
+	/* as mbedTLS, give up after a bounded number of draws (each fails with probability ~2^-32) */
+	for (tries = 0; tries < 100; tries++) {
+		if ((ret = f_rng(p_rng, b, sizeof(b))) != 0)
+			goto done;
+		ret = MBEDTLS_ERR_ECP_RANDOM_FAILED;
+		fe_from_be(k, b);
+		if (!sc_in_range(k))
+			continue;                          /* k uniform in [1, n - 1] by rejection */
+		p256_base_mul(&kg, k);
+		fe_inv(t, kg.z);                       /* z != 0: k G is finite for 0 < k < n */
+		fe_mul(rx, kg.x, t);
+		fe_from_mont(rx, rx);
+		mod_reduce_once(rx, rx, 0, p256_n);    /* r = x mod n: x < p < 2n */
+		if (fe_is_zero(rx))
+			continue;
+		/* s = (e + r d) / k mod n, in Montgomery form: (a R) b / R = a b */
+		sc_mul(t, rx, p256_n_rr);
+		sc_mul(t, t, dk);
+		mod_add(t, t, e, p256_n);
+		sc_mul(u, k, p256_n_rr);
+		mod_pow(u, u, p256_n_2, p256_n_one, 1);  /* R / k */
+		sc_mul(u, u, t);
+		if (fe_is_zero(u))
+			continue;
+		fe_to_be(b, rx);
+		if ((ret = mbedtls_mpi_read_binary(r, b, sizeof(b))) != 0)
+			goto done;
+		fe_to_be(b, u);
+		ret = mbedtls_mpi_read_binary(s, b, sizeof(b));
+		goto done;
+	}
+done:
+	mbedtls_platform_zeroize(dk, sizeof(dk));
+	mbedtls_platform_zeroize(k, sizeof(k));
+	mbedtls_platform_zeroize(&kg, sizeof(kg));
+	mbedtls_platform_zeroize(t, sizeof(t));
+	mbedtls_platform_zeroize(u, sizeof(u));
+	mbedtls_platform_zeroize(b, sizeof(b));
+	return ret;
 }
 
 /* ------------------------------------------------------------------ issuing certificates (the CA, tests) */

@@ -1,10 +1,14 @@
 /*
- * tls.c's P-256 ECDSA verification (mbedtls_ecdsa_verify, built with
- * MBEDTLS_ECDSA_VERIFY_ALT): the field arithmetic against mbedTLS bignums,
- * u1*G + u2*Q against mbedtls_ecp_muladd (including the sums that meet a
- * doubling or the point at infinity), and verification of mbedTLS's own
- * signatures: good ones pass, altered ones (hash, r, s, key, ranges) fail;
- * a CSR whose signature was altered is refused by tls_issue_for_csr.
+ * tls.c's P-256 ECDSA (mbedtls_ecdsa_verify and mbedtls_ecdsa_sign, built
+ * with MBEDTLS_ECDSA_VERIFY_ALT and _SIGN_ALT): the field arithmetic against
+ * mbedTLS bignums, u1*G + u2*Q against mbedtls_ecp_muladd (including the sums
+ * that meet a doubling or the point at infinity), verification of signatures
+ * made by mbedTLS's own arithmetic (k G, then s by bignums): good ones pass,
+ * altered ones (hash, r, s, key, ranges) fail; the signer's k G against
+ * mbedtls_ecp_mul (random and edge scalars), its signatures against
+ * mbedtls_ecp_muladd's verification math and ours, its nonces (fresh per
+ * signature, out-of-range draws rejected, a failing RNG reported); a CSR
+ * whose signature was altered is refused by tls_issue_for_csr.
  */
 #define MBEDTLS_ALLOW_PRIVATE_ACCESS  /* key pairs and points, for the checks below */
 #include "../../modules/tls.c"
@@ -22,11 +26,8 @@ static void mpi_to_fe(p256_fe r, const mbedtls_mpi *x)
 static void fe_to_mpi(mbedtls_mpi *x, const p256_fe a)
 {
 	unsigned char b[32];
-	int i, k;
 
-	for (i = 0; i < 4; i++)
-		for (k = 0; k < 8; k++)
-			b[(3 - i) * 8 + k] = (unsigned char)(a[i] >> (56 - 8 * k));
+	fe_to_be(b, a);
 	mbedtls_mpi_read_binary(x, b, sizeof(b));
 }
 
@@ -187,6 +188,76 @@ static void test_muladd(void)
 	mbedtls_ecp_point_free(&Q);
 }
 
+/* e from a hash as mbedTLS derives it for a 256-bit group (leftmost 32 bytes, < n) */
+static void hash_to_mpi(mbedtls_mpi *e, const unsigned char *h, size_t hlen)
+{
+	mbedtls_mpi_read_binary(e, h, hlen > 32 ? 32 : hlen);
+	if (mbedtls_mpi_cmp_mpi(e, &grp.N) >= 0)
+		mbedtls_mpi_sub_mpi(e, e, &grp.N);
+}
+
+/* a signature by mbedTLS's arithmetic alone: k G by mbedtls_ecp_mul, s = (e + r d) / k by bignums */
+static void ref_sign(mbedtls_mpi *r, mbedtls_mpi *s, const mbedtls_mpi *d, const unsigned char *h, size_t hlen)
+{
+	mbedtls_mpi k, e;
+	mbedtls_ecp_point R;
+	int tries = 0;
+
+	mbedtls_mpi_init(&k);
+	mbedtls_mpi_init(&e);
+	mbedtls_ecp_point_init(&R);
+	hash_to_mpi(&e, h, hlen);
+	do {
+		mbedtls_mpi_random(&k, 1, &grp.N, tls_rng, NULL);
+		mbedtls_ecp_mul(&grp, &R, &k, &grp.G, tls_rng, NULL);
+		mbedtls_mpi_mod_mpi(r, &R.X, &grp.N);
+		mbedtls_mpi_mul_mpi(s, r, d);
+		mbedtls_mpi_add_mpi(s, s, &e);
+		mbedtls_mpi_inv_mod(&k, &k, &grp.N);
+		mbedtls_mpi_mul_mpi(s, s, &k);
+		mbedtls_mpi_mod_mpi(s, s, &grp.N);
+	} while ((mbedtls_mpi_cmp_int(r, 0) == 0 || mbedtls_mpi_cmp_int(s, 0) == 0) && ++tries < 10);
+	mbedtls_mpi_free(&k);
+	mbedtls_mpi_free(&e);
+	mbedtls_ecp_point_free(&R);
+}
+
+/* mbedTLS's verification math: 1 <= r, s < n and x(e/s G + r/s Q) mod n == r */
+static int ref_verify(const mbedtls_ecp_point *Q, const unsigned char *h, size_t hlen,
+                      const mbedtls_mpi *r, const mbedtls_mpi *s)
+{
+	mbedtls_mpi e, w, u1, u2, v;
+	mbedtls_ecp_point R;
+	int ok = 0;
+
+	if (mbedtls_mpi_cmp_int(r, 1) < 0 || mbedtls_mpi_cmp_mpi(r, &grp.N) >= 0 ||
+	    mbedtls_mpi_cmp_int(s, 1) < 0 || mbedtls_mpi_cmp_mpi(s, &grp.N) >= 0)
+		return 0;
+	mbedtls_mpi_init(&e);
+	mbedtls_mpi_init(&w);
+	mbedtls_mpi_init(&u1);
+	mbedtls_mpi_init(&u2);
+	mbedtls_mpi_init(&v);
+	mbedtls_ecp_point_init(&R);
+	hash_to_mpi(&e, h, hlen);
+	mbedtls_mpi_inv_mod(&w, s, &grp.N);
+	mbedtls_mpi_mul_mpi(&u1, &e, &w);
+	mbedtls_mpi_mod_mpi(&u1, &u1, &grp.N);
+	mbedtls_mpi_mul_mpi(&u2, r, &w);
+	mbedtls_mpi_mod_mpi(&u2, &u2, &grp.N);
+	if (mbedtls_ecp_muladd(&grp, &R, &u1, &grp.G, &u2, Q) == 0 && !mbedtls_ecp_is_zero(&R)) {
+		mbedtls_mpi_mod_mpi(&v, &R.X, &grp.N);
+		ok = mbedtls_mpi_cmp_mpi(&v, r) == 0;
+	}
+	mbedtls_mpi_free(&e);
+	mbedtls_mpi_free(&w);
+	mbedtls_mpi_free(&u1);
+	mbedtls_mpi_free(&u2);
+	mbedtls_mpi_free(&v);
+	mbedtls_ecp_point_free(&R);
+	return ok;
+}
+
 static void test_verify(void)
 {
 	mbedtls_ecp_keypair kp, other;
@@ -209,7 +280,7 @@ static void test_verify(void)
 		tls_rng(NULL, hash, sizeof(hash));
 		if (i == 0)
 			memset(hash, 0, 32);               /* e = 0: u1 = 0 */
-		mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 32, tls_rng, NULL);
+		ref_sign(&r, &s, &kp.d, hash, 32);
 		good &= mbedtls_ecdsa_verify(&kp.grp, hash, 32, &kp.Q, &r, &s) == 0;
 		hash[i % 32] ^= (unsigned char)(1u << (i % 8));
 		bad_hash &= mbedtls_ecdsa_verify(&kp.grp, hash, 32, &kp.Q, &r, &s) != 0;
@@ -221,17 +292,17 @@ static void test_verify(void)
 		bad_key &= mbedtls_ecdsa_verify(&kp.grp, hash, 32, &other.Q, &r, &s) != 0;
 		mbedtls_mpi_sub_mpi(&t, &kp.grp.N, &s);  /* (r, n - s) is valid too, as in every ECDSA */
 		neg_s &= mbedtls_ecdsa_verify(&kp.grp, hash, 32, &kp.Q, &r, &t) == 0;
-		mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 48, tls_rng, NULL);
+		ref_sign(&r, &s, &kp.d, hash, 48);
 		h384 &= mbedtls_ecdsa_verify(&kp.grp, hash, 48, &kp.Q, &r, &s) == 0;
 	}
-	TEST("ecdsa: mbedTLS's signatures verify (100 keys)", good);
+	TEST("ecdsa: signatures by mbedTLS's arithmetic verify (100 keys)", good);
 	TEST("ecdsa: a flipped hash bit fails", bad_hash);
 	TEST("ecdsa: r + 1 fails", bad_r);
 	TEST("ecdsa: s + 1 fails", bad_s);
 	TEST("ecdsa: another key fails", bad_key);
 	TEST("ecdsa: (r, n - s) verifies, as mbedTLS's own verify accepts", neg_s);
 	TEST("ecdsa: a 48-byte hash (leftmost 256 bits) verifies", h384);
-	mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 32, tls_rng, NULL);
+	ref_sign(&r, &s, &kp.d, hash, 32);
 	mbedtls_mpi_lset(&t, 0);
 	TEST("ecdsa: r = 0 fails", mbedtls_ecdsa_verify(&kp.grp, hash, 32, &kp.Q, &t, &s) != 0);
 	TEST("ecdsa: s = 0 fails", mbedtls_ecdsa_verify(&kp.grp, hash, 32, &kp.Q, &r, &t) != 0);
@@ -251,6 +322,259 @@ static void test_verify(void)
 	mbedtls_mpi_free(&s);
 	mbedtls_mpi_free(&t);
 	mbedtls_ecp_point_free(&bad);
+}
+
+/* ------------------------------------------------------------------ signing */
+
+/* k G by tls.c's constant-time fixed-base code against mbedtls_ecp_mul (x and y) */
+static int base_mul_agrees(const mbedtls_mpi *k)
+{
+	mbedtls_ecp_point want;
+	struct p256_pt got;
+	p256_fe kf, zi, x, y;
+	mbedtls_mpi gx, gy;
+	int ok;
+
+	mbedtls_ecp_point_init(&want);
+	mbedtls_mpi_init(&gx);
+	mbedtls_mpi_init(&gy);
+	if (mbedtls_ecp_mul(&grp, &want, k, &grp.G, tls_rng, NULL) != 0)
+		return 0;
+	mpi_to_fe(kf, k);
+	p256_base_mul(&got, kf);
+	if (mbedtls_ecp_is_zero(&want)) {
+		ok = fe_is_zero(got.z);
+	} else if (fe_is_zero(got.z)) {
+		ok = 0;
+	} else {
+		fe_inv(zi, got.z);                     /* homogeneous: x = X/Z, y = Y/Z */
+		fe_mul(x, got.x, zi);
+		fe_mul(y, got.y, zi);
+		fe_from_mont(x, x);
+		fe_from_mont(y, y);
+		fe_to_mpi(&gx, x);
+		fe_to_mpi(&gy, y);
+		ok = mbedtls_mpi_cmp_mpi(&gx, &want.X) == 0 && mbedtls_mpi_cmp_mpi(&gy, &want.Y) == 0;
+	}
+	mbedtls_ecp_point_free(&want);
+	mbedtls_mpi_free(&gx);
+	mbedtls_mpi_free(&gy);
+	return ok;
+}
+
+/* a = P (Jacobian, z = one) as homogeneous (X : Y : Z) with a random Z */
+static void to_homogeneous(struct p256_pt *h, const struct p256_pt *a)
+{
+	mbedtls_mpi z;
+	p256_fe zf, zm;
+
+	mbedtls_mpi_init(&z);
+	mbedtls_mpi_random(&z, 1, &grp.P, tls_rng, NULL);
+	mpi_to_fe(zf, &z);
+	fe_to_mont(zm, zf);
+	fe_mul(h->x, a->x, zm);
+	fe_mul(h->y, a->y, zm);
+	memcpy(h->z, zm, sizeof(zm));
+	mbedtls_mpi_free(&z);
+}
+
+/* the complete mixed addition on the cases incomplete formulas get wrong */
+static void test_add_complete(void)
+{
+	struct p256_pt inf, g, g2, h, r;
+	struct p256_aff ga = { { 0 }, { 0 } }, gn;
+	p256_fe zi, x, y;
+
+	memcpy(ga.x, p256_g[0].x, sizeof(p256_fe));
+	memcpy(ga.y, p256_g[0].y, sizeof(p256_fe));
+	gn = ga;
+	fe_sub(gn.y, (const uint64_t[4]){ 0, 0, 0, 0 }, ga.y);
+	memset(&inf, 0, sizeof(inf));
+	memcpy(inf.y, p256_one, sizeof(p256_fe));
+	pt_add_complete(&r, &inf, &ga);            /* O + G = G */
+	fe_inv(zi, r.z);
+	fe_mul(x, r.x, zi);
+	fe_mul(y, r.y, zi);
+	TEST("p256 sign: O + G = G (complete addition)", !fe_is_zero(r.z) && fe_eq(x, ga.x) && fe_eq(y, ga.y));
+	to_homogeneous(&h, &p256_g[0]);
+	pt_add_complete(&r, &h, &ga);              /* G + G = 2G, a doubling */
+	pt_double(&g2, &p256_g[0]);
+	pt_affine(g.x, g.y, &g2);
+	fe_inv(zi, r.z);
+	fe_mul(x, r.x, zi);
+	fe_mul(y, r.y, zi);
+	TEST("p256 sign: G + G = 2G (complete addition)", !fe_is_zero(r.z) && fe_eq(x, g.x) && fe_eq(y, g.y));
+	pt_add_complete(&r, &h, &gn);              /* G + (-G) = O */
+	TEST("p256 sign: G + (-G) = O (complete addition)", fe_is_zero(r.z) && !fe_is_zero(r.y));
+	pt_add_complete(&r, &r, &ga);              /* O (as the sum left it) + G = G */
+	fe_inv(zi, r.z);
+	fe_mul(x, r.x, zi);
+	fe_mul(y, r.y, zi);
+	TEST("p256 sign: (G + (-G)) + G = G", !fe_is_zero(r.z) && fe_eq(x, ga.x) && fe_eq(y, ga.y));
+}
+
+static void test_base_mul(void)
+{
+	mbedtls_mpi k;
+	struct p256_pt r;
+	p256_fe kf;
+	int i, ok = 1, pow16 = 1;
+
+	mbedtls_mpi_init(&k);
+	for (i = 0; i < 200; i++) {
+		mbedtls_mpi_random(&k, 1, &grp.N, tls_rng, NULL);
+		ok &= base_mul_agrees(&k);
+	}
+	TEST("p256 sign: k G matches mbedtls_ecp_mul (200 random k)", ok);
+	ok = 1;
+	for (i = 1; i <= 17; i++) {
+		mbedtls_mpi_lset(&k, i);
+		ok &= base_mul_agrees(&k);
+	}
+	TEST("p256 sign: k G for k = 1 .. 17", ok);
+	for (i = 1; i <= 3; i++) {
+		mbedtls_mpi_sub_int(&k, &grp.N, i);
+		ok &= base_mul_agrees(&k);
+	}
+	TEST("p256 sign: k G for k = n - 1, n - 2, n - 3", ok);
+	for (i = 0; i < 64; i++) {
+		mbedtls_mpi_lset(&k, 1);
+		mbedtls_mpi_shift_l(&k, (size_t)(4 * i));
+		pow16 &= base_mul_agrees(&k);          /* one non-zero window, 63 zero ones */
+		mbedtls_mpi_mul_int(&k, &k, 15);
+		pow16 &= base_mul_agrees(&k);          /* the table's last entry of window i */
+	}
+	TEST("p256 sign: k G for k = 16^i and 15 16^i (i = 0 .. 63)", pow16);
+	ok = 1;
+	mbedtls_mpi_read_string(&k, 16, "1000000000000000000000000000000000000000000000000000000000000001");
+	ok &= base_mul_agrees(&k);
+	mbedtls_mpi_read_string(&k, 16, "0fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff");
+	ok &= base_mul_agrees(&k);
+	mbedtls_mpi_read_string(&k, 16, "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0");
+	ok &= base_mul_agrees(&k);
+	mbedtls_mpi_read_string(&k, 16, "0000000100000000000000000000000000000000000000000000000000000000");
+	ok &= base_mul_agrees(&k);
+	TEST("p256 sign: k G with runs of zero and full windows", ok);
+	/* outside what signing uses, but the formula is complete: n G = O, its last step adding P and -P */
+	mpi_to_fe(kf, &grp.N);
+	p256_base_mul(&r, kf);
+	TEST("p256 sign: n G is the point at infinity", fe_is_zero(r.z) && !fe_is_zero(r.y));
+	memset(kf, 0, sizeof(kf));
+	p256_base_mul(&r, kf);
+	TEST("p256 sign: 0 G is the point at infinity", fe_is_zero(r.z) && !fe_is_zero(r.y));
+	mbedtls_mpi_free(&k);
+}
+
+/* an RNG that plays back a script of 32-byte values, then fails */
+struct script_rng {
+	const unsigned char (*v)[32];              /* the values, in order */
+	int n, calls;                              /* how many; calls so far */
+};
+
+static int script_rng(void *ctx, unsigned char *out, size_t len)
+{
+	struct script_rng *sr = ctx;
+
+	if (len != 32 || sr->calls >= sr->n)
+		return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
+	memcpy(out, sr->v[sr->calls++], 32);
+	return 0;
+}
+
+static void test_sign(void)
+{
+	mbedtls_ecp_keypair kp, other;
+	mbedtls_mpi r, s, r2, s2, t, k;
+	mbedtls_ecp_point R;
+	unsigned char hash[48], v[3][32], ff[200][32];
+	struct script_rng sr = { (const unsigned char (*)[32])v, 3, 0 };
+	int i, rc, good = 1, ours = 1, bad_hash = 1, bad_key = 1, h384 = 1, fresh = 1;
+
+	mbedtls_ecp_keypair_init(&kp);
+	mbedtls_ecp_keypair_init(&other);
+	mbedtls_mpi_init(&r);
+	mbedtls_mpi_init(&s);
+	mbedtls_mpi_init(&r2);
+	mbedtls_mpi_init(&s2);
+	mbedtls_mpi_init(&t);
+	mbedtls_mpi_init(&k);
+	mbedtls_ecp_point_init(&R);
+	mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, &other, tls_rng, NULL);
+	for (i = 0; i < 100; i++) {
+		mbedtls_ecp_keypair_free(&kp);
+		mbedtls_ecp_keypair_init(&kp);
+		mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, &kp, tls_rng, NULL);
+		tls_rng(NULL, hash, sizeof(hash));
+		if (i == 0)
+			memset(hash, 0, 32);               /* e = 0 */
+		if (i == 1)
+			memset(hash, 0xff, 32);            /* e >= n: reduced */
+		rc = mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 32, tls_rng, NULL);
+		good &= rc == 0 && ref_verify(&kp.Q, hash, 32, &r, &s);
+		ours &= mbedtls_ecdsa_verify(&kp.grp, hash, 32, &kp.Q, &r, &s) == 0;
+		bad_key &= !ref_verify(&other.Q, hash, 32, &r, &s);
+		hash[i % 32] ^= (unsigned char)(1u << (i % 8));
+		bad_hash &= !ref_verify(&kp.Q, hash, 32, &r, &s) &&
+		            mbedtls_ecdsa_verify(&kp.grp, hash, 32, &kp.Q, &r, &s) != 0;
+		/* a fresh nonce every time: the same key and hash give another signature */
+		mbedtls_ecdsa_sign(&kp.grp, &r2, &s2, &kp.d, hash, 32, tls_rng, NULL);
+		mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 32, tls_rng, NULL);
+		fresh &= mbedtls_mpi_cmp_mpi(&r, &r2) != 0 && mbedtls_mpi_cmp_mpi(&s, &s2) != 0;
+		rc = mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 48, tls_rng, NULL);
+		h384 &= rc == 0 && ref_verify(&kp.Q, hash, 48, &r, &s);
+	}
+	TEST("p256 sign: signatures pass mbedTLS's verification math (100 keys, e = 0 and e >= n included)", good);
+	TEST("p256 sign: signatures pass our verify", ours);
+	TEST("p256 sign: another key's check fails", bad_key);
+	TEST("p256 sign: a flipped hash bit fails both verifications", bad_hash);
+	TEST("p256 sign: signing twice gives two different signatures", fresh);
+	TEST("p256 sign: a 48-byte hash (leftmost 256 bits)", h384);
+
+	/* nonces: n and 0 are rejected, the third draw is used: r = x(k G) mod n for that k */
+	tls_rng(NULL, hash, 32);
+	mbedtls_mpi_write_binary(&grp.N, v[0], 32);
+	memset(v[1], 0, 32);
+	mbedtls_mpi_random(&k, 1, &grp.N, tls_rng, NULL);
+	mbedtls_mpi_write_binary(&k, v[2], 32);
+	rc = mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 32, script_rng, &sr);
+	mbedtls_ecp_mul(&grp, &R, &k, &grp.G, tls_rng, NULL);
+	mbedtls_mpi_mod_mpi(&t, &R.X, &grp.N);
+	TEST("p256 sign: nonces n and 0 are drawn again, the valid one is used",
+	     rc == 0 && sr.calls == 3 && mbedtls_mpi_cmp_mpi(&r, &t) == 0 && ref_verify(&kp.Q, hash, 32, &r, &s));
+	sr.calls = 2;                              /* the same nonce again: the same signature (k is the only randomness) */
+	rc = mbedtls_ecdsa_sign(&kp.grp, &r2, &s2, &kp.d, hash, 32, script_rng, &sr);
+	TEST("p256 sign: the same nonce gives the same signature", rc == 0 &&
+	     mbedtls_mpi_cmp_mpi(&r, &r2) == 0 && mbedtls_mpi_cmp_mpi(&s, &s2) == 0);
+	sr.calls = 0;
+	sr.n = 2;                                  /* only bad nonces, then the RNG fails: its error comes back */
+	rc = mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 32, script_rng, &sr);
+	TEST("p256 sign: a failing RNG's error is returned", rc == MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED);
+	memset(ff, 0xff, sizeof(ff));              /* always >= n: gives up after a bounded number of draws */
+	sr.v = (const unsigned char (*)[32])ff;
+	sr.n = (int)(sizeof(ff) / sizeof(ff[0]));
+	sr.calls = 0;
+	rc = mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, hash, 32, script_rng, &sr);
+	TEST("p256 sign: an RNG that never gives a valid nonce fails cleanly",
+	     rc == MBEDTLS_ERR_ECP_RANDOM_FAILED && sr.calls > 1 && sr.calls < sr.n);
+	mbedtls_mpi_lset(&t, 0);
+	rc = mbedtls_ecdsa_sign(&kp.grp, &r, &s, &t, hash, 32, tls_rng, NULL);
+	TEST("p256 sign: d = 0 is refused", rc == MBEDTLS_ERR_ECP_INVALID_KEY);
+	rc = mbedtls_ecdsa_sign(&kp.grp, &r, &s, &grp.N, hash, 32, tls_rng, NULL);
+	TEST("p256 sign: d = n is refused", rc == MBEDTLS_ERR_ECP_INVALID_KEY);
+	mbedtls_mpi_sub_int(&t, &grp.N, 1);        /* d = n - 1: Q = -G */
+	rc = mbedtls_ecdsa_sign(&kp.grp, &r, &s, &t, hash, 32, tls_rng, NULL);
+	mbedtls_ecp_copy(&R, &grp.G);
+	mbedtls_mpi_sub_mpi(&R.Y, &grp.P, &grp.G.Y);
+	TEST("p256 sign: d = n - 1 signs (Q = -G)", rc == 0 && ref_verify(&R, hash, 32, &r, &s));
+	mbedtls_ecp_keypair_free(&kp);
+	mbedtls_ecp_keypair_free(&other);
+	mbedtls_mpi_free(&r);
+	mbedtls_mpi_free(&s);
+	mbedtls_mpi_free(&r2);
+	mbedtls_mpi_free(&s2);
+	mbedtls_mpi_free(&t);
+	mbedtls_mpi_free(&k);
+	mbedtls_ecp_point_free(&R);
 }
 
 /* the CA's path: a good CSR is signed, one with an altered signature is refused */
@@ -305,6 +629,13 @@ int main(void)
 	test_field();
 	test_muladd();
 	test_verify();
+	pthread_once(&p256_sign_once, p256_sign_init);
+	TEST("p256 sign: fixed-base table made", p256_sign_ready);
+	if (!p256_sign_ready)
+		return test_report();
+	test_add_complete();
+	test_base_mul();
+	test_sign();
 	test_csr();
 	mbedtls_ecp_group_free(&grp);
 	return test_report();
