@@ -54,7 +54,7 @@
  * mbedTLS's 1.1 ms, for the CA's CSR checks and every handshake (docs/security.md) */
 #define MBEDTLS_ECDSA_VERIFY_ALT
 /* and signing (constant time, secrets): 4-bit fixed-base table for k G, complete
- * addition formulas, Fermat inverses; about 6x less work than mbedTLS's sign */
+ * addition formulas, Fermat inverses; a quarter of the work of mbedTLS's sign */
 #define MBEDTLS_ECDSA_SIGN_ALT
 #define MBEDTLS_PK_C
 #define MBEDTLS_PK_PARSE_C

@@ -1830,33 +1830,34 @@ static void pt_add_complete(struct p256_pt *r, const struct p256_pt *a, const st
 {
 	p256_fe t0, t1, t2, t3, t4, x3, y3, z3;
 
+	/* the paper's 36 steps in its order (X1 Y1 Z1 = a, X2 Y2 = b) */
 	fe_mul(t0, a->x, b->x);
 	fe_mul(t1, a->y, b->y);
 	fe_add(t3, b->x, b->y);
 	fe_add(t4, a->x, a->y);
 	fe_mul(t3, t3, t4);
 	fe_add(t4, t0, t1);
-	fe_sub(t3, t3, t4);
+	fe_sub(t3, t3, t4);                        /* X1 Y2 + X2 Y1 */
 	fe_mul(t4, b->y, a->z);
-	fe_add(t4, t4, a->y);
+	fe_add(t4, t4, a->y);                      /* Y2 Z1 + Y1 */
 	fe_mul(y3, b->x, a->z);
-	fe_add(y3, y3, a->x);
+	fe_add(y3, y3, a->x);                      /* X2 Z1 + X1 */
 	fe_mul(z3, p256_b, a->z);
 	fe_sub(x3, y3, z3);
 	fe_add(z3, x3, x3);
-	fe_add(x3, x3, z3);
+	fe_add(x3, x3, z3);                        /* 3 (X2 Z1 + X1 - b Z1) */
 	fe_sub(z3, t1, x3);
 	fe_add(x3, t1, x3);
 	fe_mul(y3, p256_b, y3);
 	fe_add(t1, a->z, a->z);
-	fe_add(t2, t1, a->z);
+	fe_add(t2, t1, a->z);                      /* 3 Z1 */
 	fe_sub(y3, y3, t2);
 	fe_sub(y3, y3, t0);
 	fe_add(t1, y3, y3);
-	fe_add(y3, t1, y3);
+	fe_add(y3, t1, y3);                        /* 3 (b (X2 Z1 + X1) - 3 Z1 - X1 X2) */
 	fe_add(t1, t0, t0);
 	fe_add(t0, t1, t0);
-	fe_sub(t0, t0, t2);
+	fe_sub(t0, t0, t2);                        /* 3 X1 X2 - 3 Z1 */
 	fe_mul(t1, t4, y3);
 	fe_mul(t2, t0, y3);
 	fe_mul(y3, x3, z3);
