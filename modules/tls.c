@@ -1185,10 +1185,11 @@ done:
  *
  * Verification handles only public values (key, hash, signature), so it may
  * take data-dependent time (the signer below, with secrets, does not); key
- * generation and ECDH stay in mbedTLS's constant-time code. Field elements are 4 x 64-bit limbs in
- * Montgomery form mod p; points Jacobian (X, Y, Z), Z = 0 being the point at
- * infinity; R = u1*G + u2*Q by interleaved wNAF (width 7 over a table of odd
- * multiples of G made once, width 5 over one of Q made per call); scalars
+ * generation and ECDH stay in mbedTLS's constant-time code. Field elements
+ * are 4 x 64-bit limbs in Montgomery form mod p; points Jacobian (X, Y, Z),
+ * Z = 0 being the point at infinity; R = u1*G + u2*Q by interleaved wNAF
+ * (width 7 over a table of odd multiples of G made once, width 5 over one of
+ * Q made per call); scalars
  * (1/s by Fermat, u1, u2) in the same Montgomery arithmetic mod n. The
  * curve's constants are read from mbedTLS's group at first use and p is
  * checked against it. tests/unit/test_ecdsa.c checks all this against
