@@ -220,7 +220,7 @@ count_output() { # $1 = log file, $2 = exit status, $3 = name, $4 = seconds take
 }
 
 # Slow scenarios start first so that no lane is left with a long one at the end.
-E2E_SLOW="20_bookinfo 43_identity 46_controller 32_resilience 45_demo 55_dashboard 33_lb 50_tracing 35_lab2"
+E2E_SLOW="20_bookinfo 59_browser 43_identity 46_controller 57_stat 32_resilience 45_demo 55_dashboard 58_prometheus 33_lb 50_tracing 35_lab2"
 
 # one unit test: compile (glibc, ASan/UBSan) and run; output in $art/NAME.log
 unit_job() {
