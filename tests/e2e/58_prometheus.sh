@@ -80,7 +80,7 @@ expect_eq "PromQL: the reviews series (destination reports) sum to the 30 calls"
 expect_eq "PromQL: productpage's own reports of them too (source)" 30 "$(wait_value 15 "sum($SRC)" 30)"
 export PROM
 py "$own" <<'PY'
-import json, os, sys, urllib.parse, urllib.request
+import json, os, sys, time, urllib.parse, urllib.request
 from rawhttp import ok, bad
 
 def query(q):
@@ -103,11 +103,17 @@ if pol == {"mutual_tls": 30.0}:
 else:
     bad("mtls series", pol)
 # the queries docs/dashboard.md quotes, over the caller's reports
-edges = {"%s->%s/%s" % (m.get("source_app"), m.get("destination_service_name"), m.get("destination_version")): v
-         for m, v in query("sum by (source_app, destination_service_name, destination_version)"
-                           ' (rate(istio_requests_total{reporter="source"}[1m]))')}
 want = ["productpage->details/v1", "productpage->reviews/v1", "productpage->reviews/v2", "productpage->reviews/v3",
         "reviews->ratings/v1"]
+# rate() needs two scrapes of a series: one that first appeared in the second half
+# may have only one yet (scrapes every 1 s; up to 10 s)
+for attempt in range(20):
+    edges = {"%s->%s/%s" % (m.get("source_app"), m.get("destination_service_name"), m.get("destination_version")): v
+             for m, v in query("sum by (source_app, destination_service_name, destination_version)"
+                               ' (rate(istio_requests_total{reporter="source"}[1m]))')}
+    if all(edges.get(w, 0) > 0 for w in want):
+        break
+    time.sleep(0.5)
 if all(edges.get(w, 0) > 0 for w in want):
     ok("PromQL rate() over the source reports: productpage -> details, reviews v1/v2/v3; reviews -> ratings")
 else:
