@@ -3436,7 +3436,6 @@ static const void *route_nth(const struct conf *c, size_t i, const char **name)
 	return &c->routes[i];
 }
 
-
 /* ---- [peer_authentication NAME] and [authorization NAME] (issue #4) */
 
 /* Policies without a namespace, or in Istio's root namespace, are mesh-wide. */

@@ -1105,7 +1105,6 @@ static void watch_file(void)
 
 /* ------------------------------------------------------------------ admin */
 
-
 /* SYNCED: it holds its latest snapshot; STALE: one is on its way; REJECTED: it refused the latest */
 static const char *status_of(const struct ctl_proxy *p)
 {
@@ -1135,7 +1134,6 @@ static void proxies_table(struct strbuf *b)
 			strbuf_printf(b, "    rejected: %s\n", p->reject_why);
 	}
 }
-
 
 static void json_field(struct strbuf *b, const char *key, const char *v)
 {

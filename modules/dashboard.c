@@ -3283,7 +3283,6 @@ static double window_param(const struct dashboard *d, const char *target, size_t
 	return w;
 }
 
-
 static void status_json(struct dashboard *d, struct strbuf *out)
 {
 	pthread_mutex_lock(&d->lock);

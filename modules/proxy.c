@@ -912,7 +912,6 @@ static void access_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	access_flush_now();
 }
 
-
 /* text fields come from the network: keep the line one line */
 static void text_str(struct strbuf *s, const char *v)
 {
