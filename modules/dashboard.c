@@ -824,6 +824,7 @@ struct dashboard {
 	double t[DB_SLOTS];          /* monotonic time each round was committed */
 	uint32_t rounds;             /* rounds committed */
 	double last_round_wall;      /* wall clock of the last commit */
+	double started_wall;         /* wall clock at dashboard_start */
 	struct db_target **targets;  /* scraper writes, loop reads, both under lock */
 	size_t n_targets;
 	char *registry;              /* last /proxies.json body (NUL-terminated) or NULL */
@@ -1170,6 +1171,7 @@ struct scrape {
 	struct kmap acc;
 	struct kmap tcp;             /* reduced key -> double[2]: istio_tcp_connections_opened / closed_total */
 	size_t bytes, dropped;
+	double started;              /* its process_start_time_seconds, 0 = not given */
 	struct pm_stream st;
 };
 
@@ -1226,6 +1228,7 @@ static void on_sample(void *ctx, const struct pm_sample *s)
 {
 	static const char req[] = "istio_requests_total", bucket[] = "istio_request_duration_milliseconds_bucket";
 	static const char opened[] = "istio_tcp_connections_opened_total", closed[] = "istio_tcp_connections_closed_total";
+	static const char started[] = "process_start_time_seconds";
 	struct scrape *sc = ctx;
 	struct kmap *m = &sc->acc;
 	char key[1024];
@@ -1233,6 +1236,10 @@ static void on_sample(void *ctx, const struct pm_sample *s)
 	double *v;
 	int idx;
 
+	if (s->nlen == sizeof(started) - 1 && !memcmp(s->name, started, s->nlen)) {
+		sc->started = s->value;
+		return;
+	}
 	if (s->nlen == sizeof(req) - 1 && !memcmp(s->name, req, s->nlen)) {
 		idx = 0;
 	} else if ((s->nlen == sizeof(opened) - 1 && !memcmp(s->name, opened, s->nlen)) ||
@@ -1287,6 +1294,9 @@ static uint64_t to_u64(double v)
 static void scrape_fold(struct dashboard *d, struct scrape *sc)
 {
 	struct db_target *t = sc->t;
+	/* a proxy's first scrape is its baseline (what came before the dashboard is not in
+	 * its windows), unless the proxy started after the dashboard: then all of it counts */
+	int baseline = !t->ok && !(sc->started > 0 && sc->started >= d->started_wall - 1);
 	size_t i;
 	int k;
 
@@ -1315,7 +1325,7 @@ static void scrape_fold(struct dashboard *d, struct scrape *sc)
 		}
 		for (k = 0; k < DB_NV; k++) {
 			/* a proxy's first scrape is the baseline; later a new series is all new */
-			if (fresh && !t->ok)
+			if (fresh && baseline)
 				inc[k] = 0;
 			else
 				inc[k] = now[k] >= last[k] ? now[k] - last[k] : now[k];
@@ -3565,6 +3575,7 @@ struct dashboard *dashboard_start(struct ev_loop *loop, const struct dashboard_o
 		return NULL;
 	}
 	d->loop = loop;
+	d->started_wall = wall_now();
 	d->o = *o;
 	if (!(d->o.interval > 0))
 		d->o.interval = 5;

@@ -54,6 +54,7 @@ static struct metrics_series **table;     /* open addressing, size table_cap (po
 static size_t table_cap;
 static struct metrics_series **order;     /* insertion order, for stable output */
 uint64_t metrics_series, metrics_series_dropped;
+double metrics_start_time;
 
 static void values_of(const struct metrics_req *r, const char *v[NLABELS])
 {
@@ -303,6 +304,9 @@ void metrics_render(struct strbuf *out)
 			strbuf_printf(out, " %llu\n", (unsigned long long)(k ? order[i]->tcp_closed : order[i]->tcp_opened));
 		}
 	}
+	if (metrics_start_time > 0)
+		strbuf_printf(out, "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
+		              metrics_start_time);
 	strbuf_printf(out, "# TYPE mesh_metrics_series gauge\nmesh_metrics_series %llu\n"
 	              "# TYPE mesh_metrics_dropped_total counter\nmesh_metrics_dropped_total %llu\n",
 	              (unsigned long long)metrics_series, (unsigned long long)metrics_series_dropped);

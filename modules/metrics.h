@@ -51,6 +51,8 @@ void metrics_render(struct strbuf *out);
 
 /* number of series, and requests dropped from metrics because of the series cap */
 extern uint64_t metrics_series, metrics_series_dropped;
+/* Unix time the proxy started, rendered as process_start_time_seconds (0 = not rendered) */
+extern double metrics_start_time;
 
 /* frees everything (tests, leak checks) */
 void metrics_reset(void);

@@ -3695,6 +3695,12 @@ int proxy_main(int argc, char **argv)
 	}
 	if (getrandom(&P.rng, sizeof(P.rng), 0) != sizeof(P.rng) || !P.rng)
 		P.rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + 1;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		metrics_start_time = ts.tv_sec + ts.tv_nsec / 1e9;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	P.loop = ev_default_loop(EVBACKEND_EPOLL | EVFLAG_NOENV);
 	if (!P.loop) {

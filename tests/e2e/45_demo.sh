@@ -72,6 +72,15 @@ stars=
 for i in 1 2 3 4 5 6; do stars="$stars $(body "http://127.0.0.1:$GW/productpage" | grep -c glyphicon-star)"; done
 if [[ " $stars " == *" 0 "* && " $stars " == *" 10 "* ]]; then pass "pages with no stars (v1) and with 10 (v2, v3):$stars"; else fail "stars: 0 and 10" "$stars"; fi
 expect_match "productpage sidecar metrics" 'istio_requests_total\{' "$(body "http://127.0.0.1:$PP_ADM/metrics")"
+# those first 7 pages, sent right after `ready` and maybe before the dashboard's first
+# scrape of the gateway, are on its graph (the proxies started after the dashboard)
+gw_pages() {
+	body "http://127.0.0.1:$DASH/api/graph?window=300" | python3 -c 'import json, sys
+print(int(sum(e["requests"] for e in json.load(sys.stdin)["edges"] if e["source"].startswith("bookinfo-gateway"))))' 2>/dev/null
+}
+for ((i = 0; i < 60; i++)); do [ "$(gw_pages)" -ge 7 ] 2>/dev/null && break; sleep 0.2; done
+n=$(gw_pages)
+if [ "${n:-0}" -ge 7 ] 2>/dev/null; then pass "dashboard graph: the demo's first 7 pages are counted ($n)"; else fail "first pages" "gateway edges hold ${n:-none} requests, want >= 7"; fi
 expect_match "reviews v2 calls ratings over mTLS" 'destination_app="ratings".*mutual_tls|mutual_tls.*destination_app="ratings"' \
 	"$(body "http://127.0.0.1:$R2_ADM/metrics" | grep istio_requests_total)"
 check "gateway /ready" curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$GW_ADM/ready"
