@@ -232,27 +232,27 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* bytes a JSON string carries as they are: printable ASCII but '"' and '\\' */
+/* bytes a JSON string carries as they are: printable ASCII but '"', '\\' and '<' (so
+ * that no "</script>" ever appears in a page embedding the JSON) */
 static const unsigned char json_plain[256] = {
-	[0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,   /* not 0x22 '"', 0x5c '\\' */
+	[0x20 ... 0x21] = 1, [0x23 ... 0x3b] = 1, [0x3d ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
 };
 
-char *json_escape(char *o, const char *lim, const char *v)
+char *json_escape_n(char *o, const char *lim, const char *v, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)v;
+	const unsigned char *p = (const unsigned char *)v, *e = p + n;
 	unsigned char c;
 	size_t l;
 
 	for (;;) {
-		/* one pass copies and looks for the end (json_plain['\0'] is 0) */
-		while (json_plain[c = *p]) {
+		while (p < e && json_plain[c = *p]) {
 			if (o >= lim)   /* (o may start past it: the caller's fixed bytes) */
 				return NULL;
 			*o++ = (char)c;
 			p++;
 		}
-		if (!c)
+		if (p >= e)
 			return o;
 		if (lim - o < 6)
 			return NULL;
@@ -260,13 +260,13 @@ char *json_escape(char *o, const char *lim, const char *v)
 			*o++ = '\\';
 			*o++ = (char)c;
 			l = 1;
-		} else if (c < 0x20 || c == 0x7f) {
+		} else if (c < 0x20 || c == 0x7f || c == '<') {
 			memcpy(o, "\\u00", 4);
 			o[4] = hex[c >> 4];
 			o[5] = hex[c & 15];
 			o += 6;
 			l = 1;
-		} else if ((l = utf8_len(p, 4))) {   /* (it stops at the NUL: not a continuation byte) */
+		} else if ((l = utf8_len(p, (size_t)(e - p)))) {
 			memcpy(o, p, l);
 			o += l;
 		} else {
@@ -278,17 +278,26 @@ char *json_escape(char *o, const char *lim, const char *v)
 	}
 }
 
-void strbuf_json_str(struct strbuf *out, const char *v)
+char *json_escape(char *o, const char *lim, const char *v)
 {
-	size_t n = v ? strlen(v) : 0;
+	return json_escape_n(o, lim, v, strlen(v));
+}
+
+void strbuf_json_strn(struct strbuf *out, const char *v, size_t n)
+{
 	char *o = strbuf_reserve(out, 6 * n + 2);
 
 	if (!o)
 		return;
 	*o++ = '"';
-	o = json_escape(o, o + 6 * n, v ? v : "");   /* (always fits) */
+	o = json_escape_n(o, o + 6 * n, v, n);   /* (always fits) */
 	*o++ = '"';
 	strbuf_commit(out, o);
+}
+
+void strbuf_json_str(struct strbuf *out, const char *v)
+{
+	strbuf_json_strn(out, v ? v : "", v ? strlen(v) : 0);
 }
 
 char *str_join(char *out, size_t cap, ...)

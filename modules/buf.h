@@ -52,11 +52,15 @@ void strbuf_free(struct strbuf *s);
  * strbuf_commit(s, end) then takes what was written up to end */
 char *strbuf_reserve(struct strbuf *s, size_t n);
 void strbuf_commit(struct strbuf *s, char *end);
-/* a JSON string value: quotes, backslashes and controls escaped, invalid UTF-8 as U+FFFD (NULL = "") */
+/* a JSON string value: quotes, backslashes, controls, DEL and '<' escaped, invalid
+ * UTF-8 as U+FFFD, so the output always parses (NULL = ""); _strn: n bytes of v, NULs
+ * included */
 void strbuf_json_str(struct strbuf *s, const char *v);
+void strbuf_json_strn(struct strbuf *s, const char *v, size_t n);
 /* the same without the quotes, written at o but not past lim: the end, or NULL when
  * it did not fit (6 bytes per byte of v always do) */
 char *json_escape(char *o, const char *lim, const char *v);
+char *json_escape_n(char *o, const char *lim, const char *v, size_t n);
 
 /* out = the strings given up to a NULL, joined, cut to cap - 1 bytes; returns out
  * (snprintf's "%s%s" without printf's cost, for per-request labels) */

@@ -426,59 +426,6 @@ static const char *dj_str(const struct dj_doc *d, int obj, const char *key)
 
 /* ================================================================== JSON out */
 
-/* a JSON string; invalid UTF-8 becomes U+FFFD so the output always parses */
-static void jw_strn(struct strbuf *b, const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s, *e = p + n;
-
-	strbuf_append(b, "\"", 1);
-	while (p < e) {
-		unsigned c = *p;
-		size_t need = 0, k;
-
-		if (c < 0x80) {
-			if (c == '"' || c == '\\')
-				strbuf_printf(b, "\\%c", c);
-			else if (c < 0x20 || c == 0x7f)
-				strbuf_printf(b, "\\u%04x", c);
-			else if (c == '<')   /* never "</script>" in a page that might embed it */
-				strbuf_puts(b, "\\u003c");
-			else
-				strbuf_append(b, (const char *)p, 1);
-			p++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3;
-		if (!need || (size_t)(e - p) <= need) {
-			strbuf_puts(b, "\\ufffd");
-			p++;
-			continue;
-		}
-		for (k = 1; k <= need; k++)
-			if ((p[k] & 0xc0) != 0x80)
-				break;
-		if (k <= need || (c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0) ||
-		    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)) {
-			strbuf_puts(b, "\\ufffd");
-			p++;
-			continue;
-		}
-		strbuf_append(b, (const char *)p, need + 1);
-		p += need + 1;
-	}
-	strbuf_append(b, "\"", 1);
-}
-
-static void jw_str(struct strbuf *b, const char *s)
-{
-	jw_strn(b, s ? s : "", s ? strlen(s) : 0);
-}
-
 /* a finite number (JSON has no NaN / Inf) */
 static void jw_num(struct strbuf *b, double v)
 {
@@ -1732,9 +1679,9 @@ static struct span *span_from_json(const struct dj_doc *doc, int o, char *why, s
 			}
 			if (n_tags++)
 				strbuf_puts(&tags, ",");
-			jw_str(&tags, doc->n[i].key);
+			strbuf_json_str(&tags, doc->n[i].key);
 			strbuf_puts(&tags, ":");
-			jw_strn(&tags, doc->n[i].s, doc->n[i].slen);
+			strbuf_json_strn(&tags, doc->n[i].s, doc->n[i].slen);
 			if (!strcmp(doc->n[i].key, "error") && strcmp(doc->n[i].s, "false"))
 				error = 1;
 			if (!strcmp(doc->n[i].key, "http.status_code")) {
@@ -1959,13 +1906,13 @@ static void traces_list(struct dashboard *d, const char *service, double min_ms,
 			continue;
 		strbuf_puts(out, shown++ ? ",{" : "{");
 		strbuf_puts(out, "\"trace_id\":");
-		jw_str(out, t->trace_id);
+		strbuf_json_str(out, t->trace_id);
 		strbuf_puts(out, ",\"root\":");
-		jw_str(out, t->root ? t->root->name : "");
+		strbuf_json_str(out, t->root ? t->root->name : "");
 		strbuf_puts(out, ",\"root_service\":");
-		jw_str(out, t->root ? t->root->service : "");
+		strbuf_json_str(out, t->root ? t->root->service : "");
 		strbuf_puts(out, ",\"services\":");
-		jw_str(out, t->services);
+		strbuf_json_str(out, t->services);
 		strbuf_puts(out, ",\"start_us\":");
 		jw_num(out, t->start);
 		strbuf_puts(out, ",\"duration_ms\":");
@@ -1998,17 +1945,17 @@ static void trace_span_json(struct strbuf *out, const struct span *sp, int depth
 
 	strbuf_puts(out, first ? "{" : ",{");
 	strbuf_puts(out, "\"id\":");
-	jw_str(out, sp->id);
+	strbuf_json_str(out, sp->id);
 	strbuf_puts(out, ",\"parent_id\":");
-	jw_str(out, sp->parent);
+	strbuf_json_str(out, sp->parent);
 	strbuf_puts(out, ",\"name\":");
-	jw_str(out, sp->name);
+	strbuf_json_str(out, sp->name);
 	strbuf_puts(out, ",\"kind\":");
-	jw_str(out, sp->kind);
+	strbuf_json_str(out, sp->kind);
 	strbuf_puts(out, ",\"service\":");
-	jw_str(out, sp->service);
+	strbuf_json_str(out, sp->service);
 	strbuf_puts(out, ",\"remote_service\":");
-	jw_str(out, sp->remote);
+	strbuf_json_str(out, sp->remote);
 	strbuf_printf(out, ",\"depth\":%d,\"timestamp_us\":", depth);
 	jw_num(out, sp->ts);
 	strbuf_puts(out, ",\"offset_ms\":");
@@ -2078,7 +2025,7 @@ static int trace_get(struct dashboard *d, const char *raw_id, size_t raw_len, st
 		return 500;
 	}
 	strbuf_puts(out, "{\"trace_id\":");
-	jw_str(out, tid);
+	strbuf_json_str(out, tid);
 	strbuf_printf(out, ",\"spans\":[");
 	/* roots: no parent, or a parent that is not here; then whatever a cycle left over */
 	for (int pass = 0; pass < 2; pass++) {
@@ -2324,7 +2271,7 @@ static void graph_json(struct dashboard *d, double window, struct strbuf *out)
 	strbuf_puts(out, ",\"bad\":");
 	jw_num(out, d->o.bad_rate);
 	strbuf_puts(out, "},\"registry_error\":");
-	jw_str(out, d->registry_err);
+	strbuf_json_str(out, d->registry_err);
 	strbuf_puts(out, ",\"nodes\":[");
 	for (i = 0; i < g.nodes.cap; i++) {
 		const struct gnode *nd = g.nodes.t[i].v;
@@ -2333,13 +2280,13 @@ static void graph_json(struct dashboard *d, double window, struct strbuf *out)
 			continue;
 		strbuf_puts(out, n++ ? ",{" : "{");
 		strbuf_puts(out, "\"id\":");
-		jw_str(out, g.nodes.t[i].k);
+		strbuf_json_str(out, g.nodes.t[i].k);
 		strbuf_puts(out, ",\"service\":");
-		jw_str(out, nd->service);
+		strbuf_json_str(out, nd->service);
 		strbuf_puts(out, ",\"version\":");
-		jw_str(out, nd->version);
+		strbuf_json_str(out, nd->version);
 		strbuf_puts(out, ",\"kind\":");
-		jw_str(out, nd->kind);
+		strbuf_json_str(out, nd->kind);
 		strbuf_printf(out, ",\"proxies\":%d,\"rps_in\":", nd->proxies);
 		jw_num(out, g.have ? (double)nd->in_req / g.secs : 0);
 		strbuf_puts(out, ",\"error_rate_in\":");
@@ -2358,13 +2305,13 @@ static void graph_json(struct dashboard *d, double window, struct strbuf *out)
 		node_id(tid, sizeof(tid), e->f[2], e->f[3]);
 		strbuf_puts(out, n++ ? ",{" : "{");
 		strbuf_puts(out, "\"source\":");
-		jw_str(out, sid);
+		strbuf_json_str(out, sid);
 		strbuf_puts(out, ",\"target\":");
-		jw_str(out, tid);
+		strbuf_json_str(out, tid);
 		strbuf_puts(out, ",\"service\":");
-		jw_str(out, e->f[2]);
+		strbuf_json_str(out, e->f[2]);
 		strbuf_puts(out, ",\"version\":");
-		jw_str(out, e->f[3]);
+		strbuf_json_str(out, e->f[3]);
 		strbuf_printf(out, ",\"reporter\":\"%s\",\"requests\":%llu,\"rps\":", e->dest_reported ? "destination" : "source",
 		              (unsigned long long)e->req);
 		jw_num(out, (double)e->req / g.secs);
@@ -2432,7 +2379,7 @@ static void json_str_list(struct strbuf *out, char **v, size_t n)
 	for (i = 0; i < n; i++) {
 		if (i)
 			strbuf_puts(out, ",");
-		jw_str(out, v[i]);
+		strbuf_json_str(out, v[i]);
 	}
 	strbuf_puts(out, "]");
 }
@@ -2459,20 +2406,20 @@ static void proxy_json(struct dashboard *d, const struct dj_doc *doc, int p, str
 	strbuf_puts(out, first ? "{" : ",{");
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		strbuf_printf(out, "%s\"%s\":", i ? "," : "", keys[i]);
-		jw_str(out, dj_str(doc, p, keys[i]));
+		strbuf_json_str(out, dj_str(doc, p, keys[i]));
 	}
 	strbuf_puts(out, ",\"version\":");
-	jw_str(out, known(dj_str(doc, dj_get(doc, p, "labels"), "version")));
+	strbuf_json_str(out, known(dj_str(doc, dj_get(doc, p, "labels"), "version")));
 	s = dj_get(doc, p, "seen_seconds_ago");
 	strbuf_puts(out, ",\"seen_seconds_ago\":");
 	jw_num(out, s >= 0 && doc->n[s].type == DJ_NUM ? doc->n[s].num : -1);
 	strbuf_puts(out, ",\"scrape\":");
 	if (!t)
-		jw_str(out, "not scraped yet");
+		strbuf_json_str(out, "not scraped yet");
 	else if (t->err[0])
-		jw_str(out, t->err);
+		strbuf_json_str(out, t->err);
 	else
-		jw_str(out, t->ok ? "ok" : "pending");
+		strbuf_json_str(out, t->ok ? "ok" : "pending");
 	strbuf_printf(out, ",\"scrapes_ok\":%u,\"scrape_ms\":", t ? t->ok : 0);
 	jw_num(out, t ? t->last_ms : 0);
 	strbuf_puts(out, "}");
@@ -2503,7 +2450,7 @@ static void services_json(struct dashboard *d, double window, struct strbuf *out
 		str_list_add(&names, &n_names, known(dj_str(&doc, p, "service")));
 	graph_build(d, window, &g);
 	strbuf_puts(out, "{\"registry_error\":");
-	jw_str(out, d->registry_err);
+	strbuf_json_str(out, d->registry_err);
 	strbuf_puts(out, ",\"services\":[");
 	for (i = 0; i < n_names; i++) {
 		const struct conf_service *svc = NULL;
@@ -2517,9 +2464,9 @@ static void services_json(struct dashboard *d, double window, struct strbuf *out
 				svc = &cf->services[k];
 		strbuf_puts(out, i ? ",{" : "{");
 		strbuf_puts(out, "\"name\":");
-		jw_str(out, names[i]);
+		strbuf_json_str(out, names[i]);
 		strbuf_puts(out, ",\"namespace\":");
-		jw_str(out, svc ? svc->namespace : "");
+		strbuf_json_str(out, svc ? svc->namespace : "");
 		strbuf_printf(out, ",\"port\":%u,\"declared\":%s,\"proxies\":[", svc ? svc->port : 0, svc ? "true" : "false");
 		first = 1;
 		for (p = arr >= 0 ? doc.n[arr].child : -1; p >= 0; p = doc.n[p].next) {
@@ -2826,22 +2773,22 @@ static void stat_json(struct dashboard *d, int by_svc, const char *from, const c
 	strbuf_puts(out, ",\"covered_seconds\":");
 	jw_num(out, secs);
 	strbuf_puts(out, ",\"from\":");
-	jw_str(out, from);
+	strbuf_json_str(out, from);
 	strbuf_puts(out, ",\"to\":");
-	jw_str(out, to);
+	strbuf_json_str(out, to);
 	strbuf_puts(out, ",\"registry_error\":");
-	jw_str(out, d->registry_err);
+	strbuf_json_str(out, d->registry_err);
 	strbuf_puts(out, ",\"rows\":[");
 	sorted = kmap_sorted(&rows, &n);
 	for (i = 0; sorted && i < n; i++) {
 		const struct srow *r = sorted[i].v;
 
 		strbuf_puts(out, i ? ",{\"name\":" : "{\"name\":");
-		jw_str(out, sorted[i].k);
+		strbuf_json_str(out, sorted[i].k);
 		strbuf_puts(out, ",\"service\":");
-		jw_str(out, r->svc);
+		strbuf_json_str(out, r->svc);
 		strbuf_puts(out, ",\"version\":");
-		jw_str(out, r->ver);
+		strbuf_json_str(out, r->ver);
 		strbuf_printf(out, ",\"meshed\":%d,\"endpoints\":%d,\"requests\":%llu", r->meshed, r->endpoints,
 		              (unsigned long long)r->req);
 		num_or_null(out, "success", r->req, 1 - (double)r->err / (double)(r->req ? r->req : 1));
@@ -2925,14 +2872,14 @@ static void edges_json(struct dashboard *d, int by_svc, double window, struct st
 
 		row_name(name, sizeof(name), e->src, e->src_ver, by_svc);
 		strbuf_puts(out, i ? ",{\"source\":" : "{\"source\":");
-		jw_str(out, name);
+		strbuf_json_str(out, name);
 		row_name(name, sizeof(name), e->dst, e->dst_ver, by_svc);
 		strbuf_puts(out, ",\"destination\":");
-		jw_str(out, name);
+		strbuf_json_str(out, name);
 		strbuf_puts(out, ",\"source_identity\":");
-		jw_str(out, e->src_id);
+		strbuf_json_str(out, e->src_id);
 		strbuf_puts(out, ",\"destination_identity\":");
-		jw_str(out, e->dst_id);
+		strbuf_json_str(out, e->dst_id);
 		strbuf_printf(out, ",\"requests\":%llu,\"mtls_requests\":%llu,\"secured\":%s,\"reason\":",
 		              (unsigned long long)e->req, (unsigned long long)e->mtls_req,
 		              e->mtls_req == e->req ? "true" : "false");
@@ -2944,7 +2891,7 @@ static void edges_json(struct dashboard *d, int by_svc, double window, struct st
 			snprintf(why, sizeof(why), "plaintext, caller outside the mesh");
 		else
 			snprintf(why, sizeof(why), "plaintext");
-		jw_str(out, why);
+		strbuf_json_str(out, why);
 		strbuf_puts(out, "}");
 	}
 	strbuf_puts(out, "]}\n");
@@ -2973,10 +2920,10 @@ static void dest_json(struct strbuf *out, const struct conf *cf, const struct co
 	const struct conf_destination *dr;
 
 	strbuf_puts(out, "{\"service\":");
-	jw_str(out, dst->svc ? dst->svc->name : "");
+	strbuf_json_str(out, dst->svc ? dst->svc->name : "");
 	strbuf_puts(out, ",\"subset\":");
 	dr = dst->svc ? conf_destination_of(cf, dst->svc) : NULL;
-	jw_str(out, dr && dst->subset >= 0 && (size_t)dst->subset < dr->n_subsets ? dr->subsets[dst->subset].name : "");
+	strbuf_json_str(out, dr && dst->subset >= 0 && (size_t)dst->subset < dr->n_subsets ? dr->subsets[dst->subset].name : "");
 	strbuf_printf(out, ",\"weight\":%u}", dst->weight);
 }
 
@@ -2997,18 +2944,18 @@ static void config_json(struct dashboard *d, struct strbuf *out)
 	if (rep.n)
 		qsort(rep.v, rep.n, sizeof(*rep.v), cfg_msg_cmp);
 	strbuf_puts(out, "{\"file\":");
-	jw_str(out, d->mesh_path);
+	strbuf_json_str(out, d->mesh_path);
 	strbuf_printf(out, ",\"ok\":%s,\"errors\":%zu,\"warnings\":%zu,\"summary\":", rep.n_errors ? "false" : "true",
 	              rep.n_errors, rep.n_warnings);
-	jw_str(out, rep.counts);
+	strbuf_json_str(out, rep.counts);
 	strbuf_puts(out, ",\"messages\":[");
 	for (i = 0; i < rep.n; i++) {
 		const struct check_msg *m = &rep.v[i];
 
 		strbuf_printf(out, "%s{\"severity\":\"%s\",\"file\":", i ? "," : "", m->error ? "error" : "warning");
-		jw_str(out, m->file >= 0 && (size_t)m->file < rep.n_files ? rep.files[m->file] : "");
+		strbuf_json_str(out, m->file >= 0 && (size_t)m->file < rep.n_files ? rep.files[m->file] : "");
 		strbuf_printf(out, ",\"line\":%d,\"text\":", m->line);
-		jw_str(out, m->text);
+		strbuf_json_str(out, m->text);
 		strbuf_puts(out, "}");
 	}
 	check_report_free(&rep);
@@ -3022,15 +2969,15 @@ static void config_json(struct dashboard *d, struct strbuf *out)
 
 		strbuf_puts(out, i ? ",{" : "{");
 		strbuf_puts(out, "\"name\":");
-		jw_str(out, rt->name);
+		strbuf_json_str(out, rt->name);
 		strbuf_puts(out, ",\"service\":");
-		jw_str(out, svc ? svc->name : "");
+		strbuf_json_str(out, svc ? svc->name : "");
 		strbuf_puts(out, ",\"where\":");
 		{
 			char w[300];
 
 			snprintf(w, sizeof(w), "%s:%d", rt->file ? rt->file : "", rt->line);
-			jw_str(out, w);
+			strbuf_json_str(out, w);
 		}
 		strbuf_puts(out, ",\"hosts\":");
 		json_str_list(out, rt->hosts, rt->n_hosts);
@@ -3045,7 +2992,7 @@ static void config_json(struct dashboard *d, struct strbuf *out)
 		jw_num(out, rt->fault_abort ? rt->fault_abort_percent : 0);
 		strbuf_printf(out, ",\"fault_delay_ms\":%u,\"direct_response\":%d,\"redirect\":", rt->fault_delay,
 		              rt->direct_status);
-		jw_str(out, rt->redirect);
+		strbuf_json_str(out, rt->redirect);
 		strbuf_puts(out, ",\"mirror\":");
 		if (rt->mirror.svc)
 			dest_json(out, cf, &rt->mirror);
@@ -3059,11 +3006,11 @@ static void config_json(struct dashboard *d, struct strbuf *out)
 
 		strbuf_puts(out, i ? ",{" : "{");
 		strbuf_puts(out, "\"service\":");
-		jw_str(out, dr->svc ? dr->svc->name : "");
+		strbuf_json_str(out, dr->svc ? dr->svc->name : "");
 		strbuf_puts(out, ",\"subsets\":[");
 		for (k = 0; k < dr->n_subsets; k++) {
 			strbuf_puts(out, k ? "," : "");
-			jw_str(out, dr->subsets[k].name);
+			strbuf_json_str(out, dr->subsets[k].name);
 		}
 		strbuf_puts(out, "]}");
 	}
@@ -3297,11 +3244,11 @@ static void status_json(struct dashboard *d, struct strbuf *out)
 {
 	pthread_mutex_lock(&d->lock);
 	strbuf_puts(out, "{\"controller\":");
-	jw_str(out, d->controller);
+	strbuf_json_str(out, d->controller);
 	strbuf_puts(out, ",\"registry_error\":");
-	jw_str(out, d->registry_err);
+	strbuf_json_str(out, d->registry_err);
 	strbuf_puts(out, ",\"metrics_from\":");
-	jw_str(out, d->prometheus ? d->prometheus : "proxies");
+	strbuf_json_str(out, d->prometheus ? d->prometheus : "proxies");
 	strbuf_printf(out, ",\"targets\":%zu,\"rounds\":%u,\"series\":%zu,\"series_dropped\":%zu,\"bad_metric_lines\":%llu,"
 	              "\"interval\":", d->n_targets, d->rounds, d->series.n, d->series_dropped,
 	              (unsigned long long)d->samples_bad);

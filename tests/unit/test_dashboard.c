@@ -160,7 +160,7 @@ static void test_writer(void)
 	struct dj_doc d;
 	const char raw[] = "a\"b\\c\n\x01<\xff\xc3(\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\x80";
 
-	jw_strn(&b, raw, sizeof(raw) - 1);
+	strbuf_json_strn(&b, raw, sizeof(raw) - 1);
 	TEST("writer: escapes, '<' and invalid UTF-8 replaced",
 	     !strcmp(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\\u003c\\ufffd\\ufffd(\xe2\x82\xac\xf0\x9f\x98\x80\\ufffd\\ufffd\\ufffd\""));
 	TEST("writer: the output parses", dj_parse(&d, b.p, b.len, 10) == 0);

@@ -383,6 +383,16 @@ static void test_json(void)
 	TEST("json: quotes and backslashes escaped", esc_is("a\"b\\c", "\"a\\\"b\\\\c\""));
 	TEST("json: controls and DEL as \\u00XX", esc_is("\x01\t\n\x1f\x7f", "\"\\u0001\\u0009\\u000a\\u001f\\u007f\""));
 	TEST("json: valid UTF-8 (2, 3, 4 bytes) kept", esc_is("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""));
+	TEST("json: '<' as \\u003c, invalid UTF-8 as U+FFFD", esc_is("</script>\xc3(\xed\xa0\x80", "\"\\u003c/script>\\ufffd(\\ufffd\\ufffd\\ufffd\""));
+	{
+		struct strbuf s = { 0 };
+		char o[16];
+
+		strbuf_json_strn(&s, "a\0b\xe2\x82", 5);   /* a NUL inside, a sequence cut by the length */
+		TEST("json: with a length, NUL escaped and a cut sequence replaced", s.p && !strcmp(s.p, "\"a\\u0000b\\ufffd\\ufffd\""));
+		strbuf_free(&s);
+		TEST("json: json_escape stops at lim", json_escape(o, o + 3, "abcd") == NULL && json_escape(o, o + 4, "abcd") == o + 4);
+	}
 	TEST("json: invalid UTF-8 becomes U+FFFD, byte by byte",
 	     esc_is("\xff", "\"\\ufffd\"") && esc_is("\x80x", "\"\\ufffdx\"") &&
 	     esc_is("\xc0\x80", "\"\\ufffd\\ufffd\"") &&          /* overlong */
