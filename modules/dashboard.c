@@ -3035,8 +3035,11 @@ struct dconn {
 	size_t in_len, in_cap;
 	size_t head_len;             /* 0 until the head is parsed */
 	size_t body_len;             /* Content-Length of a POST */
+	size_t req_len;              /* bytes of in the request being answered takes */
 	struct strbuf out;
 	size_t out_off;
+	unsigned keep : 1;           /* the answer keeps the connection open (HTTP/1.1 keep-alive) */
+	unsigned served : 1;         /* answered a request: idle between requests may be closed */
 };
 
 static void dconn_close(struct dconn *c)
@@ -3078,8 +3081,8 @@ static const char *reason_of(int status)
 static void respond(struct dconn *c, int status, const char *ctype, struct strbuf *body, int head_only)
 {
 	strbuf_printf(&c->out, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-	              "cache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n",
-	              status, reason_of(status), ctype, body->len);
+	              "cache-control: no-store\r\nx-content-type-options: nosniff\r\n%s",
+	              status, reason_of(status), ctype, body->len, c->keep ? "" : "connection: close\r\n");
 	if (status == 401)
 		strbuf_puts(&c->out, "www-authenticate: Basic realm=\"mesh dashboard\", charset=\"UTF-8\"\r\n");
 	if (!strncmp(ctype, "text/html", 9))
@@ -3363,6 +3366,7 @@ static void dconn_handle(struct dconn *c)
 	int r, status, head, post;
 
 	memset(&m, 0, sizeof(m));
+	c->keep = 0;
 	r = http1_parse_request(c->in, c->in_len, &m, hdrs, &lim);
 	if (r == -2) {
 		if (c->in_len >= DC_MAX_HEAD)
@@ -3404,12 +3408,42 @@ static void dconn_handle(struct dconn *c)
 		if (c->in_len < c->head_len + c->body_len)
 			return;   /* more body to come: conn_cb calls again */
 	}
+	/* the connection stays for the next request when the client allows it and
+	 * the whole of this one is read (a body only comes with a POST) */
+	c->req_len = (size_t)r + c->body_len;
+	c->keep = !(m.flags & HTTP1_F_CONN_CLOSE) && (post || m.body == HTTP1_BODY_NONE);
 	status = route(c, &m, c->in + r, c->body_len, &body, &ctype);
 	respond(c, status, ctype, &body, head);
 	return;
 bad:
 	strbuf_printf(&body, "bad request%s%s\n", m.err_reason ? ": " : "", m.err_reason ? m.err_reason : "");
 	respond(c, 400, ctype, &body, 0);
+}
+
+/* the answer is written: close, or wait for the next request on a kept connection
+ * (what a client pipelined after this request is already in c->in) */
+static void dconn_next(struct dconn *c)
+{
+	if (!c->keep) {
+		dconn_close(c);
+		return;
+	}
+	c->keep = 0;
+	c->served = 1;
+	strbuf_free(&c->out);
+	memset(&c->out, 0, sizeof(c->out));
+	c->out_off = 0;
+	memmove(c->in, c->in + c->req_len, c->in_len - c->req_len);
+	c->in_len -= c->req_len;
+	c->req_len = c->head_len = c->body_len = 0;
+	ev_io_stop(c->d->loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_READ);
+	ev_io_start(c->d->loop, &c->io);
+	ev_timer_stop(c->d->loop, &c->timer);
+	ev_timer_set(&c->timer, DC_TIMEOUT, 0.);   /* the next request has as long as the first */
+	ev_timer_start(c->d->loop, &c->timer);
+	if (c->in_len)
+		dconn_handle(c);
 }
 
 static void dconn_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -3430,7 +3464,7 @@ static void dconn_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		c->out_off += (size_t)n;
 		if (c->out_off == c->out.len)
-			dconn_close(c);
+			dconn_next(c);
 		return;
 	}
 	want = c->head_len ? c->head_len + c->body_len : DC_MAX_HEAD;
@@ -3483,8 +3517,14 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (fd < 0)
 			return;
 		if (d->n_conns >= DC_MAX_CONNS) {
-			close(fd);
-			continue;
+			/* full: a kept connection waiting between requests makes room */
+			for (c = d->conns; c && !(c->served && !c->in_len && !c->out.len); c = c->next)
+				;
+			if (!c) {
+				close(fd);
+				continue;
+			}
+			dconn_close(c);
 		}
 		c = calloc(1, sizeof(*c));
 		if (!c) {

@@ -282,6 +282,35 @@ expect_match "... saying where" "invalid JSON: .* at byte" "$(cat bad2.out)"
 expect_eq "spans: an unknown trace is a 404" 404 "$(code "$API/api/trace/abcdef")"
 expect_eq "read-only: other POSTs are refused" 405 "$(code -X POST -d x "$API/api/graph")"
 
+# ---------------------------------------------------------------- keep-alive
+# HTTP/1.1 keeps the connection (proxies posting spans reuse theirs): two requests
+# pipelined and a span POST on one connection, then Connection: close ends it
+DASH=$DASH py <<'PY'
+from rawhttp import ok, bad, connect, env_port, Reader, read_response, Closed
+port = env_port("DASH")
+s = connect(port)
+r = Reader(s)
+s.sendall(b"GET /api/services HTTP/1.1\r\nHost: localhost\r\n\r\nHEAD /api/graph HTTP/1.1\r\nHost: localhost\r\n\r\n")
+a = read_response(r)
+b = read_response(r, head=True)
+body = b"[]"
+s.sendall(b"POST /api/v2/spans HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n" + body)
+c = read_response(r)
+s.sendall(b"GET /api/services HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+d = read_response(r)
+try:
+    rest = r.s.recv(1)
+    closed = rest == b""
+except (Closed, ConnectionResetError):
+    closed = True
+got = (a.status, b.status, c.status, d.status, a.get("connection"), d.get("connection"), closed)
+if got == (200, 200, 202, 200, None, "close", True):
+    ok("keep-alive: pipelined GET + HEAD, then a span POST on one connection; Connection: close ends it")
+else:
+    bad("keep-alive", repr(got))
+s.close()
+PY
+
 # ---------------------------------------------------------------- the page
 curl -s --max-time 10 -D page.head -o page.html "$API/"
 size=$(stat -c %s page.html)
