@@ -16,13 +16,7 @@
 ports CAP CTL CADM A1 A2 A3 I1 I2 I3 D1 D2 D3 O1 O2 O3 COUT CADMP SPOUT SPADM
 TTL=3
 
-"$MESH" ca init --dir "$ART/ca" >"$ART/ca-init.log" 2>&1
-cat >"$ART/ca/ca.ini" <<EOF
-[ca]
-listen = 127.0.0.1:$CAP
-dir = .
-EOF
-for sa in hello client; do "$MESH" ca token --ns default --sa "$sa" --dir "$ART/ca" >"$ART/$sa.token" 2>/dev/null; done
+lab_ca
 
 # mesh_ini W1 W2 : mesh.ini with the canary weights (same length for 80/20 and 50/50)
 mesh_ini() {
@@ -52,40 +46,11 @@ EOF
 }
 mesh_ini 80 20
 
-# proxy_ini NAME VERSION APP IN ADMIN OUT
-proxy_ini() {
-	cat >"$ART/$1.ini" <<EOF
-[workload]
-service = hello
-labels  = app=hello, version=$2
-app     = 127.0.0.1:$3
-[listen]
-inbound  = 127.0.0.1:$4
-admin    = 127.0.0.1:$5
-outbound = 127.0.0.1:$6
-[control]
-ca            = 127.0.0.1:$CAP
-trust_bundle  = ca/root.crt
-token_file    = hello.token
-controller    = 127.0.0.1:$CTL
-EOF
-}
-proxy_ini v1a v1 "$A1" "$I1" "$D1" "$O1"
-proxy_ini v1b v1 "$A2" "$I2" "$D2" "$O2"
-proxy_ini v2 v2 "$A3" "$I3" "$D3" "$O3"
-cat >"$ART/client.ini" <<EOF
-[workload]
-service_account = client
-[listen]
-outbound = 127.0.0.1:$COUT
-admin    = 127.0.0.1:$CADMP
-[control]
-ca            = 127.0.0.1:$CAP
-trust_bundle  = ca/root.crt
-token_file    = client.token
-controller    = 127.0.0.1:$CTL
-snapshot_file = client.snapshot
-EOF
+lab_proxy_ini v1a v1 "$A1" "$I1" "$D1" "$O1"
+lab_proxy_ini v1b v1 "$A2" "$I2" "$D2" "$O2"
+lab_proxy_ini v2 v2 "$A3" "$I3" "$D3" "$O3"
+lab_client_ini "$COUT" "$CADMP"
+echo "snapshot_file = client.snapshot" >>"$ART/client.ini"
 # a workload with the client's certificate that claims to be hello
 cat >"$ART/spoof.ini" <<EOF
 [workload]
@@ -97,12 +62,8 @@ app     = 127.0.0.1:$A1
 inbound  = 127.0.0.1:$SPOUT
 admin    = 127.0.0.1:$SPADM
 outbound = off
-[control]
-ca            = 127.0.0.1:$CAP
-trust_bundle  = ca/root.crt
-token_file    = client.token
-controller    = 127.0.0.1:$CTL
 EOF
+lab_control client >>"$ART/spoof.ini"
 
 check "mesh check: the controller's mesh.ini" "$MESH" check -c "$ART/mesh.ini"
 check "mesh check: a proxy file with controller" "$MESH" check -c "$ART/client.ini"

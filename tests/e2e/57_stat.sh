@@ -13,13 +13,7 @@
 
 ports CAP CTL CADM A1 A2 I1 I2 D1 D2 O1 O2 COUT CADMP DASH LEG DASH2
 
-"$MESH" ca init --dir "$ART/ca" >"$ART/ca-init.log" 2>&1
-cat >"$ART/ca/ca.ini" <<EOF
-[ca]
-listen = 127.0.0.1:$CAP
-dir = .
-EOF
-for sa in hello client; do "$MESH" ca token --ns default --sa "$sa" --dir "$ART/ca" >"$ART/$sa.token" 2>/dev/null; done
+lab_ca
 
 cat >"$ART/mesh.ini" <<EOF
 [controller]
@@ -48,38 +42,9 @@ port     = 80
 endpoint = 127.0.0.1:$LEG version=v1
 EOF
 
-# proxy_ini NAME VERSION APP IN ADMIN OUT
-proxy_ini() {
-	cat >"$ART/$1.ini" <<EOF
-[workload]
-service = hello
-labels  = app=hello, version=$2
-app     = 127.0.0.1:$3
-[listen]
-inbound  = 127.0.0.1:$4
-admin    = 127.0.0.1:$5
-outbound = 127.0.0.1:$6
-[control]
-ca           = 127.0.0.1:$CAP
-trust_bundle = ca/root.crt
-token_file   = hello.token
-controller   = 127.0.0.1:$CTL
-EOF
-}
-proxy_ini v1 v1 "$A1" "$I1" "$D1" "$O1"
-proxy_ini v2 v2 "$A2" "$I2" "$D2" "$O2"
-cat >"$ART/client.ini" <<EOF
-[workload]
-service_account = client
-[listen]
-outbound = 127.0.0.1:$COUT
-admin    = 127.0.0.1:$CADMP
-[control]
-ca           = 127.0.0.1:$CAP
-trust_bundle = ca/root.crt
-token_file   = client.token
-controller   = 127.0.0.1:$CTL
-EOF
+lab_proxy_ini v1 v1 "$A1" "$I1" "$D1" "$O1"
+lab_proxy_ini v2 v2 "$A2" "$I2" "$D2" "$O2"
+lab_client_ini "$COUT" "$CADMP"
 
 cd "$ART" || exit 1
 start_backend v1 "$A1"

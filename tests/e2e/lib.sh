@@ -270,3 +270,32 @@ metric_sum() {
 	curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | grep -E -- "$2" | grep -v '^#' \
 		| awk '{ s += $NF } END { printf "%d\n", s }'
 }
+
+# ---- the hello lab of e2e 46, 55 and 57: `mesh up` (controller at $CTL, CA at $CAP),
+# sidecars of service hello and a client-only sidecar, identities from the CA
+# lab_ca : a CA in $ART/ca that listens on $CAP, tokens $ART/hello.token and client.token
+lab_ca() {
+	"$MESH" ca init --dir "$ART/ca" >"$ART/ca-init.log" 2>&1
+	printf '[ca]\nlisten = 127.0.0.1:%s\ndir = .\n' "$CAP" >"$ART/ca/ca.ini"
+	for sa in hello client; do "$MESH" ca token --ns default --sa "$sa" --dir "$ART/ca" >"$ART/$sa.token" 2>/dev/null; done
+}
+# lab_control SA : the [control] section of a lab sidecar (last in its file: more keys may follow)
+lab_control() {
+	printf '[control]\nca           = 127.0.0.1:%s\ntrust_bundle = ca/root.crt\ntoken_file   = %s.token\ncontroller   = 127.0.0.1:%s\n' \
+		"$CAP" "$1" "$CTL"
+}
+# lab_proxy_ini NAME VERSION APP IN ADMIN OUT : $ART/NAME.ini, a sidecar of hello
+lab_proxy_ini() {
+	{
+		printf '[workload]\nservice = hello\nlabels  = app=hello, version=%s\napp     = 127.0.0.1:%s\n' "$2" "$3"
+		printf '[listen]\ninbound  = 127.0.0.1:%s\nadmin    = 127.0.0.1:%s\noutbound = 127.0.0.1:%s\n' "$4" "$5" "$6"
+		lab_control hello
+	} >"$ART/$1.ini"
+}
+# lab_client_ini OUT ADMIN : $ART/client.ini, a client-only sidecar (service account client)
+lab_client_ini() {
+	{
+		printf '[workload]\nservice_account = client\n[listen]\noutbound = 127.0.0.1:%s\nadmin    = 127.0.0.1:%s\n' "$1" "$2"
+		lab_control client
+	} >"$ART/client.ini"
+}
