@@ -12,8 +12,9 @@
 #   direct     client -> origin
 # Measured, rounds interleaved over the targets:
 #   1. req/s: wrk -t1 -c50, 1 KiB POST bodies, reused connections; the pair's CPU/req;
-#      latency: rate.c at 1,000 req/s with 1 KiB bodies -> p50/p99, added p99 vs direct;
-#      again with both proxies moved to CPU 0 (no cross-CPU wake-ups);
+#      latency: rate.c at 1,000 req/s with 1 KiB bodies -> p50/p99, added p99 vs direct,
+#      in three placements: everything on CPU 0 (the target figure), each proxy beside
+#      its application, and both proxies on CPU 1 (see "fixed rate" below);
 #   2. full handshakes/s: tests/bench/tlsload.c `hs` (mbedTLS client, no resumption,
 #      one request per connection) against mesh's inbound port and HAProxy B's;
 #      the server's CPU time per handshake;
@@ -34,8 +35,8 @@ if [ "$QUICK" = 1 ]; then MT_DUR=3 MT_HS_DUR=2; else MT_DUR=8 MT_HS_DUR=4; fi
 T_SUITE=$SECONDS
 MT=$TMP/mtls
 mkdir -p "$MT"
-declare -A MT_PORT MT_HOP MT_PIDS MT_NOTE MT_RPS MT_P50 MT_P99 MT_ERRS MT_US MT_FP50 MT_FP99 MT_FERR MT_LATE
-declare -A MT_SP50 MT_SP99 MT_SERR
+declare -A MT_PORT MT_HOP MT_PIDS MT_NOTE MT_RPS MT_P50 MT_P99 MT_ERRS MT_US MT_FERR MT_LATE
+declare -A MT_LP50 MT_LP99 MT_SERR
 declare -A MT_HS MT_HS_CPU MT_HS_P99 MT_HS_ERRS MT_IDLE_KB MT_IDLE_CONNS MT_IDLE_RSS0 MT_IDLE_RSS1 MT_IDLE_NOTE
 MT_LIVE="" MT_SIGN="" MT_SIGN_CPU="" MT_SIGN_P99="" MT_SIGN_ERRS=0 MT_NOTE_ALL=""
 
@@ -244,43 +245,57 @@ for r in $(seq 1 "$REPS"); do
 done
 
 # ---------------------------------------------------------------- fixed rate, 1 KiB bodies
-say "mtls: latency at $RATE req/s, POST $MT_BODY bytes: rate.c, $RATE_CONNS connections, ${RATE_DUR}s (+${RATE_WARM}s warm-up), $REPS round(s)"
-for r in $(seq 1 "$REPS"); do
-	for t in $(mt_order "$r"); do
-		out=$MT/rate-$t-$r.txt
-		"${ON_LOAD[@]}" "$TMP/rate" -p "${MT_PORT[$t]}" -H hello -r "$RATE" -d "$RATE_DUR" -w "$RATE_WARM" \
-			-c "$RATE_CONNS" -b "$MT_BODY" >"$out" 2>&1 || true
-		res=$(tail -1 "$out" | tr ' ' '\n' | awk -F= '{ v[$1] = $2 } END { if ("sent" in v) print v["p50_us"], v["p99_us"], v["max_us"], v["errors"] }')
-		if [ -z "$res" ]; then echo "    rate.c failed for $t: $(tail -1 "$out")"; continue; fi
-		read -r a b c d <<<"$res"
-		MT_FP50[$t]+="$a "; MT_FP99[$t]+="$b "; MT_FERR[$t]=$(( ${MT_FERR[$t]:-0} + d ))
-		MT_LATE[$t]+="$(awk '/lateness/ { sub("p99=", "", $5); print $5 }' "$out") "
-		printf '    round %d %-13s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "$t" "$a" "$b" "$c" "$d"
+# Three placements of the processes (docs/benchmarks.md, "Reading the latency figures"):
+#   onecpu   everything on CPU 0: no cross-CPU wake-ups at all, so what the proxied path
+#            takes beyond direct is the proxies' own work and their loopback hops, all
+#            of it serialised on one CPU (the target figure);
+#   sidecar  each proxy beside its application: A with rate.c on CPU 0, B with the origin
+#            on CPU 1, and direct = rate.c on CPU 0 -> origin on CPU 1; both paths cross
+#            between the vCPUs once each way, but on this VM a crossing costs 100-200 us
+#            and its tail is the VM's, which makes the p99 difference mostly noise;
+#   apart    both proxies on CPU 1, rate.c and the origin on CPU 0: the proxied path
+#            crosses four times, direct never, so it mostly measures the VM's
+#            cross-vCPU wake-ups (kept for comparison with earlier runs).
+mt_layout() { # apart|sidecar|onecpu: pin each pair's first and second proxy and the origin
+	local a b o t p1 p2
+	case "$1" in
+	apart) a=$CPU_PROXY b=$CPU_PROXY o=$CPU_LOAD ;;
+	sidecar) a=$CPU_LOAD b=$CPU_PROXY o=$CPU_PROXY ;;
+	onecpu) a=$CPU_LOAD b=$CPU_LOAD o=$CPU_LOAD ;;
+	esac
+	taskset -a -p -c "$o" "$ORIGIN_PID" >/dev/null 2>&1 || true
+	for t in $MT_PAIRS; do
+		in_list "$t" "$MT_LIVE" || continue
+		read -r p1 p2 <<<"$(mt_pids "$t")"
+		taskset -a -p -c "$a" "$p1" >/dev/null 2>&1 || true
+		taskset -a -p -c "$b" "$p2" >/dev/null 2>&1 || true
 	done
-done
-
-# The same with both proxies of the pair moved to CPU 0, beside rate.c and the origin:
-# no cross-CPU wake-ups (docs/benchmarks.md, "Reading the latency figures"), so what is
-# left above direct is the two proxies' own work and two more loopback hops each way.
-mt_pin() { # cpu target
-	local p
-	for p in $(mt_pids "$2"); do taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true; done
 }
-say "mtls: the same with the proxies moved to CPU $CPU_LOAD (no cross-CPU wake-ups), direct again as the baseline"
-for r in $(seq 1 "$REPS"); do
-	for t in $(mt_order "$r"); do
-		out=$MT/rate-same-$t-$r.txt
-		[ "$t" = direct ] || mt_pin "$CPU_LOAD" "$t"
-		"${ON_LOAD[@]}" "$TMP/rate" -p "${MT_PORT[$t]}" -H hello -r "$RATE" -d "$RATE_DUR" -w "$RATE_WARM" \
-			-c "$RATE_CONNS" -b "$MT_BODY" >"$out" 2>&1 || true
-		[ "$t" = direct ] || mt_pin "$CPU_PROXY" "$t"
-		res=$(tail -1 "$out" | tr ' ' '\n' | awk -F= '{ v[$1] = $2 } END { if ("sent" in v) print v["p50_us"], v["p99_us"], v["max_us"], v["errors"] }')
-		if [ -z "$res" ]; then echo "    rate.c failed for $t: $(tail -1 "$out")"; continue; fi
-		read -r a b c d <<<"$res"
-		MT_SP50[$t]+="$a "; MT_SP99[$t]+="$b "; MT_FERR[$t]=$(( ${MT_FERR[$t]:-0} + d ))
-		printf '    round %d %-13s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "$t" "$a" "$b" "$c" "$d"
+MT_LAYOUTS="onecpu sidecar apart"
+if [ "$QUICK" = 1 ]; then MT_LAT_REPS=$REPS; else MT_LAT_REPS=${BENCH_LAT_REPS:-5}; fi
+for lay in $MT_LAYOUTS; do
+	mt_layout "$lay"
+	case "$lay" in
+	sidecar) what="each proxy beside its application: first proxy with rate.c on CPU $CPU_LOAD, second with the origin on CPU $CPU_PROXY; direct: origin on CPU $CPU_PROXY" ;;
+	onecpu) what="everything on CPU $CPU_LOAD" ;;
+	apart) what="both proxies on CPU $CPU_PROXY, rate.c and the origin on CPU $CPU_LOAD" ;;
+	esac
+	say "mtls: latency at $RATE req/s, POST $MT_BODY bytes, $lay ($what): rate.c, $RATE_CONNS connections, ${RATE_DUR}s (+${RATE_WARM}s warm-up), $MT_LAT_REPS round(s)"
+	for r in $(seq 1 "$MT_LAT_REPS"); do
+		for t in $(mt_order "$r"); do
+			out=$MT/rate-$lay-$t-$r.txt
+			"${ON_LOAD[@]}" "$TMP/rate" -p "${MT_PORT[$t]}" -H hello -r "$RATE" -d "$RATE_DUR" -w "$RATE_WARM" \
+				-c "$RATE_CONNS" -b "$MT_BODY" >"$out" 2>&1 || true
+			res=$(tail -1 "$out" | tr ' ' '\n' | awk -F= '{ v[$1] = $2 } END { if ("sent" in v) print v["p50_us"], v["p99_us"], v["max_us"], v["errors"] }')
+			if [ -z "$res" ]; then echo "    rate.c failed for $t: $(tail -1 "$out")"; continue; fi
+			read -r a b c d <<<"$res"
+			MT_LP50["$lay $t"]+="$a "; MT_LP99["$lay $t"]+="$b "; MT_FERR[$t]=$(( ${MT_FERR[$t]:-0} + d ))
+			MT_LATE[$t]+="$(awk '/lateness/ { sub("p99=", "", $5); print $5 }' "$out") "
+			printf '    round %d %-13s p50 %7s us  p99 %7s us  max %8s us  errors %s\n' "$r" "$t" "$a" "$b" "$c" "$d"
+		done
 	done
 done
+mt_layout apart   # as everything else in the suite runs
 
 # ---------------------------------------------------------------- full handshakes
 # tlsload on CPU 0 is the same mbedTLS client for both servers; the server's CPU time
@@ -377,7 +392,7 @@ say "mtls suite took $((SECONDS - T_SUITE)) s"
 # ---------------------------------------------------------------- report (called by run.sh)
 mt_med() { local -n a=$1; if [ -n "${a[$2]+x}" ] && [ -n "${a[$2]}" ]; then med "${a[$2]}"; else echo na; fi; }
 mt_ratio() { ratio "$(mt_med "$1" "$2")" "$(mt_med "$1" "$3")"; }
-mt_added() { diff_us "$(mt_med "$1" "$2")" "$(mt_med "$1" direct)"; }
+mt_added_l() { diff_us "$(mt_med MT_LP"$2" "$1 $3")" "$(mt_med MT_LP"$2" "$1 direct")"; }   # layout 50|99 target
 mt_rounds() { local -n a=$1; paste -d' ' <(echo "${a[$2]:-}" | tr ' ' '\n' | awk NF) <(echo "${a[$3]:-}" | tr ' ' '\n' | awk NF) \
 	| awk '{ printf "%.2f ", ($2 > 0 ? $1 / $2 : 0) }'; }
 mt_desc() {
@@ -392,20 +407,23 @@ mt_desc() {
 mtls_report() {
 	local t a b
 	echo
-	echo "mTLS, two hops (issue 4): both proxies of a pair on CPU $CPU_PROXY, load and origin on CPU $CPU_LOAD; POST $MT_BODY-byte bodies"
-	echo "wrk -t1 -c$CONNS ${MT_DUR}s x $REPS, reused connections; rate.c $RATE req/s ${RATE_DUR}s x $REPS; medians"
-	printf '%-13s %9s %7s %7s %7s | %7s %7s %8s %8s %6s | %s\n' target "req/s" p50_us p99_us "us/req" p50 p99 p50_1cpu p99_1cpu errors what
+	echo "mTLS, two hops (issue 4): for req/s both proxies of a pair on CPU $CPU_PROXY, load and origin on CPU $CPU_LOAD; POST $MT_BODY-byte bodies"
+	echo "wrk -t1 -c$CONNS ${MT_DUR}s x $REPS, reused connections; rate.c $RATE req/s ${RATE_DUR}s x $MT_LAT_REPS per placement; medians"
+	printf '%-13s %9s %7s %7s %7s | %7s %7s %7s %7s %7s %7s %6s | %s\n' target "req/s" p50_us p99_us "us/req" \
+		p50_1c p99_1c p50_sc p99_sc p50_ap p99_ap errors what
 	for t in $MT_TARGETS; do
 		if ! in_list "$t" "$MT_LIVE"; then printf '%-13s not measured: %s\n' "$t" "${MT_NOTE[$t]:-}"; continue; fi
-		printf '%-13s %9.0f %7s %7s %7s | %7s %7s %8s %8s %6s | %s\n' "$t" "$(mt_med MT_RPS "$t")" "$(mt_med MT_P50 "$t")" \
-			"$(mt_med MT_P99 "$t")" "$(mt_med MT_US "$t")" "$(mt_med MT_FP50 "$t")" "$(mt_med MT_FP99 "$t")" \
-			"$(mt_med MT_SP50 "$t")" "$(mt_med MT_SP99 "$t")" \
+		printf '%-13s %9.0f %7s %7s %7s | %7s %7s %7s %7s %7s %7s %6s | %s\n' "$t" "$(mt_med MT_RPS "$t")" "$(mt_med MT_P50 "$t")" \
+			"$(mt_med MT_P99 "$t")" "$(mt_med MT_US "$t")" \
+			"$(mt_med MT_LP50 "onecpu $t")" "$(mt_med MT_LP99 "onecpu $t")" "$(mt_med MT_LP50 "sidecar $t")" \
+			"$(mt_med MT_LP99 "sidecar $t")" "$(mt_med MT_LP50 "apart $t")" "$(mt_med MT_LP99 "apart $t")" \
 			"$(( ${MT_ERRS[$t]:-0} + ${MT_FERR[$t]:-0} ))" "$(mt_desc "$t")"
 		[ -z "${MT_NOTE[$t]+x}" ] || echo "    WARNING: $t ${MT_NOTE[$t]}"
 	done
 	[ -z "$MT_NOTE_ALL" ] || echo "    WARNING: $MT_NOTE_ALL"
 	echo "(us/req: CPU time of both proxies of the pair per request (direct: the origin's); right of |: latency at $RATE req/s,"
-	echo " proxies on CPU $CPU_PROXY, and *_1cpu: both proxies moved to CPU $CPU_LOAD beside the client and the origin)"
+	echo " _1c: everything on CPU $CPU_LOAD, _sc: each proxy beside its application (first with rate.c on CPU $CPU_LOAD,"
+	echo " second with the origin on CPU $CPU_PROXY), _ap: both proxies on CPU $CPU_PROXY, rate.c and the origin on CPU $CPU_LOAD)"
 	printf 'client send lateness p99 (rate.c timer wake-up, not counted in latency): %s\n' \
 		"$(for t in $MT_LIVE; do printf '%s %s us  ' "$t" "$(mt_med MT_LATE "$t")"; done)"
 	echo "ratios and differences (of medians):"
@@ -415,14 +433,18 @@ mtls_report() {
 	printf '  req/s per round, mesh/haproxy: %s\n' "$(mt_rounds MT_RPS mesh haproxy)"
 	printf '  CPU/req   mesh/haproxy %s   meshplain/haproxyplain %s   (below 1: mesh is cheaper)\n' \
 		"$(mt_ratio MT_US mesh haproxy)" "$(mt_ratio MT_US meshplain haproxyplain)"
-	printf '  added p99 at %s req/s vs direct, us: mesh %s (target < 200)   haproxy %s   meshplain %s   haproxyplain %s\n' "$RATE" \
-		"$(mt_added MT_FP99 mesh)" "$(mt_added MT_FP99 haproxy)" "$(mt_added MT_FP99 meshplain)" "$(mt_added MT_FP99 haproxyplain)"
-	printf '  added p50 at %s req/s vs direct, us: mesh %s   haproxy %s   meshplain %s   haproxyplain %s\n' "$RATE" \
-		"$(mt_added MT_FP50 mesh)" "$(mt_added MT_FP50 haproxy)" "$(mt_added MT_FP50 meshplain)" "$(mt_added MT_FP50 haproxyplain)"
-	printf '  same, proxies on CPU %s: added p99   mesh %s   haproxy %s   meshplain %s   haproxyplain %s\n' "$CPU_LOAD" \
-		"$(mt_added MT_SP99 mesh)" "$(mt_added MT_SP99 haproxy)" "$(mt_added MT_SP99 meshplain)" "$(mt_added MT_SP99 haproxyplain)"
-	printf '  same, proxies on CPU %s: added p50   mesh %s   haproxy %s   meshplain %s   haproxyplain %s\n' "$CPU_LOAD" \
-		"$(mt_added MT_SP50 mesh)" "$(mt_added MT_SP50 haproxy)" "$(mt_added MT_SP50 meshplain)" "$(mt_added MT_SP50 haproxyplain)"
+	for lay in $MT_LAYOUTS; do
+		for q in 99 50; do
+			printf '  added p%s at %s req/s vs direct, %-7s us: mesh %5s%s   haproxy %5s   meshplain %5s   haproxyplain %5s\n' \
+				"$q" "$RATE" "$lay," "$(mt_added_l "$lay" "$q" mesh)" \
+				"$([ "$lay$q" = onecpu99 ] && echo ' (target < 200)')" "$(mt_added_l "$lay" "$q" haproxy)" \
+				"$(mt_added_l "$lay" "$q" meshplain)" "$(mt_added_l "$lay" "$q" haproxyplain)"
+		done
+	done
+	printf '  the cost of crossing vCPUs, no proxy (direct p50 / p99, origin on CPU %s minus origin on CPU %s): %s / %s us\n' \
+		"$CPU_PROXY" "$CPU_LOAD" \
+		"$(diff_us "$(mt_med MT_LP50 "sidecar direct")" "$(mt_med MT_LP50 "onecpu direct")")" \
+		"$(diff_us "$(mt_med MT_LP99 "sidecar direct")" "$(mt_med MT_LP99 "onecpu direct")")"
 	[ -z "$MT_TLSLOAD_NOTE" ] || { echo "($MT_TLSLOAD_NOTE)"; return 0; }
 	echo "full mTLS handshakes, tlsload hs ($MT_HS_CONNS connections, mbedTLS client on CPU $CPU_LOAD, one request per connection), medians:"
 	for t in $MT_HS_TARGETS; do
@@ -462,11 +484,12 @@ mtls_figures() {
 	local t
 	for t in $MT_TARGETS; do
 		printf 'mtls_rps_%s=%s\n' "$t" "$(mt_med MT_RPS "$t" | awk '{ if ($1 == "na") print "na"; else printf "%.0f\n", $1 }')"
-		printf 'mtls_fixed_rate_p99_us_%s=%s\n' "$t" "$(mt_med MT_FP99 "$t")"
+		printf 'mtls_fixed_rate_p99_us_%s=%s\n' "$t" "$(mt_med MT_LP99 "onecpu $t")"
 	done
 	for t in mesh haproxy meshplain haproxyplain; do
-		printf 'mtls_added_p99_us_%s=%s\n' "$t" "$(mt_added MT_FP99 "$t")"
-		printf 'mtls_added_p99_us_1cpu_%s=%s\n' "$t" "$(mt_added MT_SP99 "$t")"
+		printf 'mtls_added_p99_us_1cpu_%s=%s\n' "$t" "$(mt_added_l onecpu 99 "$t")"
+		printf 'mtls_added_p99_us_sidecar_%s=%s\n' "$t" "$(mt_added_l sidecar 99 "$t")"
+		printf 'mtls_added_p99_us_apart_%s=%s\n' "$t" "$(mt_added_l apart 99 "$t")"
 	done
 	printf 'mtls_cpu_us_per_req_mesh=%s\nmtls_cpu_us_per_req_haproxy=%s\n' "$(mt_med MT_US mesh)" "$(mt_med MT_US haproxy)"
 	printf 'mtls_handshakes_per_s_mesh=%s\nmtls_handshakes_per_s_haproxy=%s\n' "$(mt_med MT_HS mesh)" "$(mt_med MT_HS haproxy)"
@@ -476,6 +499,6 @@ mtls_figures() {
 		printf 'idle_kib_per_conn_%s=%s\n' "$t" "$(echo "${MT_IDLE_KB[$t]:-na na}" | tr ' ' '/')"
 	done
 	printf 'mtls_errors=%s\n' "$(mt_errors)"
-	printf 'mtls_added_p99_us=%s\n' "$(mt_added MT_FP99 mesh)"
+	printf 'mtls_added_p99_us=%s\n' "$(mt_added_l onecpu 99 mesh)"
 	printf 'mtls_rps_ratio_haproxy=%s\n' "$(mt_ratio MT_RPS mesh haproxy)"
 }
