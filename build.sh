@@ -318,7 +318,7 @@ run_fuzz() {
 		name=$(basename "$t" .c)
 		say "fuzzing $name for ${secs}s"
 		# shellcheck disable=SC2046
-		clang -g -O1 -fsanitize=fuzzer,address,undefined $DEP_DEFS $(dep_versions) $inc -o "tests/artifacts/fuzz/$name" "$t" \
+		clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $DEP_DEFS $(dep_versions) $inc -o "tests/artifacts/fuzz/$name" "$t" \
 			"$CACHE/glibc/lib/libinih.a" "$CACHE/glibc/lib/libmbedtls.a" "$CACHE/glibc/lib/libmbedx509.a" \
 			"$CACHE/glibc/lib/libmbedcrypto.a" "$CACHE/glibc/lib/libev.a" -lm -pthread || die "cannot build $t"
 		mkdir -p "tests/artifacts/fuzz/$name.corpus"

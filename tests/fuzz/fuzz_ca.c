@@ -11,7 +11,6 @@
  * random, so the fuzzer mostly exercises refusal paths - the seeds in
  * corpus/ca/ include a valid request for the secret below.
  */
-#define _GNU_SOURCE
 #include <assert.h>
 
 #include "../../modules/agent.c"

@@ -105,7 +105,7 @@ static void fuzz_writer(const uint8_t *data, size_t size)
 	struct strbuf out = { 0 };
 	struct dj_doc doc;
 
-	jw_strn(&out, (const char *)data, size);
+	strbuf_json_strn(&out, (const char *)data, size);
 	if (out.oom || dj_parse(&doc, out.p, out.len, 4) < 0 || doc.n[0].type != DJ_STR)
 		abort();
 	dj_free(&doc);
