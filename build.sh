@@ -3,7 +3,8 @@
 #
 #   ./build.sh          deps (cached) + ./mesh (static, musl)
 #   ./build.sh test     the above + ./mesh-asan (glibc, ASan/UBSan), unit tests and
-#                       end-to-end scenarios against both binaries; ends "N passed, N failed"
+#                       end-to-end scenarios against both binaries, and a check that the
+#                       fuzz targets compile; ends "N passed, N failed"
 #   ./build.sh bench    wrk: direct vs mesh vs HAProxy vs nginx (see docs/benchmarks.md)
 #   ./build.sh fuzz [S] libFuzzer on every tests/fuzz/fuzz_*.c, S seconds each (default 30)
 #   ./build.sh asan     only ./mesh-asan
@@ -240,6 +241,7 @@ run_tests() {
 	need_tools curl:curl python3:python3 timeout:coreutils flock:util-linux
 	# e2e 58 runs a real Prometheus, e2e 59 the dashboard in Chromium through tests/browser (docs/dashboard.md)
 	need_tools prometheus:prometheus chromium:chromium node:nodejs npm:npm
+	need_tools clang:clang   # the fuzz targets are checked to compile
 	[ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ] ||
 		(cd tests/browser && npm ci --no-audit --no-fund >/dev/null) || die "npm ci in tests/browser failed (it needs the npm registry)"
 	build_mesh
@@ -305,6 +307,21 @@ run_tests() {
 			fi
 		done < <(sort "$art/$kind.results")
 	done
+	# the fuzz targets (./build.sh fuzz runs them) at least compile against today's modules
+	say "fuzz targets compile (clang -fsyntax-only)"
+	local inc="-I$CACHE/glibc/include -Imodules"
+	started=$SECONDS
+	: >"$art/fuzz-compile.log"
+	for t in tests/fuzz/fuzz_*.c; do
+		name=$(basename "$t" .c)
+		# shellcheck disable=SC2046
+		if clang -fsyntax-only -Werror -D_GNU_SOURCE $DEP_DEFS $(dep_versions) $inc "$t" >"$art/$name.check.log" 2>&1; then
+			echo "PASS: $name compiles"
+		else
+			head -5 "$art/$name.check.log"; echo "FAIL: $name does not compile"
+		fi >>"$art/fuzz-compile.log"
+	done
+	count_output "$art/fuzz-compile.log" 0 "fuzz targets" "$((SECONDS - started))"
 	echo "$TOTAL_PASS passed, $TOTAL_FAIL failed"
 	[ "$TOTAL_FAIL" -eq 0 ]
 }
