@@ -238,21 +238,23 @@ static const unsigned char json_plain[256] = {
 	[0x20 ... 0x21] = 1, [0x23 ... 0x3b] = 1, [0x3d ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
 };
 
-char *json_escape_n(char *o, const char *lim, const char *v, size_t n)
+/* the escaper of both: up to end, or (end = NULL) up to the NUL in one pass */
+static char *json_escape_to(char *o, const char *lim, const char *v, const char *end)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)v, *e = p + n;
-	unsigned char c;
+	const unsigned char *p = (const unsigned char *)v, *e = (const unsigned char *)end;
+	unsigned char c = 0;
 	size_t l;
 
 	for (;;) {
-		while (p < e && json_plain[c = *p]) {
+		/* one pass copies and looks for the end (json_plain['\0'] is 0) */
+		while (p != e && json_plain[c = *p]) {
 			if (o >= lim)   /* (o may start past it: the caller's fixed bytes) */
 				return NULL;
 			*o++ = (char)c;
 			p++;
 		}
-		if (p >= e)
+		if (p == e || (!e && !c))
 			return o;
 		if (lim - o < 6)
 			return NULL;
@@ -266,7 +268,7 @@ char *json_escape_n(char *o, const char *lim, const char *v, size_t n)
 			o[5] = hex[c & 15];
 			o += 6;
 			l = 1;
-		} else if ((l = utf8_len(p, (size_t)(e - p)))) {
+		} else if ((l = utf8_len(p, e ? (size_t)(e - p) : 4))) {   /* (a NUL is not a continuation byte) */
 			memcpy(o, p, l);
 			o += l;
 		} else {
@@ -278,9 +280,14 @@ char *json_escape_n(char *o, const char *lim, const char *v, size_t n)
 	}
 }
 
+char *json_escape_n(char *o, const char *lim, const char *v, size_t n)
+{
+	return json_escape_to(o, lim, v, v + n);
+}
+
 char *json_escape(char *o, const char *lim, const char *v)
 {
-	return json_escape_n(o, lim, v, strlen(v));
+	return json_escape_to(o, lim, v, NULL);
 }
 
 void strbuf_json_strn(struct strbuf *out, const char *v, size_t n)
