@@ -3035,7 +3035,7 @@ struct dconn {
 	size_t in_len, in_cap;
 	size_t head_len;             /* 0 until the head is parsed */
 	size_t body_len;             /* Content-Length of a POST */
-	size_t req_len;              /* bytes of in the request being answered takes */
+	size_t req_len;              /* bytes of in[] taken by the request being answered */
 	struct strbuf out;
 	size_t out_off;
 	unsigned keep : 1;           /* the answer keeps the connection open (HTTP/1.1 keep-alive) */
