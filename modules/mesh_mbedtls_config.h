@@ -56,6 +56,9 @@
 /* and signing (constant time, secrets): 4-bit fixed-base table for k G, complete
  * addition formulas, Fermat inverses; a quarter of the work of mbedTLS's sign */
 #define MBEDTLS_ECDSA_SIGN_ALT
+/* and ECDH's shared secret (constant time, the same formulas over a 4-bit table of the
+ * peer's key): one of the handshake's two secret-key operations */
+#define MBEDTLS_ECDH_COMPUTE_SHARED_ALT
 #define MBEDTLS_PK_C
 #define MBEDTLS_PK_PARSE_C
 #define MBEDTLS_PK_WRITE_C

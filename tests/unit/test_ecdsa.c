@@ -577,6 +577,96 @@ static void test_sign(void)
 	mbedtls_ecp_point_free(&R);
 }
 
+/* ------------------------------------------------------------------ ECDH */
+
+/* x(d Q) by tls.c's mbedtls_ecdh_compute_shared against mbedtls_ecp_mul (mbedTLS's own code) */
+static int ecdh_agrees(const mbedtls_mpi *d, const mbedtls_ecp_point *Q)
+{
+	mbedtls_ecp_point want;
+	mbedtls_mpi z;
+	int ok;
+
+	mbedtls_ecp_point_init(&want);
+	mbedtls_mpi_init(&z);
+	ok = mbedtls_ecp_mul(&grp, &want, d, Q, tls_rng, NULL) == 0 &&
+	     mbedtls_ecdh_compute_shared(&grp, &z, Q, d, tls_rng, NULL) == 0 &&
+	     mbedtls_mpi_cmp_mpi(&z, &want.X) == 0;
+	mbedtls_ecp_point_free(&want);
+	mbedtls_mpi_free(&z);
+	return ok;
+}
+
+static void test_ecdh(void)
+{
+	mbedtls_ecp_point Q, bad, qa, qb;
+	mbedtls_mpi d, k, z, za, zb;
+	int i, ok = 1, edges = 1;
+
+	mbedtls_ecp_point_init(&Q);
+	mbedtls_ecp_point_init(&bad);
+	mbedtls_mpi_init(&d);
+	mbedtls_mpi_init(&k);
+	mbedtls_mpi_init(&z);
+	for (i = 0; i < 100; i++) {                /* random keys, random peers */
+		mbedtls_mpi_random(&k, 1, &grp.N, tls_rng, NULL);
+		mbedtls_ecp_mul(&grp, &Q, &k, &grp.G, tls_rng, NULL);
+		mbedtls_mpi_random(&d, 1, &grp.N, tls_rng, NULL);
+		ok &= ecdh_agrees(&d, &Q);
+	}
+	TEST("p256 ecdh: x(d Q) matches mbedtls_ecp_mul (100 random d and Q)", ok);
+	mbedtls_mpi_random(&k, 1, &grp.N, tls_rng, NULL);
+	mbedtls_ecp_mul(&grp, &Q, &k, &grp.G, tls_rng, NULL);
+	for (i = 1; i <= 17; i++) {                /* the table itself, and the first carries */
+		mbedtls_mpi_lset(&d, i);
+		edges &= ecdh_agrees(&d, &Q);
+	}
+	for (i = 1; i <= 3; i++) {
+		mbedtls_mpi_sub_int(&d, &grp.N, i);
+		edges &= ecdh_agrees(&d, &Q);
+	}
+	for (i = 0; i < 64; i++) {                 /* one non-zero window among zero ones */
+		mbedtls_mpi_lset(&d, 15);
+		mbedtls_mpi_shift_l(&d, (size_t)(4 * i));
+		edges &= ecdh_agrees(&d, &Q);
+	}
+	mbedtls_mpi_read_string(&d, 16, "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0");
+	edges &= ecdh_agrees(&d, &Q);
+	edges &= ecdh_agrees(&d, &grp.G);
+	TEST("p256 ecdh: d = 1 .. 17, n - 1 .. n - 3, 15 16^i, alternating windows; Q = G", edges);
+	/* refused as mbedTLS refuses them: d out of [1, n - 1], Q off the curve or at infinity */
+	mbedtls_mpi_lset(&d, 0);
+	ok = mbedtls_ecdh_compute_shared(&grp, &z, &Q, &d, tls_rng, NULL) != 0;
+	mbedtls_mpi_copy(&d, &grp.N);
+	ok &= mbedtls_ecdh_compute_shared(&grp, &z, &Q, &d, tls_rng, NULL) != 0;
+	mbedtls_mpi_lset(&d, 7);
+	mbedtls_ecp_copy(&bad, &Q);
+	mbedtls_mpi_add_int(&bad.Y, &bad.Y, 1);
+	ok &= mbedtls_ecdh_compute_shared(&grp, &z, &bad, &d, tls_rng, NULL) != 0;
+	mbedtls_ecp_set_zero(&bad);
+	ok &= mbedtls_ecdh_compute_shared(&grp, &z, &bad, &d, tls_rng, NULL) != 0;
+	TEST("p256 ecdh: d = 0, d = n, Q off the curve, Q at infinity are refused", ok);
+	/* two parties agree: x(da (db G)) = x(db (da G)), both by tls.c */
+	mbedtls_ecp_point_init(&qa);
+	mbedtls_ecp_point_init(&qb);
+	mbedtls_mpi_init(&za);
+	mbedtls_mpi_init(&zb);
+	mbedtls_mpi_random(&d, 1, &grp.N, tls_rng, NULL);
+	mbedtls_mpi_random(&k, 1, &grp.N, tls_rng, NULL);
+	ok = mbedtls_ecp_mul(&grp, &qa, &d, &grp.G, tls_rng, NULL) == 0 && mbedtls_ecp_mul(&grp, &qb, &k, &grp.G, tls_rng, NULL) == 0 &&
+	     mbedtls_ecdh_compute_shared(&grp, &za, &qb, &d, tls_rng, NULL) == 0 &&
+	     mbedtls_ecdh_compute_shared(&grp, &zb, &qa, &k, tls_rng, NULL) == 0 && mbedtls_mpi_cmp_mpi(&za, &zb) == 0;
+	TEST("p256 ecdh: two parties compute the same secret", ok);
+	mbedtls_ecp_point_free(&qa);
+	mbedtls_ecp_point_free(&qb);
+	mbedtls_mpi_free(&za);
+	mbedtls_mpi_free(&zb);
+	mbedtls_ecp_point_free(&Q);
+	mbedtls_ecp_point_free(&bad);
+	mbedtls_mpi_free(&d);
+	mbedtls_mpi_free(&k);
+	mbedtls_mpi_free(&z);
+}
+
 /* the CA's path: a good CSR is signed, one with an altered signature is refused */
 static void test_csr(void)
 {
@@ -636,6 +726,7 @@ int main(void)
 	test_add_complete();
 	test_base_mul();
 	test_sign();
+	test_ecdh();
 	test_csr();
 	mbedtls_ecp_group_free(&grp);
 	return test_report();
