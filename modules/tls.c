@@ -1873,39 +1873,49 @@ static void pt_add_complete(struct p256_pt *r, const struct p256_pt *a, const st
 	memcpy(r->z, z3, sizeof(z3));
 }
 
+/*
+ * acc += w tab[...] in constant time for a secret window w (0..15), tab[j - 1]
+ * = j P affine: every entry is read and the one wanted kept by masks, and the
+ * sum is computed even for w = 0 and then dropped by a mask.
+ */
+static void pt_add_window(struct p256_pt *acc, const struct p256_aff tab[15], uint64_t w)
+{
+	uint64_t use = ct_barrier((uint64_t)0 - ((w + 15) >> 4));  /* all ones when w != 0 */
+	struct p256_pt sum;
+	struct p256_aff e;
+	int j, l;
+
+	memset(&e, 0, sizeof(e));
+	for (j = 0; j < 15; j++) {
+		uint64_t m = ct_barrier((uint64_t)0 - (((w ^ (uint64_t)(j + 1)) - 1) >> 63));
+
+		for (l = 0; l < 4; l++) {
+			e.x[l] |= tab[j].x[l] & m;
+			e.y[l] |= tab[j].y[l] & m;
+		}
+	}
+	pt_add_complete(&sum, acc, &e);
+	for (l = 0; l < 4; l++) {
+		acc->x[l] = (sum.x[l] & use) | (acc->x[l] & ~use);
+		acc->y[l] = (sum.y[l] & use) | (acc->y[l] & ~use);
+		acc->z[l] = (sum.z[l] & use) | (acc->z[l] & ~use);
+	}
+	mbedtls_platform_zeroize(&sum, sizeof(sum));
+	mbedtls_platform_zeroize(&e, sizeof(e));
+}
+
 /* r = k G (homogeneous projective) for a secret k < 2^256, in constant time */
 static void p256_base_mul(struct p256_pt *r, const p256_fe k)
 {
-	struct p256_pt acc, sum;
-	struct p256_aff e;
-	int i, j, l;
+	struct p256_pt acc;
+	int i;
 
 	memset(&acc, 0, sizeof(acc));
 	memcpy(acc.y, p256_one, sizeof(acc.y));    /* (0 : 1 : 0) */
-	for (i = 0; i < P256_SWIN; i++) {
-		uint64_t d = (k[i / 16] >> (4 * (i % 16))) & 15;
-		uint64_t use = ct_barrier((uint64_t)0 - ((d + 15) >> 4));  /* all ones when d != 0 */
-
-		memset(&e, 0, sizeof(e));
-		for (j = 0; j < 15; j++) {
-			uint64_t m = ct_barrier((uint64_t)0 - (((d ^ (uint64_t)(j + 1)) - 1) >> 63));
-
-			for (l = 0; l < 4; l++) {
-				e.x[l] |= p256_gt[i][j].x[l] & m;
-				e.y[l] |= p256_gt[i][j].y[l] & m;
-			}
-		}
-		pt_add_complete(&sum, &acc, &e);
-		for (l = 0; l < 4; l++) {
-			acc.x[l] = (sum.x[l] & use) | (acc.x[l] & ~use);
-			acc.y[l] = (sum.y[l] & use) | (acc.y[l] & ~use);
-			acc.z[l] = (sum.z[l] & use) | (acc.z[l] & ~use);
-		}
-	}
+	for (i = 0; i < P256_SWIN; i++)
+		pt_add_window(&acc, p256_gt[i], (k[i / 16] >> (4 * (i % 16))) & 15);
 	*r = acc;
 	mbedtls_platform_zeroize(&acc, sizeof(acc));
-	mbedtls_platform_zeroize(&sum, sizeof(sum));
-	mbedtls_platform_zeroize(&e, sizeof(e));
 }
 
 int mbedtls_ecdsa_sign(mbedtls_ecp_group *grp, mbedtls_mpi *r, mbedtls_mpi *s, const mbedtls_mpi *d,
@@ -2028,11 +2038,11 @@ static void pt_double_complete(struct p256_pt *r, const struct p256_pt *a)
 int mbedtls_ecdh_compute_shared(mbedtls_ecp_group *grp, mbedtls_mpi *z, const mbedtls_ecp_point *Q,
                                 const mbedtls_mpi *d, int (*f_rng)(void *, unsigned char *, size_t), void *p_rng)
 {
-	struct p256_pt row[15], q, acc, sum;
-	struct p256_aff tab[15], e;
+	struct p256_pt row[15], q, acc;
+	struct p256_aff tab[15];
 	p256_fe dk, t, x;
 	unsigned char b[32];
-	int ret, i, j, l;
+	int ret, i, j;
 
 	(void)f_rng;                               /* no blinding needed: nothing here depends on d's value */
 	(void)p_rng;
@@ -2061,26 +2071,9 @@ int mbedtls_ecdh_compute_shared(mbedtls_ecp_group *grp, mbedtls_mpi *z, const mb
 	memset(&acc, 0, sizeof(acc));
 	memcpy(acc.y, p256_one, sizeof(acc.y));    /* (0 : 1 : 0) */
 	for (i = P256_SWIN - 1; i >= 0; i--) {
-		uint64_t w = (dk[i / 16] >> (4 * (i % 16))) & 15;
-		uint64_t use = ct_barrier((uint64_t)0 - ((w + 15) >> 4));  /* all ones when w != 0 */
-
 		for (j = 0; j < 4; j++)
 			pt_double_complete(&acc, &acc);
-		memset(&e, 0, sizeof(e));
-		for (j = 0; j < 15; j++) {
-			uint64_t m = ct_barrier((uint64_t)0 - (((w ^ (uint64_t)(j + 1)) - 1) >> 63));
-
-			for (l = 0; l < 4; l++) {
-				e.x[l] |= tab[j].x[l] & m;
-				e.y[l] |= tab[j].y[l] & m;
-			}
-		}
-		pt_add_complete(&sum, &acc, &e);
-		for (l = 0; l < 4; l++) {
-			acc.x[l] = (sum.x[l] & use) | (acc.x[l] & ~use);
-			acc.y[l] = (sum.y[l] & use) | (acc.y[l] & ~use);
-			acc.z[l] = (sum.z[l] & use) | (acc.z[l] & ~use);
-		}
+		pt_add_window(&acc, tab, (dk[i / 16] >> (4 * (i % 16))) & 15);
 	}
 	ret = MBEDTLS_ERR_ECP_BAD_INPUT_DATA;      /* d Q at infinity (cannot be, for 1 <= d < n) */
 	if (!fe_is_zero(acc.z)) {
@@ -2092,8 +2085,6 @@ int mbedtls_ecdh_compute_shared(mbedtls_ecp_group *grp, mbedtls_mpi *z, const mb
 	}
 	mbedtls_platform_zeroize(dk, sizeof(dk));
 	mbedtls_platform_zeroize(&acc, sizeof(acc));
-	mbedtls_platform_zeroize(&sum, sizeof(sum));
-	mbedtls_platform_zeroize(&e, sizeof(e));
 	mbedtls_platform_zeroize(t, sizeof(t));
 	mbedtls_platform_zeroize(x, sizeof(x));
 	mbedtls_platform_zeroize(b, sizeof(b));
