@@ -1184,8 +1184,8 @@ done:
  * CertificateVerify, PSA, CSRs.
  *
  * Verification handles only public values (key, hash, signature), so it may
- * take data-dependent time (the signer below, with secrets, does not); key
- * generation and ECDH stay in mbedTLS's constant-time code. Field elements
+ * take data-dependent time (the signer and ECDH below, with secrets, do not);
+ * key generation stays in mbedTLS's constant-time code. Field elements
  * are 4 x 64-bit limbs in Montgomery form mod p; points Jacobian (X, Y, Z),
  * Z = 0 being the point at infinity; R = u1*G + u2*Q by interleaved wNAF
  * (width 7 over a table of odd multiples of G made once, width 5 over one of
@@ -1748,7 +1748,7 @@ int mbedtls_ecdsa_verify(mbedtls_ecp_group *grp, const unsigned char *buf, size_
  * what the CA spends per certificate and one of a handshake's five curve
  * operations. The build defines MBEDTLS_ECDSA_SIGN_ALT, so this function is
  * mbedtls_ecdsa_sign for the whole library (PSA, pk, x509 writing, TLS
- * CertificateVerify); key generation and ECDH stay mbedTLS's.
+ * CertificateVerify); key generation stays mbedTLS's (ECDH is below).
  *
  * Unlike verification it handles secrets (the key d and the nonce k), so it
  * runs in constant time: no branch, memory address or loop bound depends on
